@@ -1,0 +1,112 @@
+"""The one small protocol every engine implements.
+
+A backend knows its engine and nothing of Prefect, the store or stitching:
+it checks rows it is asked to run, says which inputs make a job unique, and
+turns one job into one media file in a folder it is given. The caller
+measures the file, stores it atomically and records the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+
+from ..manifest import Row
+
+
+class BackendError(Exception):
+    """A generation that failed; retried unless ``retriable`` is False."""
+
+    retriable: bool = True
+
+
+class PermanentError(BackendError):
+    """Retrying cannot help (bad input, no credit, revoked key): fail the row at once."""
+
+    retriable = False
+
+
+class NotInstalledError(PermanentError):
+    """The backend's optional dependencies are missing."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a backend says determines its output, for the content key."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    # Input files whose *bytes* matter (reference audio, images), by role.
+    inputs: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row, resolved: everything needed to generate it and to name its output."""
+
+    row: Row
+    row_number: int
+    backend: str
+    spec: JobSpec
+    key: str
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
+
+
+@dataclass
+class Generated:
+    """A backend's result: the file it wrote plus what only the engine knows."""
+
+    path: Path
+    compute_s: float | None = None  # engine time; None when the engine does not say
+    cost_usd: float | None = None
+    cost_source: str | None = None  # "reported" by the service, "price table", "gpu time", "free"
+    task_id: str | None = None  # the hosted service's id for the work
+    queue_s: float | None = None
+    attempts_inside: int = 1  # regenerations the backend did itself (bad-case retries)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class; subclasses set the class attributes and override the methods."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[frozenset[str]] = frozenset({"tts"})
+    # Rows this backend runs at once in one process unless settings say otherwise.
+    default_concurrency: ClassVar[int] = 1
+
+    def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
+        """Problems with a row for this engine, as (column, message) pairs."""
+        return []
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        """The model, parameters and input files that decide this row's output."""
+        raise NotImplementedError
+
+    async def generate(self, job: Job, workdir: Path) -> Generated:
+        """Write the job's media into ``workdir`` and describe it."""
+        raise NotImplementedError
+
+
+class ThreadedBackend(Backend):
+    """A backend whose engine is blocking (local inference): runs in a worker thread."""
+
+    async def generate(self, job: Job, workdir: Path) -> Generated:
+        started = time.perf_counter()
+        result = await anyio.to_thread.run_sync(self.generate_sync, job, workdir)
+        if result.compute_s is None:
+            result.compute_s = time.perf_counter() - started
+        return result
+
+    def generate_sync(self, job: Job, workdir: Path) -> Generated:
+        raise NotImplementedError

@@ -1,0 +1,192 @@
+"""``mediamill run | validate | report``: the command line over the same flows.
+
+Exit codes: 0 success, 1 rows failed (or a report/validation found problems),
+2 the manifest is invalid or the command was misused, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+# Quiet defaults for an interactive tool; a user's own settings win.
+_PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from an offline machine
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",  # the ephemeral server's shutdown chatter
+}
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_problems(error: Any) -> None:
+    console.print(f"[bold red]{error.path}[/]: {len(error.problems)} problem(s)")
+    for problem in error.problems:
+        console.print(f"  - {problem}", markup=False)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .manifest import ManifestError
+    from .plan import validate
+
+    try:
+        plan = validate(args.manifest, args.backend)
+    except ManifestError as exc:
+        _print_problems(exc)
+        return 1
+    backends = sorted({j.backend for j in plan.jobs})
+    console.print(
+        f"[green]ok[/] {args.manifest}: {len(plan.jobs)} rows, {len(plan.chapters)} chapters, "
+        f"backends: {', '.join(backends)}"
+    )
+    return 0
+
+
+def _run_with_progress(args: argparse.Namespace) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import progress
+    from .flows import produce
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    ids: dict[str, Any] = {}
+    finished: dict[str, Any] = {}
+
+    def on_event(event: str, data: dict[str, Any]) -> None:
+        if event == "planned":
+            ids["task"] = bar.add_task(data["name"], total=data["total"], completed=data["cached"], failed=0)
+        elif event == "row" and "task" in ids:
+            failed = data["result"].status == "failed"
+            task = bar.tasks[0]
+            bar.update(ids["task"], advance=1, failed=task.fields["failed"] + failed)
+        elif event == "finished":
+            finished.update(data["summary"])
+
+    progress.subscribe(on_event)
+    try:
+        with bar:
+            state = asyncio.run(
+                produce(
+                    manifest=str(args.manifest),
+                    backend=args.backend,
+                    outputs=str(args.outputs) if args.outputs else None,
+                    return_state=True,
+                )
+            )
+        return state, finished or None
+    finally:
+        progress.unsubscribe(on_event)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    for key, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if not args.verbose:
+        # Only the terminal is quieted: the API, and so the Prefect UI, still gets every log.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from .manifest import ManifestError
+    from .plan import validate
+
+    try:  # refuse a bad manifest before anything starts
+        validate(args.manifest, args.backend)
+    except ManifestError as exc:
+        _print_problems(exc)
+        return 2
+
+    try:
+        state, summary = _run_with_progress(args)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished rows are kept; run the same command to resume")
+        return 130
+    if summary is None:
+        console.print(f"[bold red]run failed[/]: {state.message}")
+        return 1
+    _print_summary(summary)
+    if state.is_failed():
+        console.print(f"[bold red]{state.message}[/]")
+        return 1
+    return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{s['name']}[/]: {s['rows']} rows — {s['done']} done, {s['cached']} cached, "
+        f"{s['failed']} failed; {s['audio_h'] * 60:.1f} min of audio, ${s['cost_usd']:.4f}, "
+        f"{s['elapsed_s']:.1f} s"
+    )
+    for rid, err in s.get("failures", [])[:20]:
+        console.print(f"  [red]failed[/] {rid}: {err}", markup=True, highlight=False)
+    if s.get("m4b"):
+        console.print(f"  book: {s['m4b']}")
+    console.print(f"  results: {Path(s['outputs']) / 'results.csv'}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .config import settings
+    from .results import read_results, summarise, summary_markdown
+
+    target = Path(args.target)
+    if (target / "results.parquet").is_file():
+        folder = target
+    else:
+        root = Path(args.outputs) if args.outputs else settings().outputs
+        folder = root / (target.stem if target.suffix else target.name)
+    if not (folder / "results.parquet").is_file():
+        console.print(f"[red]no results at {folder}[/]: run the manifest first")
+        return 2
+    rows = read_results(folder)
+    try:  # the run's wall time is only in its summary; per-row times add up otherwise
+        wall = json.loads((folder / "summary.json").read_text())["elapsed_s"]
+    except (OSError, ValueError, KeyError):
+        wall = None
+    print(summary_markdown(folder.name, summarise(rows, wall_s=wall)), end="")
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="mediamill", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mediamill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="produce everything a manifest describes")
+    run.add_argument("manifest", type=Path)
+    run.add_argument("--backend", help="backend for rows that name none (default: piper)")
+    run.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check a manifest and report every problem")
+    val.add_argument("manifest", type=Path)
+    val.add_argument("--backend", help="backend for rows that name none")
+    val.set_defaults(func=cmd_validate)
+
+    rep = sub.add_parser("report", help="print the summary of a finished run")
+    rep.add_argument("target", help="a manifest, its name, or its outputs folder")
+    rep.add_argument("--outputs", type=Path, help="outputs root")
+    rep.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Run-wide settings, read from the environment (prefix ``MEDIAMILL_``).
+
+Backends that talk to hosted services read their own credentials
+(``WIRO_API_KEY`` and the like) in their own modules; nothing here is secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAMILL_", extra="ignore")
+
+    outputs: Path = Field(Path("outputs"), description="Root of run outputs and the shared store.")
+    backend: str = Field("piper", description="Backend for rows and manifests that name none.")
+    ffmpeg: str | None = Field(None, description="Path of the ffmpeg binary to use.")
+
+    # Per-backend limits: a JSON object, e.g. MEDIAMILL_CONCURRENCY='{"piper": 2}'.
+    concurrency: dict[str, int] = Field(default_factory=dict)
+    retries: int = Field(3, ge=0, le=20, description="Retries per row after the first attempt.")
+    retry_delay_s: float = Field(2.0, ge=0, description="First retry delay; doubles each retry.")
+    retry_jitter: float = Field(0.5, ge=0, le=1, description="Random +/- fraction added to each delay.")
+
+
+def settings() -> Settings:
+    """Fresh settings each call, so tests and long-lived workers see env changes."""
+    return Settings()

@@ -1,0 +1,227 @@
+"""Prefect flows and tasks: the orchestration layer, and nothing else.
+
+``produce`` loads and plans a manifest, fans the rows that the store lacks
+out as Prefect tasks (one per distinct content key, named after the row),
+stitches the book and writes the results table and artifacts. Rows run
+concurrently on the flow's event loop; each backend has its own limit on
+rows in flight, and retries back off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
+from prefect.states import Completed, Failed, State
+from prefect.tasks import exponential_backoff
+
+from . import progress
+from .backends import Job, get_backend
+from .book import BookOutputs, slug, stitch_book
+from .config import Settings, settings
+from .generate import Outcome, generate_job, link_output
+from .plan import Plan, validate
+from .redact import error_line
+from .results import RowResult, summarise, summary_markdown, write_results
+from .store import Entry, Store, write_json_atomic
+
+
+class RowError(Exception):
+    """A row's generation failed; carries the attempt number and whether to retry."""
+
+    def __init__(self, message: str, attempt: int, retriable: bool):
+        super().__init__(message)
+        self.attempt = attempt
+        self.retriable = retriable
+
+
+def _retry_if_retriable(task: Any, run: Any, state: State) -> bool:
+    exc = state.data
+    return not isinstance(exc, RowError) or exc.retriable
+
+
+@task(name="generate", cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=_retry_if_retriable)
+async def generate_row(job: Job, outputs: str) -> tuple[Outcome, int]:
+    attempt = task_run.run_count
+    get_run_logger().info("row %s (%s) on %s, attempt %d", job.id, job.kind, job.backend, attempt)
+    try:
+        return await generate_job(job, Store(Path(outputs))), attempt
+    except Exception as exc:
+        retriable = getattr(exc, "retriable", True)
+        raise RowError(error_line(exc), attempt, retriable) from exc
+
+
+def _row_task(backend: str, cfg: Settings) -> Any:
+    delays = exponential_backoff(cfg.retry_delay_s)(cfg.retries) if cfg.retries else 0
+    return generate_row.with_options(
+        task_run_name=f"{{job.kind}}:{{job.id}}",
+        retries=cfg.retries,
+        retry_delay_seconds=delays,
+        retry_jitter_factor=cfg.retry_jitter or None,
+        tags=[f"backend:{backend}"],
+    )
+
+
+@task(name="stitch", task_run_name="stitch:{name}", cache_policy=NO_CACHE, persist_result=False)
+async def stitch(name: str, plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: Path) -> BookOutputs:
+    return await anyio.to_thread.run_sync(stitch_book, plan, entries, out_dir, scratch)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _result(job: Job, status: str, **fields: Any) -> RowResult:
+    base: dict[str, Any] = dict(
+        id=job.id, row=job.row_number, kind=job.kind, chapter=job.row.chapter, backend=job.backend,
+        model=job.spec.model, status=status, attempts=0, error=None, output=None, audio_s=None,
+        sample_rate=None, elapsed_s=0.0, compute_s=None, queue_s=None, cost_usd=None,
+        cost_source=None, task_id=None, key=job.key, created_at=_now(),
+    )  # fmt: skip
+    base.update(fields)
+    return RowResult(**base)
+
+
+def _stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: int, elapsed: float) -> RowResult:
+    m = entry.meta
+    fresh = status == "done"
+    return _result(
+        job, status,
+        attempts=attempts, output=output.as_posix(), audio_s=m.get("duration_s"), sample_rate=m.get("sample_rate"),
+        elapsed_s=round(elapsed, 3),
+        # A cached row cost nothing in this run; its origin stays traceable by task_id and key.
+        compute_s=m.get("compute_s") if fresh else 0.0,
+        queue_s=m.get("queue_s") if fresh else None,
+        cost_usd=m.get("cost_usd") if fresh else 0.0,
+        cost_source=m.get("cost_source") if fresh else "cached",
+        task_id=m.get("task_id"),
+        created_at=m.get("created_at") or _now(),
+    )  # fmt: skip
+
+
+class _Progress:
+    """The Prefect progress artifact, updated at most every couple of seconds."""
+
+    def __init__(self, key: str, total: int, done: int):
+        self.total, self.done, self.last = max(total, 1), done, 0.0
+        self.id: Any = None
+        self.key = key
+
+    async def start(self) -> None:
+        self.id = await acreate_progress_artifact(progress=self.percent, key=self.key, description="rows finished")
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.done / self.total, 1)
+
+    async def advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last > 2.0 or self.done >= self.total:
+            self.last = now
+            await aupdate_progress_artifact(artifact_id=self.id, progress=self.percent)
+
+
+@flow(name="produce", log_prints=False)
+async def produce(manifest: str, backend: str | None = None, outputs: str | None = None) -> Any:
+    """Produce everything a manifest describes; rows already in the store are not generated again."""
+    logger = get_run_logger()
+    cfg = settings()
+    started = time.perf_counter()
+    root = Path(outputs) if outputs else cfg.outputs
+    plan = validate(manifest, backend)
+    store = Store(root)
+    store.sweep_tmp()
+    out_dir = root / plan.name
+    segments = out_dir / "segments"
+    key_prefix = slug(plan.name)
+
+    results: dict[str, RowResult] = {}
+    entries: dict[str, Entry] = {}
+    waiting: dict[str, list[Job]] = {}  # key -> rows sharing it, generated once
+    for job in plan.jobs:
+        entry = store.get(job.key)
+        if entry is not None:
+            entries[job.key] = entry
+            out = link_output(entry, segments / job.id).relative_to(out_dir)
+            results[job.id] = _stored_result(job, entry, "cached", out, 0, 0.0)
+        else:
+            waiting.setdefault(job.key, []).append(job)
+    logger.info(
+        "%s: %d rows, %d in the store, %d to generate", plan.name, len(plan.jobs), len(results), len(waiting)
+    )
+    progress.emit("planned", name=plan.name, total=len(plan.jobs), cached=len(results))
+    bar = _Progress(f"{key_prefix}-progress", len(plan.jobs), len(results))
+    await bar.start()
+
+    limits = {
+        name: asyncio.Semaphore(max(1, cfg.concurrency.get(name, engine.default_concurrency)))
+        for name, engine in plan.backends().items()
+    }
+    tasks = {name: _row_task(name, cfg) for name in limits}
+
+    async def run(jobs: list[Job]) -> None:
+        first = jobs[0]
+        async with limits[first.backend]:
+            state = await tasks[first.backend](first, str(root), return_state=True)
+        if state.is_completed():
+            outcome, attempts = await state.aresult()
+            entries[first.key] = outcome.entry
+            for job in jobs:
+                out = link_output(outcome.entry, segments / job.id).relative_to(out_dir)
+                status = "done" if job is first else "cached"
+                results[job.id] = _stored_result(job, outcome.entry, status, out, attempts, outcome.elapsed_s)
+        else:
+            exc = await state.aresult(raise_on_failure=False)
+            attempts = exc.attempt if isinstance(exc, RowError) else 1
+            message = str(exc) if isinstance(exc, RowError) else (state.message or "task did not finish")
+            logger.error("row %s failed after %d attempt(s): %s", first.id, attempts, message)
+            for job in jobs:
+                results[job.id] = _result(job, "failed", attempts=attempts, error=message)
+        for job in jobs:
+            progress.emit("row", result=results[job.id])
+            await bar.advance()
+
+    await asyncio.gather(*(run(jobs) for jobs in waiting.values()))
+
+    ordered = [results[j.id] for j in plan.jobs]
+    write_results(out_dir, ordered)
+    book = await stitch(plan.name, plan, entries, out_dir, store.tmp)
+    wall = time.perf_counter() - started
+    summary = summarise([r.__dict__ for r in ordered], wall_s=wall)
+    summary.update(
+        name=plan.name,
+        outputs=str(out_dir),
+        m4b=str(book.m4b) if book.m4b else None,
+        chapters=[str(p) for p in book.chapters],
+    )
+    await acreate_table_artifact(
+        key=f"{key_prefix}-results",
+        table=[
+            {k: getattr(r, k) for k in ("id", "kind", "backend", "status", "attempts", "audio_s", "cost_usd", "error")}
+            for r in ordered
+        ],
+        description=f"Rows of {plan.name}",
+    )
+    await acreate_markdown_artifact(key=f"{key_prefix}-summary", markdown=summary_markdown(plan.name, summary))
+    write_json_atomic(out_dir / "summary.json", summary)
+    progress.emit("finished", summary=summary)
+    if summary["failed"]:
+        message = f"{summary['failed']} of {summary['rows']} rows failed"
+        if book.incomplete:
+            message += f"; chapters not stitched: {', '.join(book.incomplete)}"
+        return Failed(message=message, data=summary)
+    return Completed(message=f"{summary['rows']} rows produced", data=summary)

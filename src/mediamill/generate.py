@@ -1,0 +1,78 @@
+"""Generate one job into the store: the plain function behind each Prefect task."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import anyio
+
+from .backends import BackendError, Generated, Job, get_backend
+from .media.ffmpeg import MediaError
+from .media.probe import probe
+from .store import Entry, Store
+
+
+@dataclass(frozen=True)
+class Outcome:
+    entry: Entry
+    generated: Generated | None  # None when the store already had it
+    elapsed_s: float
+
+
+async def generate_job(job: Job, store: Store) -> Outcome:
+    """Return the stored media for a job, generating it only if the store lacks it."""
+    started = time.perf_counter()
+    entry = store.get(job.key)
+    if entry is not None:
+        return Outcome(entry, None, 0.0)
+    backend = get_backend(job.backend)
+    with store.workdir(job.key) as workdir:
+        generated = await backend.generate(job, workdir)
+        try:
+            info = await anyio.to_thread.run_sync(probe, generated.path)
+        except MediaError as exc:
+            raise BackendError(f"{job.backend} returned unreadable media: {exc}") from None
+        if info.duration_s <= 0:
+            raise BackendError(f"{job.backend} returned empty media")
+        meta = {
+            "backend": job.backend,
+            "model": job.spec.model,
+            "kind": job.kind,
+            "duration_s": info.duration_s,
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "compute_s": generated.compute_s,
+            "cost_usd": generated.cost_usd,
+            "cost_source": generated.cost_source,
+            "task_id": generated.task_id,
+            "queue_s": generated.queue_s,
+            "attempts_inside": generated.attempts_inside,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        entry = store.put(job.key, generated.path, meta)
+    return Outcome(entry, generated, time.perf_counter() - started)
+
+
+def link_output(entry: Entry, dest: Path) -> Path:
+    """Give a stored file a readable name (hard link, copy across filesystems), atomically."""
+    dest = dest.with_suffix(entry.path.suffix)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if dest.exists() and os.path.samefile(dest, entry.path):
+            return dest
+    except OSError:
+        pass
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(entry.path, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(entry.path, tmp)
+    os.replace(tmp, dest)
+    return dest

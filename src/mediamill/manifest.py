@@ -1,0 +1,346 @@
+"""Manifests: CSV or Parquet tables of rows, one row per piece of media.
+
+Loading never stops at the first problem: every problem found is collected
+with its row number and column, so a producer fixes the whole file at once.
+Row numbers count data rows from 1 (the header is not a row); for CSV the
+physical line is given too, since spreadsheets and editors show lines.
+
+Each row has a ``kind`` (``tts`` when the column is absent or empty) that
+selects its model; a new kind is a new model class in ``ROW_KINDS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+
+# Conservative on purpose: ids become file names on every OS and in URLs.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest; ``row`` is None for file-wide problems."""
+
+    message: str
+    row: int | None = None
+    column: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}" + (f" (line {self.line})" if self.line else ""))
+        if self.column:
+            where.append(f"column '{self.column}'")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be run, with every problem found in it."""
+
+    def __init__(self, path: Path | str, problems: list[Problem]):
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{self.path}: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def check_safe_id(value: str) -> str:
+    """Ids name output files, so they must be safe file names everywhere."""
+    if not _SAFE_ID.match(value) or ".." in value:
+        raise ValueError(
+            "must be 1-100 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if value.split(".")[0].lower() in _RESERVED_NAMES:
+        raise ValueError(f"'{value}' is a reserved file name on Windows")
+    return value
+
+
+class Row(BaseModel):
+    """Columns every kind of row shares."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    # Columns holding paths to input files, checked for readability up front.
+    file_columns: ClassVar[tuple[str, ...]] = ()
+
+    id: str
+    kind: str
+    backend: str | None = None
+    model: str | None = None
+    chapter: str | None = None
+    order: float | None = None
+    pause_after: float | None = Field(None, ge=0, le=60, description="Seconds of silence after this row.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Engine-specific options (JSON object).")
+
+    _check_id = field_validator("id")(check_safe_id)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_from_json(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object, e.g. {{\"volume\": 0.8}} ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object, e.g. {\"volume\": 0.8}")
+        return value
+
+
+class TtsRow(Row):
+    """Text to speech in a named voice."""
+
+    kind: Literal["tts"] = "tts"
+    text: str = Field(min_length=1)
+    voice: str | None = None
+    speed: float | None = Field(None, ge=0.25, le=4.0, description="Speaking rate, 1.0 = the voice's own.")
+    seed: int | None = Field(None, ge=0)
+
+
+ROW_KINDS: dict[str, type[Row]] = {"tts": TtsRow}
+DEFAULT_KIND = "tts"
+# Columns a row may leave empty but that a kind needs in the file.
+KNOWN_COLUMNS = {name for model in ROW_KINDS.values() for name in model.model_fields}
+
+
+class Meta(BaseModel):
+    """Production-wide settings from the sidecar ``<manifest>.toml``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    title: str | None = None
+    author: str | None = None
+    narrator: str | None = None
+    backend: str | None = None
+    pause_after: float = Field(0.5, ge=0, le=60, description="Default silence after each row, seconds.")
+    chapter_pause: float = Field(1.5, ge=0, le=60, description="Silence closing each chapter, seconds.")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    name: str
+    meta: Meta
+    rows: list[Row]
+    row_numbers: list[int]  # the data row number of each row, for messages
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def title(self) -> str:
+        return self.meta.title or self.name.replace("_", " ").replace("-", " ").title()
+
+
+@dataclass
+class RawTable:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    lines: list[int | None]
+
+
+def manifest_name(path: Path) -> str:
+    return path.stem
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_suffix(".toml")
+
+
+def read_table(path: Path) -> tuple[RawTable, list[Problem]]:
+    """Read a CSV or Parquet file into raw cells, without interpreting them."""
+    suffix = path.suffix.lower()
+    if suffix not in MANIFEST_SUFFIXES:
+        return RawTable([], [], []), [Problem(f"unsupported manifest type '{suffix}'; use .csv or .parquet")]
+    try:
+        if suffix == ".csv":
+            return _read_csv(path)
+        return _read_parquet(path)
+    except OSError as exc:
+        return RawTable([], [], []), [Problem(f"cannot read the file: {exc.strerror or exc}")]
+
+
+def _normalise_header(names: list[str]) -> tuple[list[str], list[Problem]]:
+    columns = [str(n).strip().lower() for n in names]
+    problems = []
+    seen: set[str] = set()
+    for name in columns:
+        if not name:
+            problems.append(Problem("the header has an empty column name"))
+        elif name in seen:
+            problems.append(Problem("appears twice in the header", column=name))
+        seen.add(name)
+    return columns, problems
+
+
+def _read_csv(path: Path) -> tuple[RawTable, list[Problem]]:
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    lines: list[int | None] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                return RawTable([], [], []), [Problem("the file is empty; it needs a header row")]
+            columns, problems = _normalise_header(header)
+            line = reader.line_num
+            for cells in reader:
+                start, line = line + 1, reader.line_num
+                if not any(c.strip() for c in cells):
+                    continue  # blank lines are layout, not rows
+                if len(cells) > len(columns):
+                    problems.append(
+                        Problem(
+                            f"has {len(cells)} cells but the header has {len(columns)} "
+                            "(a comma in unquoted text?)",
+                            row=len(rows) + 1,
+                            line=start,
+                        )
+                    )
+                rows.append({c: (v if v.strip() != "" else None) for c, v in zip(columns, cells)})
+                lines.append(start)
+    except UnicodeDecodeError as exc:
+        return RawTable([], [], []), [
+            Problem(f"is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV")
+        ]
+    except csv.Error as exc:
+        return RawTable([], [], []), [Problem(f"is not valid CSV: {exc}")]
+    return RawTable(columns, rows, lines), problems
+
+
+def _read_parquet(path: Path) -> tuple[RawTable, list[Problem]]:
+    import pyarrow.parquet as pq
+    from pyarrow import ArrowException
+
+    try:
+        table = pq.read_table(path)
+    except (ArrowException, ValueError) as exc:
+        return RawTable([], [], []), [Problem(f"is not a readable Parquet file: {exc}")]
+    columns, problems = _normalise_header(table.column_names)
+    table = table.rename_columns(columns)
+    rows = [
+        {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in r.items()}
+        for r in table.to_pylist()
+    ]
+    return RawTable(columns, rows, [None] * len(rows)), problems
+
+
+def read_meta(path: Path) -> tuple[Meta, list[Problem]]:
+    side = sidecar_path(path)
+    if not side.exists():
+        return Meta(), []
+    try:
+        data = tomllib.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return Meta(), [Problem(f"{side.name}: cannot read settings: {exc}")]
+    try:
+        return Meta.model_validate(data), []
+    except ValidationError as exc:
+        return Meta(), [
+            Problem(f"{side.name}: {err['msg']}", column=".".join(map(str, err["loc"])) or None)
+            for err in exc.errors()
+        ]
+
+
+def _validate_row(raw: dict[str, Any], number: int, line: int | None) -> tuple[Row | None, list[Problem]]:
+    kind = raw.get("kind") or DEFAULT_KIND
+    model = ROW_KINDS.get(str(kind).strip().lower())
+    if model is None:
+        known = ", ".join(sorted(ROW_KINDS))
+        return None, [Problem(f"unknown kind '{kind}' (known: {known})", number, "kind", line)]
+    # Columns of other kinds are fine in the file as long as this row leaves them empty.
+    data = {k: v for k, v in raw.items() if v is not None}
+    data["kind"] = model.model_fields["kind"].default
+    problems = []
+    for column in sorted(set(data) - set(model.model_fields)):
+        if column in KNOWN_COLUMNS:
+            problems.append(Problem(f"does not apply to {data['kind']} rows; leave it empty", number, column, line))
+        data.pop(column)
+    try:
+        return model.model_validate(data), problems
+    except ValidationError as exc:
+        for err in exc.errors():
+            column = str(err["loc"][0]) if err["loc"] else None
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "is required and empty"
+            problems.append(Problem(message, number, column, line))
+        return None, problems
+
+
+def load_manifest(path: Path | str) -> Manifest:
+    """Parse and check a manifest's structure; problems are collected, not raised.
+
+    Checks that need a backend (voices, options, backend names) happen when
+    the manifest is planned, see ``plan.make_plan``.
+    """
+    path = Path(path)
+    meta, problems = read_meta(path)
+    if not path.is_file():
+        return Manifest(path, manifest_name(path), meta, [], [], [*problems, Problem("file not found")])
+    table, table_problems = read_table(path)
+    problems += table_problems
+
+    unknown = [c for c in table.columns if c and c not in KNOWN_COLUMNS]
+    for column in unknown:
+        problems.append(Problem(f"unknown column (known: {', '.join(sorted(KNOWN_COLUMNS))})", column=column))
+    if table.columns and "id" not in table.columns:
+        problems.append(Problem("missing column: every row needs an id", column="id"))
+    if not table.rows and not problems:
+        problems.append(Problem("has a header but no rows"))
+
+    rows: list[Row] = []
+    numbers: list[int] = []
+    first_seen: dict[str, int] = {}
+    chapter: str | None = None
+    for index, raw in enumerate(table.rows):
+        number, line = index + 1, table.lines[index]
+        raw = {k: v for k, v in raw.items() if k in KNOWN_COLUMNS}
+        # A chapter title applies to the rows below it until the next one ("fill down").
+        if raw.get("chapter") is not None:
+            chapter = str(raw["chapter"]).strip()
+        elif chapter is not None:
+            raw["chapter"] = chapter
+        row, row_problems = _validate_row(raw, number, line)
+        problems += row_problems
+        row_id = raw.get("id")
+        if row_id is not None:
+            if row_id in first_seen:
+                problems.append(Problem(f"duplicate id '{row_id}' (first on row {first_seen[row_id]})", number, "id", line))
+            else:
+                first_seen[str(row_id)] = number
+        if row is not None:
+            rows.append(row)
+            numbers.append(number)
+
+    with_order = sum(r.order is not None for r in rows)
+    if 0 < with_order < len(rows):
+        problems.append(Problem("must be given on every row or on none", column="order"))
+    return Manifest(path, manifest_name(path), meta, rows, numbers, problems)
+
+
+def resolve_input(value: str, base_dir: Path) -> Path:
+    """A path written in a manifest is relative to the manifest's folder."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base_dir / p

@@ -1,0 +1,4 @@
+"""Everything that touches media files: ffmpeg, probing, stitching.
+
+Knows ffmpeg and nothing of backends or Prefect.
+"""

@@ -1,0 +1,145 @@
+"""Rows to jobs: backend choice, backend checks, content keys, chapters.
+
+``make_plan`` is the single place a manifest is judged runnable: it adds the
+backend-specific problems (unknown voices, options, backends) to the
+structural ones from loading, and raises them all together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import Backend, Job, UnknownBackendError, get_backend
+from .manifest import Manifest, ManifestError, Problem, load_manifest
+
+KEY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Segment:
+    job: Job
+    pause_after: float
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int
+    title: str
+    segments: list[Segment]
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: Manifest
+    jobs: list[Job]
+    chapters: list[Chapter] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def backends(self) -> dict[str, Backend]:
+        return {name: get_backend(name) for name in sorted({j.backend for j in self.jobs})}
+
+
+_file_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, remembered per (path, size, mtime)."""
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _file_hashes.get(memo)
+    if digest is None:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = _file_hashes[memo] = h.hexdigest()
+    return digest
+
+
+def content_key(backend: str, kind: str, model: str, params: dict, inputs: dict[str, Path]) -> str:
+    doc = {
+        "v": KEY_VERSION,
+        "backend": backend,
+        "kind": kind,
+        "model": model,
+        "params": params,
+        "inputs": {role: file_digest(p) for role, p in sorted(inputs.items())},
+    }
+    blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _check_file_columns(manifest: Manifest) -> list[Problem]:
+    problems = []
+    for row, number in zip(manifest.rows, manifest.row_numbers):
+        for column in row.file_columns:
+            value = getattr(row, column)
+            if value and "://" not in str(value):
+                path = Path(value) if os.path.isabs(value) else manifest.base_dir / value
+                if not path.is_file() or not os.access(path, os.R_OK):
+                    problems.append(Problem(f"file not found or unreadable: {path}", number, column))
+    return problems
+
+
+def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
+    """Judge a loaded manifest and turn its rows into jobs; raises ManifestError.
+
+    The backend for a row is its own ``backend`` column, else ``backend``
+    (the run's choice), else the sidecar's, else the settings' default.
+    """
+    from .config import settings
+
+    default = backend or manifest.meta.backend or settings().backend
+    problems = list(manifest.problems) + _check_file_columns(manifest)
+    jobs: list[Job] = []
+    for row, number in zip(manifest.rows, manifest.row_numbers):
+        name = row.backend or default
+        try:
+            engine = get_backend(name)
+        except UnknownBackendError as exc:
+            problems.append(Problem(str(exc), number, "backend" if row.backend else None))
+            continue
+        if row.kind not in engine.kinds:
+            problems.append(Problem(f"backend '{name}' cannot make {row.kind} rows", number, "kind"))
+            continue
+        row_problems = engine.check(row, manifest.base_dir)
+        problems += [Problem(msg, number, column) for column, msg in row_problems]
+        if row_problems:
+            continue
+        spec = engine.spec(row, manifest.base_dir)
+        key = content_key(name, row.kind, spec.model, spec.params, spec.inputs)
+        jobs.append(Job(row=row, row_number=number, backend=name, spec=spec, key=key))
+    if problems:
+        raise ManifestError(manifest.path, problems)
+    if any(j.row.order is not None for j in jobs):
+        jobs.sort(key=lambda j: j.row.order)  # stable: ties keep file order
+    return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
+
+
+def _chapters(manifest: Manifest, jobs: list[Job]) -> list[Chapter]:
+    by_title: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_title.setdefault(job.row.chapter or manifest.title, []).append(job)
+    chapters = []
+    for number, (title, members) in enumerate(by_title.items(), start=1):
+        segments = []
+        for i, job in enumerate(members):
+            last = i == len(members) - 1
+            pause = job.row.pause_after
+            if pause is None:
+                pause = manifest.meta.chapter_pause if last else manifest.meta.pause_after
+            segments.append(Segment(job, pause))
+        chapters.append(Chapter(number, title, segments))
+    return chapters
+
+
+def validate(path: Path | str, backend: str | None = None) -> Plan:
+    """Load and plan a manifest, raising every problem at once."""
+    return make_plan(load_manifest(path), backend)

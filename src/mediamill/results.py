@@ -1,0 +1,147 @@
+"""The results table: one row per manifest row, as Parquet and CSV.
+
+Column names and types are a contract other tools rely on; add columns,
+never rename them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .store import atomic_path, write_bytes_atomic
+
+STATUSES = ("done", "cached", "failed")
+
+
+@dataclass
+class RowResult:
+    id: str
+    row: int
+    kind: str
+    chapter: str | None
+    backend: str
+    model: str
+    status: str  # done | cached | failed
+    attempts: int
+    error: str | None
+    output: str | None
+    audio_s: float | None
+    sample_rate: int | None
+    elapsed_s: float
+    compute_s: float | None
+    queue_s: float | None
+    cost_usd: float | None
+    cost_source: str | None
+    task_id: str | None
+    key: str
+    created_at: str
+
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("row", pa.int32()),
+        ("kind", pa.string()),
+        ("chapter", pa.string()),
+        ("backend", pa.string()),
+        ("model", pa.string()),
+        ("status", pa.string()),
+        ("attempts", pa.int32()),
+        ("error", pa.string()),
+        ("output", pa.string()),
+        ("audio_s", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("elapsed_s", pa.float64()),
+        ("compute_s", pa.float64()),
+        ("queue_s", pa.float64()),
+        ("cost_usd", pa.float64()),
+        ("cost_source", pa.string()),
+        ("task_id", pa.string()),
+        ("key", pa.string()),
+        ("created_at", pa.string()),
+    ]
+)
+assert SCHEMA.names == [f.name for f in fields(RowResult)]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    # Spreadsheets execute text that starts like a formula; a leading quote keeps it text.
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def write_results(folder: Path, results: Sequence[RowResult]) -> tuple[Path, Path]:
+    """Write ``results.parquet`` and ``results.csv`` atomically; return their paths."""
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([asdict(r) for r in results], schema=SCHEMA)
+    parquet, csv_path = folder / "results.parquet", folder / "results.csv"
+    with atomic_path(parquet) as tmp:
+        pq.write_table(table, tmp)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SCHEMA.names)
+    for r in results:
+        writer.writerow([_csv_cell(v) for v in asdict(r).values()])
+    write_bytes_atomic(csv_path, buf.getvalue().encode("utf-8"))
+    return parquet, csv_path
+
+
+def read_results(folder: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(folder / "results.parquet").to_pylist()
+
+
+def summarise(rows: Iterable[dict[str, Any]], wall_s: float | None = None) -> dict[str, Any]:
+    """Totals for a run: counts by status, audio hours, cost, and cost by kind and backend."""
+    rows = list(rows)
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    by_kind: dict[str, float] = defaultdict(float)
+    by_backend: dict[str, float] = defaultdict(float)
+    for r in rows:
+        by_kind[r["kind"]] += r["cost_usd"] or 0.0
+        by_backend[r["backend"]] += r["cost_usd"] or 0.0
+    return {
+        "rows": len(rows),
+        **counts,
+        "audio_h": sum(r["audio_s"] or 0.0 for r in rows) / 3600,
+        "cost_usd": sum(r["cost_usd"] or 0.0 for r in rows),
+        "compute_s": sum(r["compute_s"] or 0.0 for r in rows),
+        "elapsed_s": wall_s if wall_s is not None else sum(r["elapsed_s"] or 0.0 for r in rows),
+        "cost_by_kind": dict(by_kind),
+        "cost_by_backend": dict(by_backend),
+        "failures": [(r["id"], r["error"]) for r in rows if r["status"] == "failed"],
+    }
+
+
+def summary_markdown(name: str, s: dict[str, Any]) -> str:
+    lines = [
+        f"# {name}",
+        "",
+        "| rows | done | cached | failed | audio (h) | cost (USD) | compute (s) | elapsed (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {s['rows']} | {s['done']} | {s['cached']} | {s['failed']} | {s['audio_h']:.3f} "
+        f"| {s['cost_usd']:.4f} | {s['compute_s']:.1f} | {s['elapsed_s']:.1f} |",
+    ]
+    if len(s["cost_by_backend"]) > 1 or len(s["cost_by_kind"]) > 1:
+        lines += ["", "| cost by | | USD |", "|---|---|---:|"]
+        lines += [f"| backend | {k} | {v:.4f} |" for k, v in sorted(s["cost_by_backend"].items())]
+        lines += [f"| kind | {k} | {v:.4f} |" for k, v in sorted(s["cost_by_kind"].items())]
+    if s["failures"]:
+        lines += ["", "## Failed rows", ""]
+        lines += [f"- `{rid}`: {err}" for rid, err in s["failures"][:50]]
+        if len(s["failures"]) > 50:
+            lines.append(f"- … and {len(s['failures']) - 50} more (see results.csv)")
+    return "\n".join(lines) + "\n"

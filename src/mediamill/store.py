@@ -1,0 +1,132 @@
+"""The content-addressed store of generated media, and atomic file writes.
+
+A generated file lives at ``<root>/.store/objects/<k[:2]>/<key><ext>`` beside
+``<key>.json``. The JSON is written last and is the only proof that the media
+is complete: a run killed at any point leaves at most a temp folder or a media
+file without its JSON, and both are treated as not done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk (folders: so a rename survives power loss)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp: Path, dest: Path) -> None:
+    """Move a finished file into place so readers see all of it or none of it."""
+    _fsync(tmp)
+    os.replace(tmp, dest)
+    _fsync(dest.parent)
+
+
+@contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; on success it replaces ``dest`` atomically.
+
+    The temp name keeps ``dest``'s suffix so tools that pick a format by
+    extension (ffmpeg) still do.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.partial{dest.suffix}")
+    try:
+        yield tmp
+        commit_file(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(dest: Path, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(dest: Path, doc: Any) -> None:
+    write_bytes_atomic(dest, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.meta["duration_s"])
+
+
+class Store:
+    """Generated media by content key, shared by every manifest under one outputs root."""
+
+    TMP_MAX_AGE_S = 24 * 3600
+
+    def __init__(self, outputs: Path):
+        self.root = Path(outputs) / ".store"
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+
+    def _meta_path(self, key: str) -> Path:
+        return self.objects / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Entry | None:
+        """The finished entry for ``key``, or None if there is none (or only a partial one)."""
+        try:
+            meta = json.loads(self._meta_path(key).read_text())
+            path = self.objects / key[:2] / meta["file"]
+            if path.stat().st_size != meta["size"]:
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return Entry(key, path, meta)
+
+    @contextmanager
+    def workdir(self, key: str) -> Iterator[Path]:
+        """A private scratch folder for generating ``key``; removed afterwards."""
+        path = self.tmp / f"{key[:16]}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def put(self, key: str, produced: Path, meta: dict[str, Any]) -> Entry:
+        """Move a finished file from a workdir into the store, then record it."""
+        folder = self.objects / key[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"{key}{produced.suffix.lower()}"
+        commit_file(produced, dest)
+        meta = {**meta, "key": key, "file": dest.name, "size": dest.stat().st_size}
+        write_json_atomic(self._meta_path(key), meta)
+        return Entry(key, dest, meta)
+
+    def sweep_tmp(self) -> int:
+        """Remove scratch folders left by killed runs (old enough that no live run owns them)."""
+        removed = 0
+        if not self.tmp.is_dir():
+            return 0
+        cutoff = time.time() - self.TMP_MAX_AGE_S
+        for path in self.tmp.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                pass
+        return removed

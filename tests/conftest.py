@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "manifests"
+
+# Keep test runs offline and quiet, whatever the machine's Prefect profile says.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real Prefect API (temporary server, SQLite) shared by the in-process flow tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("MEDIAMILL_RETRY_DELAY_S", "0.01")
+    monkeypatch.setenv("MEDIAMILL_RETRY_JITTER", "0")
+
+
+@pytest.fixture
+def write_manifest(tmp_path):
+    """Write a CSV manifest (and optional sidecar) into a fresh folder."""
+
+    def write(text: str, name: str = "book", sidecar: str | None = None) -> Path:
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text.lstrip("\n"), encoding="utf-8")
+        if sidecar is not None:
+            (tmp_path / f"{name}.toml").write_text(sidecar, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    """The example audiobook manifest, copied so tests never touch the repo's outputs."""
+    dest = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, dest)
+    return dest / "audiobook.csv"
