@@ -24,7 +24,8 @@ class SilenceBackend(Backend):
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, TtsRow)
         seconds = max(0.2, len(row.text) / CHARS_PER_SECOND / (row.speed or 1.0))
-        return JobSpec(model="silence", params={"seconds": round(seconds, 3)})
+        # The text is part of the key so a dry run has the same jobs a real engine would.
+        return JobSpec(model="silence", params={"text": row.text, "seconds": round(seconds, 3)})
 
     async def generate(self, job: Job, workdir: Path) -> Generated:
         out = workdir / "silence.wav"

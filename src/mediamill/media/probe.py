@@ -5,6 +5,8 @@ PyAV bundles FFmpeg's libraries, so probing needs no ffprobe binary.
 
 from __future__ import annotations
 
+import os
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,31 @@ class MediaInfo:
     chapters: list[ChapterMark] = field(default_factory=list)
 
 
+def _probe_wav(path: Path | str) -> MediaInfo | None:
+    """Plain PCM WAV, the common case for generated speech: read the header directly."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate, frames, width = wav.getframerate(), wav.getnframes(), wav.getsampwidth()
+            channels = wav.getnchannels()
+    except (wave.Error, EOFError, OSError):
+        return None  # float or extensible WAV, or not WAV at all: let FFmpeg judge
+    if width != 2 or rate <= 0 or frames * channels * width > os.path.getsize(path):
+        return None  # a header that promises more samples than the file holds: truncated
+    return MediaInfo(
+        duration_s=frames / rate,
+        format="wav",
+        bit_rate=rate * channels * 16,
+        audio_codec="pcm_s16le",
+        sample_rate=rate,
+        channels=channels,
+    )
+
+
 def probe(path: Path | str) -> MediaInfo:
+    if str(path).lower().endswith(".wav"):
+        info = _probe_wav(path)
+        if info is not None:
+            return info
     import av
 
     try:

@@ -1,0 +1,102 @@
+"""The command line as a user runs it: real processes, their own ephemeral Prefect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mediamill.media.probe import probe
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def mediamill(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mediamill.cli", *args],
+        capture_output=True, text=True, env=cli_env(), timeout=300, **kw,
+    )  # fmt: skip
+
+
+def finished_entries(outputs: Path) -> dict[str, int]:
+    """Store records (the proof a row is done) by name, with their modification times."""
+    return {p.name: p.stat().st_mtime_ns for p in (outputs / ".store" / "objects").rglob("*.json")}
+
+
+def test_run_and_report_commands(write_manifest, tmp_path):
+    path = write_manifest(
+        "id,chapter,text\nl1,Opening,The first line of a tiny book.\nl2,,And the second one.\n",
+        name="tiny",
+        sidecar='title = "Tiny"\nauthor = "Tester"\n',
+    )
+    out = tmp_path / "out"
+    first = mediamill("run", str(path), "--outputs", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "tiny: 2 rows — 2 done, 0 cached, 0 failed" in first.stderr
+    assert (out / "tiny" / "tiny.m4b").is_file()
+
+    again = mediamill("run", str(path), "--outputs", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "0 done, 2 cached" in again.stderr
+
+    report = mediamill("report", str(path), "--outputs", str(out))
+    assert report.returncode == 0
+    assert "| 2 | 0 | 2 | 0 |" in report.stdout
+
+
+def test_run_refuses_an_invalid_manifest_before_starting(write_manifest, tmp_path):
+    path = write_manifest("id,text\ngood,Fine.\nbad one,Words.\n", name="broken")
+    proc = mediamill("run", str(path), "--outputs", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "row 2 (line 3), column 'id'" in proc.stderr
+    assert "Starting temporary server" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_run_resumes_without_redoing_finished_rows(demo_copy, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediamill.cli", "run", str(demo_copy), "--outputs", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while len(finished_entries(out) if out.exists() else {}) < 4:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no rows finished in time"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and its ephemeral Prefect server
+        proc.wait()
+
+    before = finished_entries(out)
+    assert 4 <= len(before) < 16, "the kill should land mid-run"
+    resumed = mediamill("run", str(demo_copy), "--outputs", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+
+    after = finished_entries(out)
+    assert len(after) == 16
+    assert all(after[name] == mtime for name, mtime in before.items()), "finished rows were redone"
+    rows = pq.read_table(out / "audiobook" / "results.parquet").to_pylist()
+    cached = {r["key"] for r in rows if r["status"] == "cached"}
+    assert cached == {name.removesuffix(".json") for name in before}
+    assert {r["status"] for r in rows} <= {"done", "cached"}
+    # No half-written file anywhere a user or a rerun could mistake for output.
+    leftovers = [p for p in out.rglob("*") if ".partial" in p.name and ".store/tmp" not in p.as_posix()]
+    assert leftovers == []
+    book = probe(out / "audiobook" / "audiobook.m4b")
+    assert len(book.chapters) == 2 and book.duration_s > 60

@@ -1,0 +1,65 @@
+"""Stitching and probing with real ffmpeg."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import pytest
+
+from mediamill.media.ffmpeg import MediaError, run_ffmpeg
+from mediamill.media.probe import probe
+from mediamill.media.stitch import BookMeta, Piece, assemble_chapter, build_m4b, chapters_metadata
+
+from .fakes import write_tone_wav
+
+
+def test_assemble_mixes_formats_and_inserts_exact_pauses(tmp_path):
+    a = write_tone_wav(tmp_path / "a.wav", 1.0, rate=22_050)
+    b = write_tone_wav(tmp_path / "b.wav", 0.5, rate=22_050)
+    c = write_tone_wav(tmp_path / "c.wav", 0.75, rate=48_000)  # the odd one out is converted
+    mp3 = tmp_path / "d.mp3"
+    run_ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=0.6:sample_rate=44100", "-ac", "2", mp3)
+    pieces = [Piece(a, 0.25), Piece(b, 0.0), Piece(c, 1.0), Piece(mp3, 0.5)]
+    dest = tmp_path / "chapter.flac"
+    duration = assemble_chapter(pieces, dest, tmp_path / "work")
+    info = probe(dest)
+    assert (info.audio_codec, info.sample_rate, info.channels) == ("flac", 22_050, 1)
+    mp3_s = probe(mp3).duration_s
+    assert duration == pytest.approx(1.0 + 0.25 + 0.5 + 0.75 + 1.0 + mp3_s + 0.5, abs=0.03)
+
+
+def test_chapter_metadata_escapes_and_accumulates(tmp_path):
+    text = chapters_metadata(BookMeta("A = B; #1", "Ann", "Ned"), [("One\\Two", 1.0004), ("Three", 2.0004)])
+    assert "title=A \\= B\\; \\#1" in text
+    assert "title=One\\\\Two" in text
+    assert "START=1000\nEND=3001" in text  # cumulative rounding, no drift
+    assert "composer=Ned" in text
+
+
+def test_m4b_has_chapters_and_tags(tmp_path):
+    ch = []
+    for n, seconds in enumerate((1.5, 2.5), start=1):
+        src = write_tone_wav(tmp_path / f"s{n}.wav", seconds)
+        ch.append((f"Part {n}", tmp_path / f"c{n}.flac", assemble_chapter([Piece(src, 0)], tmp_path / f"c{n}.flac", tmp_path / "w")))
+    build_m4b(ch, BookMeta("Title", "Author"), tmp_path / "b.m4b", tmp_path / "w")
+    info = probe(tmp_path / "b.m4b")
+    assert [c.title for c in info.chapters] == ["Part 1", "Part 2"]
+    assert info.chapters[1].start_s == pytest.approx(1.5, abs=0.01)
+    assert info.duration_s == pytest.approx(4.0, abs=0.06)
+    assert info.tags["artist"] == "Author"
+
+
+def test_ffmpeg_failure_is_a_media_error_with_its_message(tmp_path):
+    with pytest.raises(MediaError, match="exited with"):
+        run_ffmpeg("-i", tmp_path / "missing.wav", tmp_path / "out.wav")
+    with pytest.raises(MediaError, match="cannot read media file"):
+        probe(tmp_path / "missing.wav")
+
+
+def test_a_failed_stitch_leaves_no_partial_output(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    with pytest.raises(MediaError):
+        assemble_chapter([Piece(bad, 0.0)], tmp_path / "out.flac", tmp_path / "w")
+    assert list(tmp_path.glob("*.flac")) == [] and list(tmp_path.glob(".*partial*")) == []
