@@ -100,3 +100,28 @@ def test_a_killed_run_resumes_without_redoing_finished_rows(demo_copy, tmp_path)
     assert leftovers == []
     book = probe(out / "audiobook" / "audiobook.m4b")
     assert len(book.chapters) == 2 and book.duration_s > 60
+
+
+def test_ctrl_c_stops_promptly_and_the_next_run_resumes(demo_copy, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediamill.cli", "run", str(demo_copy), "--outputs", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while len(finished_entries(out) if out.exists() else {}) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the run and its temporary server
+    try:
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "interrupted: finished rows are kept" in output
+    assert output.count("interrupted:") == 1
+    done = finished_entries(out)
+    resumed = mediamill("run", str(demo_copy), "--outputs", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(done)} cached" in resumed.stderr

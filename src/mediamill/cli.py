@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,41 @@ def _run_with_progress(args: argparse.Namespace) -> Any:
         progress.unsubscribe(on_event)
 
 
+def _exit_interrupted() -> None:
+    # os._exit: Prefect's worker threads would otherwise keep retrying a dead server.
+    console.print("[yellow]interrupted[/]: finished rows are kept; run the same command to resume")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+# Time an interrupted run gets to cancel hosted work and report its state.
+GRACE_WITH_SERVER_S = 15.0
+GRACE_EPHEMERAL_S = 3.0  # the temporary server died with the same Ctrl-C: nothing to report to
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """First Ctrl-C: stop the run gracefully; second, or a stalled shutdown: exit now.
+
+    Ctrl-C also stops Prefect's temporary server (same process group), and
+    Prefect's client would then retry reporting the interrupted run for a
+    minute. Exiting hard is safe: every file mediamill writes is atomic.
+    """
+    from prefect.settings import get_current_settings
+
+    if getattr(_on_interrupt, "armed", False):
+        _exit_interrupted()
+    _on_interrupt.armed = True  # type: ignore[attr-defined]
+    console.print("[yellow]stopping…[/] (Ctrl-C again to quit at once)")
+    grace = GRACE_WITH_SERVER_S
+    if not get_current_settings().api.url:
+        grace = GRACE_EPHEMERAL_S
+        logging.disable(logging.CRITICAL)  # only failed reports to the dead server would follow
+    timer = threading.Timer(grace, _exit_interrupted)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -107,11 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(exc)
         return 2
 
+    signal.signal(signal.SIGINT, _on_interrupt)
     try:
         state, summary = _run_with_progress(args)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished rows are kept; run the same command to resume")
-        return 130
+        _exit_interrupted()
     if summary is None:
         console.print(f"[bold red]run failed[/]: {state.message}")
         return 1
