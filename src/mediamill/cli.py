@@ -22,6 +22,7 @@ from rich.console import Console
 # Quiet defaults for an interactive tool; a user's own settings win.
 _PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from an offline machine
+    "DO_NOT_TRACK": "1",  # nor from the client (and no notice about it on the terminal)
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",  # the ephemeral server's shutdown chatter
 }
 
