@@ -51,7 +51,7 @@ class FlakyBackend(_Counting):
 
     name = "flaky"
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         n = self.calls[job.key] = self.calls.get(job.key, 0) + 1
         if n <= 2:
             raise BackendError(f"transient failure {n} for {job.id}")
@@ -63,7 +63,7 @@ class BrokenBackend(_Counting):
 
     name = "broken"
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         self.calls[job.key] = self.calls.get(job.key, 0) + 1
         if "FAIL" in job.row.text:  # type: ignore[attr-defined]
             raise BackendError("engine exploded on this line")
@@ -75,7 +75,7 @@ class RefusingBackend(_Counting):
 
     name = "refusing"
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         self.calls[job.key] = self.calls.get(job.key, 0) + 1
         raise PermanentError("insufficient balance")
 
@@ -85,6 +85,6 @@ class CountingBackend(_Counting):
 
     name = "counting"
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         self.calls[job.key] = self.calls.get(job.key, 0) + 1
         return await self._tone(job, workdir)

@@ -53,6 +53,8 @@ def _fingerprint(plan: Plan) -> str:
 
 def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: Path) -> BookOutputs:
     """Write a FLAC per complete chapter and, if every chapter is complete, the M4B."""
+    if not plan.chapters:
+        return BookOutputs()  # nothing to read aloud: songs or clips only
     m4b = out_dir / f"{plan.name}.m4b"
     wanted = [chapter_path(out_dir, c) for c in plan.chapters]
     state_file = out_dir / ".stitch.json"

@@ -26,12 +26,14 @@ class Outcome:
 async def generate_job(job: Job, store: Store) -> Outcome:
     """Return the stored media for a job, generating it only if the store lacks it."""
     started = time.perf_counter()
+    journal = store.journal(job.key)
     entry = store.get(job.key)
     if entry is not None:
+        journal.clear()  # a run killed between storing and clearing
         return Outcome(entry, None, 0.0)
     backend = get_backend(job.backend)
     with store.workdir(job.key) as workdir:
-        generated = await backend.generate(job, workdir)
+        generated = await backend.generate(job, workdir, journal)
         try:
             info = await anyio.to_thread.run_sync(probe, generated.path)
         except MediaError as exc:
@@ -54,6 +56,7 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         entry = store.put(job.key, generated.path, meta)
+        journal.clear()
     return Outcome(entry, generated, time.perf_counter() - started)
 
 

@@ -18,8 +18,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -105,17 +106,118 @@ class Row(BaseModel):
         return value
 
 
-class TtsRow(Row):
-    """Text to speech in a named voice."""
+def is_url(value: str) -> bool:
+    return "://" in value
 
-    kind: Literal["tts"] = "tts"
+
+def check_input_ref(value: str | None) -> str | None:
+    """A file input is a path (checked for readability when planning) or an http(s) URL."""
+    if value is None or not is_url(value):
+        return value
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be a file path or an http(s):// URL")
+    return value
+
+
+def split_multi(value: Any) -> Any:
+    """Multi-valued cells: 'pop; rock' or 'pop, rock' in CSV, a list in Parquet."""
+    if isinstance(value, str):
+        return [v.strip() for v in re.split(r"[;,]", value) if v.strip()]
+    return value
+
+
+class SpeechRow(Row):
+    """Columns shared by the speech kinds."""
+
     text: str = Field(min_length=1)
     voice: str | None = None
     speed: float | None = Field(None, ge=0.25, le=4.0, description="Speaking rate, 1.0 = the voice's own.")
     seed: int | None = Field(None, ge=0)
+    cfg_value: float | None = Field(None, ge=0, le=10, description="Guidance strength (VoxCPM).")
+    inference_timesteps: int | None = Field(None, ge=1, le=100, description="Diffusion steps (VoxCPM).")
 
 
-ROW_KINDS: dict[str, type[Row]] = {"tts": TtsRow}
+class TtsRow(SpeechRow):
+    """Text to speech in a named voice."""
+
+    kind: Literal["tts"] = "tts"
+
+
+class CloneRow(SpeechRow):
+    """Speech in the voice of a reference recording."""
+
+    file_columns: ClassVar[tuple[str, ...]] = ("reference",)
+
+    kind: Literal["clone"] = "clone"
+    reference: str | None = Field(None, description="Reference audio: a file or an http(s) URL.")
+    reference_text: str | None = Field(None, description="What the reference says (prompt-continuation mode).")
+
+    _check_reference = field_validator("reference")(check_input_ref)
+
+    @model_validator(mode="after")
+    def _needs_a_voice(self) -> "CloneRow":
+        if not self.reference and not self.voice:
+            raise ValueError("a clone row needs a reference recording (reference column) or a registered voice")
+        return self
+
+
+SONG_SECTIONS = ("verse", "chorus", "bridge", "outro", "intro", "pre-chorus", "hook")
+CLONE_TYPES = ("vocal", "instrumental", "both")
+
+
+class SongRow(Row):
+    """A song from lyrics, optionally in the style of a reference track."""
+
+    file_columns: ClassVar[tuple[str, ...]] = ("reference",)
+
+    kind: Literal["song"] = "song"
+    lyrics: str = Field(min_length=1)
+    reference: str | None = Field(None, description="Reference track: a file or an http(s) URL.")
+    clone_type: Literal["vocal", "instrumental", "both"] | None = None
+    genre: list[str] = Field(default_factory=list)
+    instrument: list[str] = Field(default_factory=list)
+    mood: list[str] = Field(default_factory=list)
+    gender: list[str] = Field(default_factory=list)
+    timbre: list[str] = Field(default_factory=list)
+    seed: int | None = Field(None, ge=0)
+
+    _check_reference = field_validator("reference")(check_input_ref)
+    _split = field_validator("genre", "instrument", "mood", "gender", "timbre", mode="before")(split_multi)
+
+    @field_validator("lyrics")
+    @classmethod
+    def _has_sections(cls, value: str) -> str:
+        if not re.search(r"\[(%s)\]" % "|".join(SONG_SECTIONS), value, re.IGNORECASE):
+            raise ValueError("lyrics need section tags such as [verse], [chorus], [bridge] or [outro]")
+        return value
+
+    @model_validator(mode="after")
+    def _clone_type_needs_reference(self) -> "SongRow":
+        if self.clone_type and not self.reference:
+            raise ValueError("clone_type applies only with a reference track")
+        return self
+
+
+class VideoRow(Row):
+    """A video clip (with sound) from an image and a prompt."""
+
+    file_columns: ClassVar[tuple[str, ...]] = ("image",)
+
+    kind: Literal["video"] = "video"
+    image: str = Field(min_length=1, description="First frame: a file or an http(s) URL.")
+    prompt: str = Field(min_length=1)
+    negative_prompt: str | None = None
+    audio_negative_prompt: str | None = None
+    resolution: str | None = None
+    steps: int | None = Field(None, ge=1, le=200)
+    seed: int | None = Field(None, ge=0)
+
+    _check_image = field_validator("image")(check_input_ref)
+
+
+ROW_KINDS: dict[str, type[Row]] = {"tts": TtsRow, "clone": CloneRow, "song": SongRow, "video": VideoRow}
+SPEECH_KINDS = frozenset({"tts", "clone"})
 DEFAULT_KIND = "tts"
 # Columns a row may leave empty but that a kind needs in the file.
 KNOWN_COLUMNS = {name for model in ROW_KINDS.values() for name in model.model_fields}

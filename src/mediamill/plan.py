@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, Job, UnknownBackendError, get_backend
-from .manifest import Manifest, ManifestError, Problem, load_manifest
+from .manifest import SPEECH_KINDS, Manifest, ManifestError, Problem, load_manifest
 
 KEY_VERSION = 1
 
@@ -124,8 +124,9 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
 
 
 def _chapters(manifest: Manifest, jobs: list[Job]) -> list[Chapter]:
+    """Speech rows make the book's chapters; songs and clips are deliverables on their own."""
     by_title: dict[str, list[Job]] = {}
-    for job in jobs:
+    for job in (j for j in jobs if j.kind in SPEECH_KINDS):
         by_title.setdefault(job.row.chapter or manifest.title, []).append(job)
     chapters = []
     for number, (title, members) in enumerate(by_title.items(), start=1):

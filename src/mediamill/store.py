@@ -72,6 +72,31 @@ class Entry:
         return float(self.meta["duration_s"])
 
 
+class Journal:
+    """A durable note about hosted work in flight for one content key.
+
+    A hosted backend writes the service's task id here *before* it starts
+    waiting, so a run that is killed resumes that task instead of paying for
+    a new one. Cleared once the result is in the store.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.path, record)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 class Store:
     """Generated media by content key, shared by every manifest under one outputs root."""
 
@@ -81,6 +106,7 @@ class Store:
         self.root = Path(outputs) / ".store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        self.journals = self.root / "journal"
 
     def _meta_path(self, key: str) -> Path:
         return self.objects / key[:2] / f"{key}.json"
@@ -95,6 +121,9 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return Entry(key, path, meta)
+
+    def journal(self, key: str) -> Journal:
+        return Journal(self.journals / f"{key}.json")
 
     @contextmanager
     def workdir(self, key: str) -> Iterator[Path]:

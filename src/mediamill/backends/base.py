@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import anyio
 
 from ..manifest import Row
+from ..store import Journal
 
 
 class BackendError(Exception):
@@ -84,24 +85,37 @@ class Backend:
     kinds: ClassVar[frozenset[str]] = frozenset({"tts"})
     # Rows this backend runs at once in one process unless settings say otherwise.
     default_concurrency: ClassVar[int] = 1
+    # Row columns this engine has no use for: a value there is a mistake worth reporting.
+    unused_columns: ClassVar[frozenset[str]] = frozenset()
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""
-        return []
+        return self.check_unused(row)
+
+    def check_unused(self, row: Row) -> list[tuple[str | None, str]]:
+        return [
+            (column, f"{self.name} does not use this column; leave it empty")
+            for column in sorted(self.unused_columns)
+            if getattr(row, column, None) not in (None, [], {})
+        ]
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         """The model, parameters and input files that decide this row's output."""
         raise NotImplementedError
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
-        """Write the job's media into ``workdir`` and describe it."""
+    async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
+        """Write the job's media into ``workdir`` and describe it.
+
+        ``journal`` keeps a small record across runs for this job's content
+        key: hosted backends note their task id there before waiting on it.
+        """
         raise NotImplementedError
 
 
 class ThreadedBackend(Backend):
     """A backend whose engine is blocking (local inference): runs in a worker thread."""
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
         started = time.perf_counter()
         result = await anyio.to_thread.run_sync(self.generate_sync, job, workdir)
         if result.compute_s is None:

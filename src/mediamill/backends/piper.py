@@ -59,6 +59,8 @@ class PiperBackend(ThreadedBackend):
     name = "piper"
     kinds = frozenset({"tts"})
     default_concurrency = 1  # onnxruntime already uses every core for one utterance
+    # Piper's output is not reproducible (its noise is not seedable) and it has no guidance knobs.
+    unused_columns = frozenset({"seed", "cfg_value", "inference_timesteps"})
 
     def __init__(self) -> None:
         self._loaded: dict[Path, Any] = {}
@@ -77,7 +79,7 @@ class PiperBackend(ThreadedBackend):
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         assert isinstance(row, TtsRow)
-        problems: list[tuple[str | None, str]] = []
+        problems = self.check_unused(row)
         if _missing("piper"):
             return [("backend", INSTALL_HINT)]
         voice = self._voice(row, base_dir)

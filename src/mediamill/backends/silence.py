@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 from ..manifest import Row, TtsRow
+from ..store import Journal
 from .base import Backend, Generated, Job, JobSpec
 
 SAMPLE_RATE = 22_050
@@ -27,7 +28,7 @@ class SilenceBackend(Backend):
         # The text is part of the key so a dry run has the same jobs a real engine would.
         return JobSpec(model="silence", params={"text": row.text, "seconds": round(seconds, 3)})
 
-    async def generate(self, job: Job, workdir: Path) -> Generated:
+    async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
         out = workdir / "silence.wav"
         with wave.open(str(out), "wb") as wav:
             wav.setnchannels(1)
