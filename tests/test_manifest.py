@@ -182,3 +182,56 @@ def test_validate_command_prints_every_problem_and_exits_non_zero(write_manifest
     assert "row 2 (line 3), column 'id': duplicate id" in err
     good = write_manifest("id,text\na,Words.\n", name="good")
     assert main(["validate", str(good)]) == 0
+
+
+def test_kinds_are_inferred_and_multi_valued_columns_split(write_manifest, tmp_path):
+    (tmp_path / "img.png").write_bytes(b"\x89PNG fake")
+    plan = validate(
+        write_manifest(
+            'id,text,lyrics,genre,image,prompt,reference\n'
+            's,,"[verse] la",pop; rock,,,\n'
+            'v,,,,img.png,A scene.,\n'
+            'c,Copy me.,,,,,https://example.com/ref.wav\n'
+            't,Plain.,,,,,\n',
+            name="kinds",
+        ),
+        "wiro",
+    )
+    assert [j.kind for j in plan.jobs] == ["song", "video", "clone", "tts"]
+    assert plan.jobs[0].row.genre == ["pop", "rock"]
+    assert [c.title for c in plan.chapters] == ["Kinds"]  # only speech rows make the book
+    assert [s.job.id for s in plan.chapters[0].segments] == ["c", "t"]
+
+
+def test_song_video_and_clone_rows_are_validated(write_manifest, tmp_path):
+    path = write_manifest(
+        "id,kind,text,lyrics,reference,clone_type,image,prompt,resolution\n"
+        "s1,song,,no sections here,,,,,\n"
+        "s2,song,,[chorus] hey,,vocal,,,\n"
+        "v1,video,,,,,,A scene.,\n"
+        "v2,video,,,,,missing.png,A scene.,\n"
+        "v3,video,,,,,ftp://host/x.png,A scene.,\n"
+        "v4,video,,,,,https://host/x.png,He says <S>hi.,4k\n"
+        "c1,clone,Words.,,,,,,\n",
+        name="kinds",
+    )
+    found = "\n".join(problems_of(path, "wiro"))
+    assert "row 1 (line 2), column 'lyrics': lyrics need section tags" in found
+    assert "row 2 (line 3): clone_type applies only with a reference track" in found
+    assert "row 3 (line 4), column 'image': is required and empty" in found
+    assert "row 4, column 'image': file not found or unreadable" in found
+    assert "row 5 (line 6), column 'image': must be a file path or an http(s):// URL" in found
+    assert "row 6, column 'resolution': must be one of default, 512x992" in found
+    assert "row 6, column 'prompt': prompt has 1 <S> but 0 <E>" in found
+    assert "row 7 (line 8): a clone row needs a reference recording" in found
+
+
+def test_engines_report_columns_they_do_not_use(write_manifest):
+    path = write_manifest("id,text,seed,cfg_value\na,Words.,3,2.0\n", name="unused")
+    found = problems_of(path)  # piper: no seed, no guidance
+    assert "row 1, column 'seed': piper does not use this column; leave it empty" in found
+    assert "row 1, column 'cfg_value': piper does not use this column; leave it empty" in found
+    found = problems_of(path, "pixazo")
+    assert found == ["row 1, column 'seed': pixazo does not use this column; leave it empty"]
+    local = write_manifest("id,kind,text,reference\nc,clone,Words.,voice.wav\n", name="local")
+    assert any("pixazo fetches the reference itself" in p for p in problems_of(local, "pixazo"))

@@ -132,6 +132,7 @@ class SpeechRow(Row):
 
     text: str = Field(min_length=1)
     voice: str | None = None
+    style: str | None = Field(None, description="Voice design text, for engines that take one (VoxCPM2).")
     speed: float | None = Field(None, ge=0.25, le=4.0, description="Speaking rate, 1.0 = the voice's own.")
     seed: int | None = Field(None, ge=0)
     cfg_value: float | None = Field(None, ge=0, le=10, description="Guidance strength (VoxCPM).")
@@ -365,8 +366,20 @@ def read_meta(path: Path) -> tuple[Meta, list[Problem]]:
         ]
 
 
+def infer_kind(raw: dict[str, Any]) -> str:
+    """A row without a kind is read from what it has: lyrics make a song, an image a clip,
+    a reference recording a cloned voice; anything else is plain speech."""
+    if raw.get("lyrics") is not None:
+        return "song"
+    if raw.get("image") is not None:
+        return "video"
+    if raw.get("reference") is not None:
+        return "clone"
+    return DEFAULT_KIND
+
+
 def _validate_row(raw: dict[str, Any], number: int, line: int | None) -> tuple[Row | None, list[Problem]]:
-    kind = raw.get("kind") or DEFAULT_KIND
+    kind = raw.get("kind") or infer_kind(raw)
     model = ROW_KINDS.get(str(kind).strip().lower())
     if model is None:
         known = ", ".join(sorted(ROW_KINDS))

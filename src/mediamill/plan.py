@@ -97,7 +97,9 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     from .config import settings
 
     default = backend or manifest.meta.backend or settings().backend
-    problems = list(manifest.problems) + _check_file_columns(manifest)
+    file_problems = _check_file_columns(manifest)
+    problems = list(manifest.problems) + file_problems
+    unreadable = {p.row for p in file_problems}
     jobs: list[Job] = []
     for row, number in zip(manifest.rows, manifest.row_numbers):
         name = row.backend or default
@@ -111,7 +113,7 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
             continue
         row_problems = engine.check(row, manifest.base_dir)
         problems += [Problem(msg, number, column) for column, msg in row_problems]
-        if row_problems:
+        if row_problems or number in unreadable:
             continue
         spec = engine.spec(row, manifest.base_dir)
         key = content_key(name, row.kind, spec.model, spec.params, spec.inputs)

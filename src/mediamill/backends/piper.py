@@ -60,7 +60,7 @@ class PiperBackend(ThreadedBackend):
     kinds = frozenset({"tts"})
     default_concurrency = 1  # onnxruntime already uses every core for one utterance
     # Piper's output is not reproducible (its noise is not seedable) and it has no guidance knobs.
-    unused_columns = frozenset({"seed", "cfg_value", "inference_timesteps"})
+    unused_columns = frozenset({"seed", "cfg_value", "inference_timesteps", "style"})
 
     def __init__(self) -> None:
         self._loaded: dict[Path, Any] = {}

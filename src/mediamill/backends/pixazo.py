@@ -1,0 +1,199 @@
+"""Pixazo: hosted VoxCPM2 text-to-speech and voice cloning.
+
+Both calls are synchronous: the response carries the URL of a WAV file.
+Settings: ``PIXAZO_API_KEY`` (required), ``PIXAZO_BASE_URL`` (default the
+public gateway), ``PIXAZO_TIMEOUT_S``. Pixazo reports no cost; the price
+table (``MEDIAMILL_PRICES``, key ``pixazo`` or ``pixazo:voxcpm2``) prices rows,
+and is 0 by default since VoxCPM2 is a free model there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..manifest import CloneRow, Row, SpeechRow, is_url
+from ..store import Journal
+from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
+from .hosted import CreditBreaker, LoopClients, Price, download, lookup_price
+
+MODEL = "voxcpm2"
+CFG_RANGE = (1.0, 3.0)
+STEPS_RANGE = (4, 30)
+RATE_LIMIT_RETRIES = 5
+# Cloudflare in front of Pixazo's file host refuses some library user agents.
+USER_AGENT = "Mozilla/5.0 (compatible; mediamill/0.1)"
+
+
+class PixazoSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIXAZO_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://gateway.pixazo.ai"
+    timeout_s: float = Field(300.0, gt=0)
+
+
+class PixazoError(BackendError):
+    pass
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            value = body.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"]
+    return str(body)[:200]
+
+
+class PixazoClient:
+    """The two VoxCPM2 calls, with Pixazo's status codes mapped to mediamill's errors."""
+
+    def __init__(self, settings: PixazoSettings, clients: LoopClients, breaker: CreditBreaker):
+        self.settings = settings
+        self.clients = clients
+        self.breaker = breaker
+
+    def _headers(self) -> dict[str, str]:
+        if self.settings.api_key is None:
+            raise PermanentError("PIXAZO_API_KEY is not set")
+        return {
+            "Ocp-Apim-Subscription-Key": self.settings.api_key.get_secret_value(),
+            "Cache-Control": "no-cache",
+        }
+
+    async def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.breaker.check()
+        url = f"{self.settings.base_url.rstrip('/')}/voxcpm/v1/{operation}"
+        client = self.clients.get()
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                response = await client.post(url, json=body, headers=self._headers(), timeout=self.settings.timeout_s)
+            except httpx.TimeoutException:
+                raise PixazoError(f"pixazo {operation} timed out after {self.settings.timeout_s:.0f} s") from None
+            except httpx.HTTPError as exc:
+                raise PixazoError(f"pixazo {operation}: {type(exc).__name__}") from None
+            status = response.status_code
+            if status == 429 and attempt < RATE_LIMIT_RETRIES:
+                await asyncio.sleep(_retry_after(response, attempt))
+                continue
+            if status == 200:
+                try:
+                    doc = response.json()
+                except ValueError:
+                    raise PixazoError("pixazo answered with malformed JSON") from None
+                if not isinstance(doc, dict):
+                    raise PixazoError("pixazo answered with unexpected JSON")
+                return doc
+            message = _message(response)
+            if status == 400:
+                raise PermanentError(f"pixazo rejected the request: {message}")
+            if status in (401, 403):
+                raise PermanentError(f"pixazo refused the API key (HTTP {status}): check PIXAZO_API_KEY")
+            if status == 402:
+                text = "pixazo account is out of credit (HTTP 402): top up, then rerun"
+                self.breaker.trip(text)
+                raise PermanentError(text)
+            if status == 429:
+                raise PixazoError(f"pixazo rate limit persisted after {RATE_LIMIT_RETRIES} waits")
+            raise PixazoError(f"pixazo {operation} failed: HTTP {status} {message}")
+        raise AssertionError("unreachable")
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    try:
+        return min(60.0, max(0.0, float(response.headers.get("retry-after", ""))))
+    except ValueError:
+        return min(60.0, 2.0 * 2**attempt)
+
+
+def output_url(doc: dict[str, Any]) -> str:
+    for key in ("output", "url", "audio_url"):
+        value = doc.get(key)
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return value
+    raise PixazoError("pixazo response has no output URL")
+
+
+class PixazoBackend(Backend):
+    name = "pixazo"
+    kinds = frozenset({"tts", "clone"})
+    default_concurrency = 4
+    unused_columns = frozenset({"speed", "seed"})
+    defaults = {"pixazo": Price(per_request=0.0)}
+
+    def __init__(self) -> None:
+        self.clients = LoopClients(headers={"User-Agent": USER_AGENT})
+        self.breaker = CreditBreaker()
+
+    def client(self) -> PixazoClient:
+        return PixazoClient(PixazoSettings(), self.clients, self.breaker)
+
+    def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
+        assert isinstance(row, SpeechRow)
+        problems = self.check_unused(row)
+        if row.model and row.model != MODEL:
+            problems.append(("model", f"pixazo offers only '{MODEL}'"))
+        if row.voice:
+            problems.append(("voice", "pixazo has no named voices: describe one in 'style', or clone with 'reference'"))
+        if row.cfg_value is not None and not CFG_RANGE[0] <= row.cfg_value <= CFG_RANGE[1]:
+            problems.append(("cfg_value", f"pixazo takes cfg_value from {CFG_RANGE[0]} to {CFG_RANGE[1]}"))
+        if row.inference_timesteps is not None and not STEPS_RANGE[0] <= row.inference_timesteps <= STEPS_RANGE[1]:
+            problems.append(("inference_timesteps", f"pixazo takes {STEPS_RANGE[0]} to {STEPS_RANGE[1]} steps"))
+        if isinstance(row, CloneRow) and row.reference and not is_url(row.reference):
+            problems.append(("reference", "pixazo fetches the reference itself: give a public http(s) URL"))
+        if row.options:
+            problems.append(("options", "pixazo takes no extra options"))
+        return problems
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        assert isinstance(row, SpeechRow)
+        text = f"({row.style}) {row.text}" if row.style else row.text
+        params: dict[str, Any] = {"text": text, "cfg_value": row.cfg_value or 2.0, "dit_steps": row.inference_timesteps or 10}
+        if isinstance(row, CloneRow):
+            params = {"text": text, "reference_audio_url": row.reference, "dit_steps": params["dit_steps"]}
+            if row.reference_text:
+                params["prompt_text"] = row.reference_text
+            if row.cfg_value is not None:
+                params["cfg_value"] = row.cfg_value
+        return JobSpec(model=MODEL, params=params)
+
+    async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
+        operation = "voice-cloning" if job.kind == "clone" else "text-to-speech"
+        record = journal.read()
+        resumed = bool(record and record.get("output_url"))
+        if resumed:
+            url, elapsed = record["output_url"], record.get("elapsed_s")  # generated before a crash: fetch it
+        else:
+            started = time.perf_counter()
+            doc = await self.client().call(operation, dict(job.spec.params))
+            url = output_url(doc)
+            elapsed = doc.get("elapsed_s") if isinstance(doc.get("elapsed_s"), (int, float)) else None
+            elapsed = elapsed if elapsed is not None else round(time.perf_counter() - started, 3)
+            journal.write({"backend": self.name, "output_url": url, "elapsed_s": elapsed, "at": time.time()})
+        try:
+            path = await download(self.clients.get(), url, workdir / "speech.wav")
+        except PermanentError as exc:
+            journal.clear()
+            if resumed:  # the noted file is gone: generate anew on the next attempt
+                raise BackendError(f"{exc} (file noted by an earlier run)") from None
+            raise
+        price = lookup_price(self.name, MODEL, self.defaults)
+        return Generated(
+            path=path,
+            compute_s=float(elapsed),
+            cost_usd=price.cost(len(job.spec.params["text"])) if price else None,
+            cost_source="price table" if price else None,
+        )

@@ -1,0 +1,423 @@
+"""Wiro: hosted VoxCPM speech and cloning, YuE songs and Ovi video clips.
+
+Protocol: ``POST {base}/Run/{owner}/{model}`` starts a task (JSON, or
+multipart when a file goes along) and returns its ``taskid``; ``POST
+{base}/Task/Detail`` reports its status; ``Task/Cancel`` stops a queued task,
+``Task/Kill`` a running one. A task succeeded only at ``task_postprocess_end``
+with ``pexit == "0"``; ``task_cancel`` is the other terminal status;
+``task_error`` is a log line while the task goes on. Errors may come as
+HTTP 200 with ``result: false`` and a code: 96 (concurrency limit: wait) and
+97 (insufficient balance: stop).
+
+Settings: ``WIRO_API_KEY``, ``WIRO_API_SECRET`` (signature auth when set,
+key-only otherwise), ``WIRO_BASE_URL`` and the timing knobs in WiroSettings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
+from ..plan import file_digest
+from ..store import Journal
+from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
+from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix
+
+log = logging.getLogger("mediamill.wiro")
+
+VOXCPM, YUE, OVI = "openbmb/voxcpm", "wiro/text-to-song-with-reference-yue", "chetwinlow1/ovi"
+MODEL_FOR_KIND = {"tts": VOXCPM, "clone": VOXCPM, "song": YUE, "video": OVI}
+OVI_RESOLUTIONS = ("default", "512x992", "992x512", "960x512", "512x960", "720x720", "448x1120", "1120x448")
+QUEUED = {"task_queue", "task_accept", "task_preprocess_start", "task_preprocess_end"}
+DONE, CANCELLED, ERROR_LINE = "task_postprocess_end", "task_cancel", "task_error"
+CODE_CONCURRENCY, CODE_BALANCE, CODE_NOT_FOUND = 96, 97, 1
+
+
+class WiroSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WIRO_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    base_url: str = "https://api.wiro.ai/v1"
+    request_timeout_s: float = Field(60.0, gt=0)
+    poll_initial_s: float = Field(2.0, gt=0, description="First wait between status checks.")
+    poll_max_s: float = Field(10.0, gt=0, description="Longest wait between status checks.")
+    task_timeout_s: float = Field(3600.0, gt=0, description="A task not finished by then is killed.")
+    concurrency_wait_s: float = Field(1800.0, ge=0, description="How long to wait out Wiro's concurrency limit.")
+    concurrency_retry_s: float = Field(5.0, gt=0, description="First wait after a concurrency refusal.")
+    error_grace_s: float = Field(300.0, gt=0, description="A task that shows only task_error this long has failed.")
+    poll_failures: int = Field(8, ge=1, description="Consecutive failed status checks before giving up.")
+
+
+class WiroError(BackendError):
+    pass
+
+
+@dataclass
+class ApiError(Exception):
+    code: int | None
+    message: str
+
+
+def signature(api_key: str, api_secret: str, nonce: str) -> str:
+    """Wiro's request signature: hex HMAC-SHA256 keyed by the API key over secret + nonce."""
+    return hmac.new(api_key.encode(), (api_secret + nonce).encode(), hashlib.sha256).hexdigest()
+
+
+class WiroClient:
+    """Wiro's REST calls, one shared HTTP client, errors mapped to exceptions."""
+
+    def __init__(self, settings: WiroSettings, http: httpx.AsyncClient):
+        self.settings = settings
+        self.http = http
+        self.base = settings.base_url.rstrip("/")
+
+    def _headers(self) -> dict[str, str]:
+        if self.settings.api_key is None:
+            raise PermanentError("WIRO_API_KEY is not set")
+        key = self.settings.api_key.get_secret_value()
+        headers = {"x-api-key": key}
+        if self.settings.api_secret is not None:
+            nonce = str(time.time_ns() // 1000)  # microseconds: unique per request, a timestamp as documented
+            headers["x-nonce"] = nonce
+            headers["x-signature"] = signature(key, self.settings.api_secret.get_secret_value(), nonce)
+        return headers
+
+    async def post(self, path: str, json: dict | None = None, data: dict | None = None, files: Any = None) -> dict:
+        """POST and return the JSON body of a successful call; raise ApiError or WiroError otherwise."""
+        try:
+            response = await self.http.post(
+                f"{self.base}/{path}", json=json, data=data, files=files,
+                headers=self._headers(), timeout=self.settings.request_timeout_s,
+            )  # fmt: skip
+        except httpx.TimeoutException:
+            raise WiroError(f"wiro {path}: no answer within {self.settings.request_timeout_s:.0f} s") from None
+        except httpx.HTTPError as exc:
+            raise WiroError(f"wiro {path}: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            raise PermanentError(f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise WiroError(f"wiro {path}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise WiroError(f"wiro {path}: malformed JSON (HTTP {response.status_code})") from None
+        if not isinstance(body, dict):
+            raise WiroError(f"wiro {path}: unexpected JSON")
+        if body.get("result") is not True:
+            errors = body.get("errors") or [{}]
+            first = errors[0] if isinstance(errors, list) and isinstance(errors[0], dict) else {}
+            code = first.get("code")
+            raise ApiError(int(code) if str(code).isdigit() else None, str(first.get("message") or "request failed"))
+        return body
+
+    async def run(self, model: str, inputs: dict[str, Any], files: dict[str, Path]) -> tuple[str, str]:
+        if files:  # multipart: files as parts, everything else as text fields
+            data = {k: _form_value(v) for k, v in inputs.items()}
+            parts = [(name, (path.name, path.read_bytes())) for name, path in files.items()]
+            body = await self.post(f"Run/{model}", data=data, files=parts)
+        else:
+            body = await self.post(f"Run/{model}", json=inputs)
+        taskid, token = body.get("taskid"), body.get("socketaccesstoken")
+        if not taskid:
+            raise WiroError("wiro Run answered without a taskid")
+        return str(taskid), str(token or "")
+
+    async def detail(self, taskid: str, token: str = "") -> dict[str, Any]:
+        body = await self.post("Task/Detail", json={"taskid": taskid, **({"tasktoken": token} if token else {})})
+        tasks = body.get("tasklist")
+        if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
+            raise WiroError("wiro Task/Detail answered without the task")
+        return tasks[0]
+
+    async def stop(self, taskid: str, token: str, status: str) -> None:
+        """Cancel a queued task or kill a running one (whichever its status allows)."""
+        ident = {"taskid": taskid, **({"tasktoken": token, "socketaccesstoken": token} if token else {})}
+        order = ["Task/Cancel", "Task/Kill"] if status in QUEUED else ["Task/Kill", "Task/Cancel"]
+        for path in order:
+            try:
+                await self.post(path, json=ident)
+                return
+            except ApiError:
+                continue  # the task moved on between our look and our call: try the other
+
+    async def upload(self, path: Path) -> str:
+        body = await self.post("File/Upload", files=[("file", (path.name, path.read_bytes()))])
+        listing = body.get("list")
+        if not isinstance(listing, list) or not listing or not listing[0].get("url"):
+            raise WiroError("wiro File/Upload answered without a URL")
+        return str(listing[0]["url"])
+
+
+def _form_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# -- model adapters: a row becomes the model's inputs -----------------------------------
+# Values that are local files stay paths here (hashed into the content key); at run
+# time ``url_inputs`` are uploaded and replaced by their URL, ``file_inputs`` travel
+# in the multipart Run request.
+
+
+@dataclass(frozen=True)
+class Adapter:
+    model: str
+    url_inputs: tuple[str, ...] = ()  # text fields that take a URL: local files are uploaded first
+    file_inputs: tuple[str, ...] = ()  # file fields: local files go in the Run request itself
+    output: str = "audio/"
+
+
+ADAPTERS = {
+    VOXCPM: Adapter(VOXCPM, url_inputs=("inputAudioUrl", "inputAudioReferenceUrl")),
+    YUE: Adapter(YUE, url_inputs=("inputAudioUrl",)),
+    OVI: Adapter(OVI, file_inputs=("inputImage",), output="video/"),
+}
+
+
+def voxcpm_inputs(row: SpeechRow) -> dict[str, Any]:
+    inputs: dict[str, Any] = {
+        "prompt": row.text,
+        "cfgValue": row.cfg_value if row.cfg_value is not None else 2.0,
+        "inferenceSteps": row.inference_timesteps or 10,
+    }
+    if isinstance(row, CloneRow) and row.reference:
+        if row.reference_text:  # prompt continuation: the reference and what it says
+            inputs["inputAudioReferenceUrl"] = row.reference
+            inputs["referencePrompt"] = row.reference_text
+        else:
+            inputs["inputAudioUrl"] = row.reference
+    return inputs
+
+
+def yue_inputs(row: SongRow) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"prompt": row.lyrics}
+    for column in ("genre", "instrument", "mood", "gender", "timbre"):
+        if getattr(row, column):
+            inputs[column] = list(getattr(row, column))
+    if row.reference:
+        inputs["inputAudioUrl"] = row.reference
+        inputs["audio_prompt_type"] = row.clone_type or "both"
+    if row.seed is not None:
+        inputs["seed"] = str(row.seed)
+    return inputs
+
+
+def ovi_inputs(row: VideoRow) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"inputImage": row.image, "prompt": row.prompt, "resolution": row.resolution or "default"}
+    optional = {"negativePrompt": row.negative_prompt, "audioNegativePrompt": row.audio_negative_prompt, "steps": row.steps, "seed": row.seed}
+    inputs.update({k: v for k, v in optional.items() if v is not None})
+    return inputs
+
+
+def _unbalanced_tags(prompt: str) -> str | None:
+    for opening, closing in (("<S>", "<E>"), ("<AUDCAP>", "<ENDAUDCAP>")):
+        if prompt.count(opening) != prompt.count(closing):
+            return f"prompt has {prompt.count(opening)} {opening} but {prompt.count(closing)} {closing}"
+    return None
+
+
+class WiroBackend(Backend):
+    name = "wiro"
+    kinds = frozenset({"tts", "clone", "song", "video"})
+    default_concurrency = 4
+    unused_columns = frozenset({"speed", "seed", "style", "voice"})  # for speech rows; songs and clips take seed
+
+    def __init__(self) -> None:
+        self.clients = LoopClients()
+        self.breaker = CreditBreaker()
+        self._uploaded: dict[str, str] = {}  # file digest -> Wiro URL, so a reference is uploaded once
+
+    # -- checks and keys -----------------------------------------------------------------
+    def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
+        problems: list[tuple[str | None, str]] = []
+        model = row.model or MODEL_FOR_KIND[row.kind]
+        if model.lower() != MODEL_FOR_KIND[row.kind]:
+            problems.append(("model", f"wiro makes {row.kind} rows with {MODEL_FOR_KIND[row.kind]}"))
+        if isinstance(row, SpeechRow):
+            problems += self.check_unused(row)
+        if isinstance(row, VideoRow):
+            if row.resolution and row.resolution not in OVI_RESOLUTIONS:
+                problems.append(("resolution", f"must be one of {', '.join(OVI_RESOLUTIONS)}"))
+            unbalanced = _unbalanced_tags(row.prompt)
+            if unbalanced:
+                problems.append(("prompt", unbalanced + " (speech is <S>…<E>, sound captions <AUDCAP>…<ENDAUDCAP>)"))
+        if row.options:
+            problems.append(("options", "wiro takes no extra options"))
+        return problems
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        model = MODEL_FOR_KIND[row.kind]
+        if isinstance(row, SpeechRow):
+            inputs = voxcpm_inputs(row)
+        elif isinstance(row, SongRow):
+            inputs = yue_inputs(row)
+        else:
+            assert isinstance(row, VideoRow)
+            inputs = ovi_inputs(row)
+        adapter = ADAPTERS[model]
+        files = {}
+        for field_name in adapter.url_inputs + adapter.file_inputs:
+            value = inputs.get(field_name)
+            if isinstance(value, str) and not is_url(value):
+                path = Path(value) if Path(value).is_absolute() else base_dir / value
+                files[field_name] = path.resolve()
+                inputs[field_name] = f"file:{path.name}"  # the bytes are in the key through ``inputs``
+        return JobSpec(model=model, params=inputs, inputs=files)
+
+    # -- generation ------------------------------------------------------------------------
+    def client(self) -> WiroClient:
+        return WiroClient(WiroSettings(), self.clients.get())
+
+    async def _submit(self, client: WiroClient, job: Job) -> tuple[str, str]:
+        """Upload what must be uploaded, then Run, waiting out Wiro's concurrency limit."""
+        adapter = ADAPTERS[job.spec.model]
+        inputs = dict(job.spec.params)
+        files: dict[str, Path] = {}
+        for field_name, path in job.spec.inputs.items():
+            if field_name in adapter.file_inputs:
+                files[field_name] = path
+                inputs.pop(field_name, None)
+            else:
+                digest = file_digest(path)
+                if digest not in self._uploaded:
+                    self._uploaded[digest] = await client.upload(path)
+                inputs[field_name] = self._uploaded[digest]
+        deadline = time.monotonic() + client.settings.concurrency_wait_s
+        waits = backoff(client.settings.concurrency_retry_s, 60.0)
+        while True:
+            self.breaker.check()
+            try:
+                return await client.run(job.spec.model, inputs, files)
+            except ApiError as exc:
+                if exc.code == CODE_CONCURRENCY and time.monotonic() < deadline:
+                    await asyncio.sleep(next(waits))  # a slot frees when another task ends
+                    continue
+                if exc.code == CODE_BALANCE:
+                    message = f"wiro: insufficient balance ({exc.message}); top up, then rerun"
+                    self.breaker.trip(message)
+                    raise PermanentError(message) from None
+                if exc.code == CODE_CONCURRENCY:
+                    raise WiroError(f"wiro concurrency limit did not clear: {exc.message}") from None
+                raise PermanentError(f"wiro refused the task: {exc.message}") from None
+
+    async def _wait(self, client: WiroClient, record: dict[str, Any]) -> dict[str, Any]:
+        """Poll until the task ends; returns its last Detail. Transient failures are retried here."""
+        settings = client.settings
+        waits = backoff(settings.poll_initial_s, settings.poll_max_s)
+        failures = 0
+        error_since: float | None = None
+        while True:
+            if time.time() - record["submitted_at"] > settings.task_timeout_s:
+                await client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))
+                raise PermanentError(
+                    f"wiro task {record['task_id']} did not finish within {settings.task_timeout_s:.0f} s; killed it"
+                )
+            try:
+                task = await client.detail(record["task_id"], record.get("token", ""))
+                failures = 0
+            except ApiError as exc:
+                if exc.code == CODE_NOT_FOUND:
+                    raise _TaskGone(exc.message) from None
+                raise PermanentError(f"wiro Task/Detail: {exc.message}") from None
+            except WiroError:
+                failures += 1
+                if failures >= settings.poll_failures:
+                    raise
+                await asyncio.sleep(next(waits))
+                continue
+            status = str(task.get("status", ""))
+            record["status"] = status
+            if status == DONE or status == CANCELLED:
+                return task
+            if status == ERROR_LINE:  # a log line as a rule; only a long silence after it is a failure
+                error_since = error_since or time.monotonic()
+                if time.monotonic() - error_since > settings.error_grace_s:
+                    return task
+            else:
+                error_since = None
+            await asyncio.sleep(next(waits))
+
+    async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
+        client = self.client()
+        record = journal.read()
+        if not (record and record.get("task_id")):
+            taskid, token = await self._submit(client, job)
+            record = {"backend": self.name, "model": job.spec.model, "task_id": taskid, "token": token, "submitted_at": time.time()}
+            journal.write(record)  # before waiting: a killed run resumes this task, never pays twice
+        else:
+            log.info("row %s: resuming wiro task %s", job.id, record["task_id"])
+        try:
+            task = await self._wait(client, record)
+        except _TaskGone as exc:
+            journal.clear()
+            raise WiroError(f"wiro no longer knows task {record['task_id']} ({exc}); will submit again") from None
+        except PermanentError:
+            journal.clear()
+            raise
+        except asyncio.CancelledError:
+            # The run was cancelled (Ctrl-C, Prefect cancel): stop paying for this task.
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))), 10
+                )
+                journal.clear()
+            except Exception:  # noqa: BLE001 - keep the journal; the next run will find out
+                pass
+            raise
+        status, pexit = task.get("status"), str(task.get("pexit", ""))
+        if status == CANCELLED:
+            journal.clear()
+            raise WiroError(f"wiro cancelled task {record['task_id']}")
+        if status != DONE or pexit != "0":
+            journal.clear()
+            reason = str(task.get("debugerror") or "").strip().splitlines()[-1:] or [f"status {status}"]
+            raise WiroError(f"wiro task {record['task_id']} failed (pexit {pexit or '?'}): {reason[0][:200]}")
+        output = self._pick_output(task, ADAPTERS[job.spec.model].output)
+        path = workdir / f"output{guess_suffix(output['url'], output.get('contenttype'))}"
+        await download(client.http, output["url"], path)  # a failed download keeps the journal: re-fetch, not re-run
+        started, ended = _num(task.get("starttime")), _num(task.get("endtime"))
+        return Generated(
+            path=path,
+            compute_s=_num(task.get("elapsedseconds")) or (ended - started if started and ended else None),
+            cost_usd=_num(task.get("totalcost")),
+            cost_source="reported",
+            task_id=record["task_id"],
+            queue_s=round(max(0.0, started - record["submitted_at"]), 3) if started else None,
+        )
+
+    @staticmethod
+    def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
+        outputs = [o for o in task.get("outputs") or [] if isinstance(o, dict) and o.get("url")]
+        if not outputs:
+            raise WiroError(f"wiro task {task.get('id')} finished without output files")
+        for output in outputs:
+            if str(output.get("contenttype", "")).startswith(wanted):
+                return output
+        return outputs[0]
+
+
+class _TaskGone(Exception):
+    pass
+
+
+__all__ = ["WiroBackend", "WiroClient", "WiroSettings", "signature"]
