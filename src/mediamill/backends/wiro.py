@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,23 @@ class WiroBackend(Backend):
         self.clients = LoopClients()
         self.breaker = CreditBreaker()
         self._uploaded: dict[str, str] = {}  # file digest -> Wiro URL, so a reference is uploaded once
+        # Uploads under way, per event loop: rows sharing a reference wait for one upload.
+        self._uploading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def _upload(self, client: WiroClient, path: Path) -> str:
+        digest = file_digest(path)
+        if digest in self._uploaded:
+            return self._uploaded[digest]
+        pending = self._uploading.setdefault(asyncio.get_running_loop(), {})
+        future = pending.get(digest)
+        if future is None:
+            future = pending[digest] = asyncio.ensure_future(client.upload(path))
+            future.add_done_callback(lambda _: pending.pop(digest, None))
+        url = await asyncio.shield(future)
+        self._uploaded[digest] = url
+        return url
 
     # -- checks and keys -----------------------------------------------------------------
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
@@ -298,10 +316,7 @@ class WiroBackend(Backend):
                 files[field_name] = path
                 inputs.pop(field_name, None)
             else:
-                digest = file_digest(path)
-                if digest not in self._uploaded:
-                    self._uploaded[digest] = await client.upload(path)
-                inputs[field_name] = self._uploaded[digest]
+                inputs[field_name] = await self._upload(client, path)
         deadline = time.monotonic() + client.settings.concurrency_wait_s
         waits = backoff(client.settings.concurrency_retry_s, 60.0)
         while True:

@@ -1,0 +1,193 @@
+"""The Wiro backend through the produce flow, against the Wiro emulator (real HTTP on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mediamill.backends import _instances
+from mediamill.flows import produce
+from mediamill.media.probe import probe
+
+from .conftest import MANIFESTS
+from .emulators.wiro import WiroEmulator
+from .fakes import write_tone_wav
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "fast_retries")
+
+KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
+
+
+@pytest.fixture
+def wiro(monkeypatch):
+    """A Wiro emulator with signature auth, and the environment pointing the client at it."""
+    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.05, run_s=0.2) as emulator:
+        monkeypatch.setenv("WIRO_BASE_URL", emulator.url)
+        monkeypatch.setenv("WIRO_API_KEY", KEY)
+        monkeypatch.setenv("WIRO_API_SECRET", SECRET)
+        monkeypatch.setenv("WIRO_POLL_INITIAL_S", "0.05")
+        monkeypatch.setenv("WIRO_POLL_MAX_S", "0.2")
+        monkeypatch.setenv("WIRO_CONCURRENCY_RETRY_S", "0.05")
+        _instances.pop("wiro", None)  # a fresh backend: no breaker or upload memory from other tests
+        yield emulator
+
+
+def run(manifest: Path, outputs: Path, backend: str | None = "wiro"):
+    return asyncio.run(produce(manifest=str(manifest), backend=backend, outputs=str(outputs), return_state=True))
+
+
+def results(outputs: Path, name: str) -> dict[str, dict]:
+    return {r["id"]: r for r in pq.read_table(outputs / name / "results.parquet").to_pylist()}
+
+
+def speech_manifest(write_manifest, tmp_path: Path, n: int = 3, name: str = "speech") -> Path:
+    body = "".join(f"s{i},Line number {i} spoken by the hosted model.\n" for i in range(n))
+    return write_manifest("id,text\n" + body, name=name)
+
+
+def test_every_kind_end_to_end(wiro, tmp_path, write_manifest):
+    assets = tmp_path / "assets"
+    shutil.copytree(MANIFESTS / "images", assets / "images")
+    shutil.copytree(MANIFESTS / "music", assets / "music")
+    write_tone_wav(assets / "ref.wav", 1.0)
+    manifest = write_manifest(
+        """
+id,kind,text,reference,reference_text,lyrics,genre,mood,clone_type,image,prompt,resolution,seed
+say,tts,Hello from the cloud.,,,,,,,,,,
+copy,clone,Say it like me.,assets/ref.wav,This is my voice.,,,,,,,,
+copy2,clone,Again without a transcript.,assets/ref.wav,,,,,,,,,
+tune,song,,assets/music/reference.mp3,,"[verse] la la [chorus] oh",pop; rock,happy,vocal,,,,3
+clip,video,,,,,,,,assets/images/lighthouse.png,"He says, <S>Hi.<E> <AUDCAP>calm voice<ENDAUDCAP>",992x512,5
+""",
+        name="kinds",
+    )
+    out = tmp_path / "out"
+    state = run(manifest, out)
+    assert state.is_completed(), state.message
+    rows = results(out, "kinds")
+    assert {r["status"] for r in rows.values()} == {"done"}
+    for r in rows.values():
+        assert r["cost_usd"] == pytest.approx(0.0123) and r["cost_source"] == "reported"
+        assert r["compute_s"] == pytest.approx(0.2, abs=0.01)
+        assert r["queue_s"] is not None and r["task_id"].isdigit()
+        assert r["attempts"] == 1
+    assert rows["tune"]["model"] == "wiro/text-to-song-with-reference-yue"
+    assert probe(out / "kinds" / rows["clip"]["output"]).video_codec == "h264"
+    assert probe(out / "kinds" / rows["tune"]["output"]).audio_codec in ("mp3", "mp3float")
+
+    by_model = {r["model"]: r for r in wiro.runs}
+    assert len(wiro.runs) == 5
+    song = next(r for r in wiro.runs if r["model"] == "wiro/text-to-song-with-reference-yue")
+    assert song["inputs"]["audio_prompt_type"] == "vocal"
+    assert song["inputs"]["inputAudioUrl"].startswith(wiro.url.rsplit("/v1", 1)[0])  # uploaded, then linked
+    video = by_model["chetwinlow1/ovi"]
+    assert video["files"]["inputImage"] == (MANIFESTS / "images" / "lighthouse.png").read_bytes()
+    assert video["inputs"]["resolution"] == "992x512"
+    clones = [r for r in wiro.runs if r["model"] == "openbmb/voxcpm" and r["inputs"]["prompt"] != "Hello from the cloud."]
+    modes = sorted(tuple(sorted(k for k in r["inputs"] if "Audio" in k or k == "referencePrompt")) for r in clones)
+    assert modes == [("inputAudioReferenceUrl", "referencePrompt"), ("inputAudioUrl",)]
+    assert sum(1 for endpoint, _ in wiro.requests if endpoint == "Upload") == 2  # the reference wav once, the mp3 once
+
+    rerun = run(manifest, out)
+    assert rerun.is_completed()
+    assert len(wiro.runs) == 5  # nothing submitted again
+
+
+def test_key_only_auth(monkeypatch, tmp_path, write_manifest):
+    with WiroEmulator(api_key=KEY, api_secret=None, queue_s=0.05, run_s=0.1) as emulator:
+        monkeypatch.setenv("WIRO_BASE_URL", emulator.url)
+        monkeypatch.setenv("WIRO_API_KEY", KEY)
+        monkeypatch.delenv("WIRO_API_SECRET", raising=False)
+        monkeypatch.setenv("WIRO_POLL_INITIAL_S", "0.05")
+        _instances.pop("wiro", None)
+        assert run(speech_manifest(write_manifest, tmp_path, 2), tmp_path / "out").is_completed()
+        assert len(emulator.runs) == 2
+
+
+def test_wrong_secret_fails_fast_without_leaking_it(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("WIRO_API_SECRET", "wrong-secret-value-9876")
+    state = run(speech_manifest(write_manifest, tmp_path, 2), tmp_path / "out")
+    assert state.is_failed()
+    for r in results(tmp_path / "out", "speech").values():
+        assert r["status"] == "failed" and r["attempts"] == 1
+        assert "refused the credentials" in r["error"]
+    text = (tmp_path / "out" / "speech" / "results.csv").read_text()
+    assert "wrong-secret-value-9876" not in text and KEY not in text
+    assert wiro.runs == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "times", "attempts"),
+    [
+        ("run_http500", 2, 3),  # the row is retried; no task was created by the failed calls
+        ("run_code96", 3, 1),  # concurrency limit: waited out inside one attempt
+        ("task_pexit1", 1, 2),  # a failed task: the retry submits a new one
+        ("task_service_cancel", 1, 2),
+        ("task_interim_errors", 1, 1),  # task_error is a log line, not a failure
+        ("detail_http500", 3, 1),  # status checks are retried without resubmitting
+        ("detail_malformed", 2, 1),
+        ("download_broken", 1, 1),  # the download starts again; the task is not rerun
+    ],
+)
+def test_faults_are_survived_exactly(wiro, tmp_path, write_manifest, fault, times, attempts):
+    wiro.inject(fault, times)
+    manifest = speech_manifest(write_manifest, tmp_path, 1)
+    state = run(manifest, tmp_path / "out")
+    assert state.is_completed(), state.message
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert (row["status"], row["attempts"]) == ("done", attempts)
+    created = [r for r in wiro.runs if r["taskid"]]
+    assert len(created) == (2 if fault in ("task_pexit1", "task_service_cancel") else 1)
+    assert not list((tmp_path / "out" / ".store" / "journal").glob("*.json"))
+
+
+def test_a_slow_status_check_times_out_and_is_retried(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("WIRO_REQUEST_TIMEOUT_S", "0.3")
+    wiro.slow_s = 1.0
+    wiro.inject("detail_timeout", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_completed(), state.message
+    assert len([r for r in wiro.runs if r["taskid"]]) == 1
+
+
+def test_insufficient_balance_stops_every_row_without_retries(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("MEDIAMILL_CONCURRENCY", '{"wiro": 1}')
+    wiro.inject("run_code97", 100)
+    state = run(speech_manifest(write_manifest, tmp_path, 4), tmp_path / "out")
+    assert state.is_failed() and state.message.startswith("4 of 4 rows failed")
+    rows = results(tmp_path / "out", "speech").values()
+    assert all(r["attempts"] == 1 and "insufficient balance" in r["error"] for r in rows)
+    assert len(wiro.runs) == 1  # the first refusal trips the breaker: the other rows never call
+
+
+def test_a_stuck_task_is_killed_at_its_deadline(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("WIRO_TASK_TIMEOUT_S", "1")
+    wiro.inject("task_stuck", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_failed()
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert row["attempts"] == 1 and "did not finish within 1 s" in row["error"]
+    (task,) = wiro.tasks.values()
+    assert task.killed and task.status == "task_cancel"
+
+
+def test_a_fatal_task_error_fails_after_the_grace_period(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("WIRO_ERROR_GRACE_S", "0.5")
+    monkeypatch.setenv("MEDIAMILL_RETRIES", "0")
+    wiro.inject("task_fatal_error", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_failed()
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert "failed (pexit 1)" in row["error"]
+
+
+def test_rows_in_flight_never_exceed_the_backend_limit(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("MEDIAMILL_CONCURRENCY", '{"wiro": 3}')
+    wiro.max_concurrent = 3  # the service refuses (code 96) a fourth active task
+    state = run(speech_manifest(write_manifest, tmp_path, 12), tmp_path / "out")
+    assert state.is_completed(), state.message
+    assert len(wiro.runs) == 12  # no refusals: the limit held
