@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/piper_speed.py
+	$(BIN)/python bench/hosted.py
 
 clean:
 	rm -rf outputs .pytest_cache

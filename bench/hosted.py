@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import multiprocessing as mp
 import os
 import random
@@ -65,6 +66,7 @@ def main(n: int = 1000) -> None:
         with Timer() as t:
             state = asyncio.run(produce(str(manifest), backend="wiro", outputs=f"{tmp}/out", return_state=True))
         assert state.is_completed(), state.message
+        phases = json.loads(Path(tmp, "out", "hosted", "summary.json").read_text())["phases_s"]
     stop.set()
     counts = stats.get(timeout=60)
     child.join(timeout=30)
@@ -78,6 +80,9 @@ def main(n: int = 1000) -> None:
             "longest_task_s": round(longest, 1),
             "ideal_s": round(ideal, 1),
             "wall_vs_ideal": round(t.seconds / ideal, 2),
+            "rows_phase_s": round(phases["plan"] + phases["generate"], 1),
+            "rows_phase_vs_ideal": round((phases["plan"] + phases["generate"]) / ideal, 2),
+            "stitch_s": phases["stitch"],
             "runs": counts["runs"],
             "detail_requests_per_task": round(counts["detail_requests"] / counts["tasks"], 2),
             "max_detail_requests_one_task": counts["max_details"],

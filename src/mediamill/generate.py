@@ -55,7 +55,8 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             "attempts_inside": generated.attempts_inside,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        entry = store.put(job.key, generated.path, meta)
+        # put() fsyncs; in a thread, so hundreds of rows polling on this loop are not held up.
+        entry = await anyio.to_thread.run_sync(store.put, job.key, generated.path, meta)
         journal.clear()
     return Outcome(entry, generated, time.perf_counter() - started)
 

@@ -25,13 +25,25 @@ MAX_DOWNLOAD_BYTES = int(os.environ.get("MEDIAMILL_MAX_DOWNLOAD_MB", "2048")) * 
 DOWNLOAD_ATTEMPTS = 4
 
 
+HTTP_IN_FLIGHT = 48  # requests on the wire at once, per backend and event loop
+
+
 class LoopClients:
     """One ``httpx.AsyncClient`` per event loop: clients cannot cross loops, and each
-    flow run has its own. Many concurrent polls share one client and its pool."""
+    flow run has its own. Many concurrent polls share one client and its pool.
+
+    ``slot()`` bounds the requests handed to the client at once: httpcore's pool
+    scans its whole queue for every request it places, so a thousand queued
+    polls cost quadratic time (measured: 1,000 tasks took 10x their ideal).
+    """
 
     def __init__(self, **client_args: Any):
-        self._args = client_args
+        limits = httpx.Limits(max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT)
+        self._args = {"limits": limits, **client_args}
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -41,6 +53,13 @@ class LoopClients:
         if client is None or client.is_closed:
             client = self._clients[loop] = httpx.AsyncClient(**self._args)
         return client
+
+    def slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slot = self._slots.get(loop)
+        if slot is None:
+            slot = self._slots[loop] = asyncio.Semaphore(HTTP_IN_FLIGHT)
+        return slot
 
 
 def backoff(initial: float, maximum: float, factor: float = 1.5, jitter: float = 0.1) -> Iterator[float]:
@@ -108,6 +127,7 @@ async def download(
     accept: tuple[str, ...] = ("audio/", "video/", "application/octet-stream"),
     max_bytes: int | None = None,
     timeout: float = 300.0,
+    slot: asyncio.Semaphore | None = None,
 ) -> Path:
     """Stream ``url`` into ``dest`` (written beside it first, renamed when complete).
 
@@ -121,7 +141,7 @@ async def download(
         if attempt:
             await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
         try:
-            async with client.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            async with slot or _NO_SLOT, client.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
                 if response.status_code >= 500 or response.status_code == 429:
                     raise BackendError(f"download failed: HTTP {response.status_code}")
                 if response.status_code != 200:
@@ -150,6 +170,17 @@ async def download(
             partial.unlink(missing_ok=True)
             last = exc
     raise BackendError(f"download failed after {DOWNLOAD_ATTEMPTS} attempts: {last}")
+
+
+class _Unbounded:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SLOT = _Unbounded()
 
 
 def guess_suffix(url: str, content_type: str | None = None, default: str = ".bin") -> str:

@@ -80,7 +80,8 @@ class PixazoClient:
         client = self.clients.get()
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                response = await client.post(url, json=body, headers=self._headers(), timeout=self.settings.timeout_s)
+                async with self.clients.slot():
+                    response = await client.post(url, json=body, headers=self._headers(), timeout=self.settings.timeout_s)
             except httpx.TimeoutException:
                 raise PixazoError(f"pixazo {operation} timed out after {self.settings.timeout_s:.0f} s") from None
             except httpx.HTTPError as exc:
@@ -184,7 +185,7 @@ class PixazoBackend(Backend):
             elapsed = elapsed if elapsed is not None else round(time.perf_counter() - started, 3)
             journal.write({"backend": self.name, "output_url": url, "elapsed_s": elapsed, "at": time.time()})
         try:
-            path = await download(self.clients.get(), url, workdir / "speech.wav")
+            path = await download(self.clients.get(), url, workdir / "speech.wav", slot=self.clients.slot())
         except PermanentError as exc:
             journal.clear()
             if resumed:  # the noted file is gone: generate anew on the next attempt

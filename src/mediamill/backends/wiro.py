@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,9 +80,10 @@ def signature(api_key: str, api_secret: str, nonce: str) -> str:
 class WiroClient:
     """Wiro's REST calls, one shared HTTP client, errors mapped to exceptions."""
 
-    def __init__(self, settings: WiroSettings, http: httpx.AsyncClient):
+    def __init__(self, settings: WiroSettings, http: httpx.AsyncClient, slot: asyncio.Semaphore):
         self.settings = settings
         self.http = http
+        self.slot = slot
         self.base = settings.base_url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
@@ -98,10 +100,11 @@ class WiroClient:
     async def post(self, path: str, json: dict | None = None, data: dict | None = None, files: Any = None) -> dict:
         """POST and return the JSON body of a successful call; raise ApiError or WiroError otherwise."""
         try:
-            response = await self.http.post(
-                f"{self.base}/{path}", json=json, data=data, files=files,
-                headers=self._headers(), timeout=self.settings.request_timeout_s,
-            )  # fmt: skip
+            async with self.slot:
+                response = await self.http.post(
+                    f"{self.base}/{path}", json=json, data=data, files=files,
+                    headers=self._headers(), timeout=self.settings.request_timeout_s,
+                )  # fmt: skip
         except httpx.TimeoutException:
             raise WiroError(f"wiro {path}: no answer within {self.settings.request_timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
@@ -304,7 +307,7 @@ class WiroBackend(Backend):
 
     # -- generation ------------------------------------------------------------------------
     def client(self) -> WiroClient:
-        return WiroClient(WiroSettings(), self.clients.get())
+        return WiroClient(WiroSettings(), self.clients.get(), self.clients.slot())
 
     async def _submit(self, client: WiroClient, job: Job) -> tuple[str, str]:
         """Upload what must be uploaded, then Run, waiting out Wiro's concurrency limit."""
@@ -378,7 +381,8 @@ class WiroBackend(Backend):
         if not (record and record.get("task_id")):
             taskid, token = await self._submit(client, job)
             record = {"backend": self.name, "model": job.spec.model, "task_id": taskid, "token": token, "submitted_at": time.time()}
-            journal.write(record)  # before waiting: a killed run resumes this task, never pays twice
+            # Durably noted before waiting: a killed run resumes this task, never pays twice.
+            await anyio.to_thread.run_sync(journal.write, record)
         else:
             log.info("row %s: resuming wiro task %s", job.id, record["task_id"])
         try:
@@ -409,7 +413,7 @@ class WiroBackend(Backend):
             raise WiroError(f"wiro task {record['task_id']} failed (pexit {pexit or '?'}): {reason[0][:200]}")
         output = self._pick_output(task, ADAPTERS[job.spec.model].output)
         path = workdir / f"output{guess_suffix(output['url'], output.get('contenttype'))}"
-        await download(client.http, output["url"], path)  # a failed download keeps the journal: re-fetch, not re-run
+        await download(client.http, output["url"], path, slot=client.slot)  # a failed download keeps the journal: re-fetch, not re-run
         started, ended = _num(task.get("starttime")), _num(task.get("endtime"))
         return Generated(
             path=path,
