@@ -191,3 +191,45 @@ def test_rows_in_flight_never_exceed_the_backend_limit(wiro, monkeypatch, tmp_pa
     state = run(speech_manifest(write_manifest, tmp_path, 12), tmp_path / "out")
     assert state.is_completed(), state.message
     assert len(wiro.runs) == 12  # no refusals: the limit held
+
+
+def test_cancelling_the_flow_run_kills_its_hosted_tasks(wiro, monkeypatch, tmp_path, write_manifest):
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.states import Cancelling
+
+    monkeypatch.setenv("MEDIAMILL_CANCEL_CHECK_S", "0.2")
+    wiro.run_s = 60.0
+    manifest = speech_manifest(write_manifest, tmp_path, 3, name="tocancel")
+    outcome = {}
+
+    def produce_in_thread():
+        outcome["state"] = asyncio.run(
+            produce.with_options(flow_run_name="tocancel-run")(
+                manifest=str(manifest), backend="wiro", outputs=str(tmp_path / "out"), return_state=True
+            )
+        )
+
+    worker = threading.Thread(target=produce_in_thread)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while len([t for t in wiro.tasks.values() if t.status == "task_output"]) < 3:
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+
+    async def cancel_it():  # what the Prefect UI's Cancel button does
+        async with get_client() as client:
+            (run_,) = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["tocancel-run"])))
+            await client.set_flow_run_state(run_.id, Cancelling(), force=True)
+
+    asyncio.run(cancel_it())
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert outcome["state"].is_cancelled()
+    assert all(t.killed and t.status == "task_cancel" for t in wiro.tasks.values())
+    rows = results(tmp_path / "out", "tocancel").values()
+    assert {r["error"] for r in rows} == {"cancelled before it finished"}
+    assert not list((tmp_path / "out" / ".store" / "journal").glob("*.json"))

@@ -147,12 +147,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     signal.signal(signal.SIGINT, _on_interrupt)
+    signal.signal(signal.SIGTERM, _on_interrupt)  # a batch system stopping the job: same orderly stop
     try:
         state, summary = _run_with_progress(args)
     except KeyboardInterrupt:
         _exit_interrupted()
     if summary is None:
-        console.print(f"[bold red]run failed[/]: {state.message}")
+        label = "[yellow]cancelled[/]" if state.is_cancelled() else "[bold red]run failed[/]"
+        console.print(f"{label}: {state.message}")
         return 1
     _print_summary(summary)
     if state.is_failed():

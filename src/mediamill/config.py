@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     retries: int = Field(3, ge=0, le=20, description="Retries per row after the first attempt.")
     retry_delay_s: float = Field(2.0, ge=0, description="First retry delay; doubles each retry.")
     retry_jitter: float = Field(0.5, ge=0, le=1, description="Random +/- fraction added to each delay.")
+    cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
 
 
 def settings() -> Settings:

@@ -25,7 +25,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from . import progress
@@ -137,6 +137,32 @@ class _Progress:
             await aupdate_progress_artifact(artifact_id=self.id, progress=self.percent)
 
 
+async def _cancel_when_requested(rows: asyncio.Future, every_s: float) -> bool:
+    """Cancel the rows when the flow run is asked to cancel (Prefect UI, API or CLI).
+
+    Runs started by a worker are also stopped by the worker; a run started by
+    ``mediamill run`` has no supervisor, so the flow watches its own state.
+    Returns True if it cancelled the rows.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    if not run_id:
+        return False
+    async with get_client() as client:
+        while not rows.done():
+            await asyncio.sleep(every_s)
+            try:
+                state = (await client.read_flow_run(run_id)).state
+            except Exception:  # noqa: BLE001 - an unreachable API must not stop the work
+                continue
+            if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                rows.cancel()
+                return True
+    return False
+
+
 @flow(name="produce", log_prints=False)
 async def produce(manifest: str, backend: str | None = None, outputs: str | None = None) -> Any:
     """Produce everything a manifest describes; rows already in the store are not generated again."""
@@ -202,11 +228,24 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
             await bar.advance()
 
     planned = time.perf_counter()
-    await asyncio.gather(*(run(jobs) for jobs in waiting.values()))
+    rows = asyncio.ensure_future(asyncio.gather(*(run(jobs) for jobs in waiting.values())))
+    watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s))
+    try:
+        await rows
+        cancelled = False
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled() or not watcher.result():
+            raise  # cancelled from outside (Ctrl-C, SIGTERM): let it propagate
+        cancelled = True
+    finally:
+        watcher.cancel()
     generated = time.perf_counter()
 
-    ordered = [results[j.id] for j in plan.jobs]
+    ordered = [results.get(j.id) or _result(j, "failed", error="cancelled before it finished") for j in plan.jobs]
     write_results(out_dir, ordered)
+    if cancelled:
+        logger.warning("%s: cancelled; in-flight hosted tasks were stopped", plan.name)
+        return Cancelled(message=f"cancelled with {sum(r.status != 'failed' for r in ordered)} of {len(ordered)} rows done")
     book = await stitch(plan.name, plan, entries, out_dir, store.tmp)
     wall = time.perf_counter() - started
     summary = summarise([r.__dict__ for r in ordered], wall_s=wall)
