@@ -198,6 +198,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
+def cmd_voices(args: argparse.Namespace) -> int:
+    from .voices import DEFAULT_FOLDER, add_voice, list_voices, remove_voice, voice_dirs
+
+    folder = Path(args.dir) if args.dir else (voice_dirs()[:1] or [DEFAULT_FOLDER])[0]
+    if args.action == "add":
+        transcript = args.text
+        if args.text_file:
+            transcript = Path(args.text_file).read_text(encoding="utf-8")
+        try:
+            voice = add_voice(args.name, Path(args.audio), transcript, folder)
+        except (ValueError, OSError) as exc:
+            console.print(f"[red]cannot add voice[/]: {exc}")
+            return 2
+        note = "with transcript" if voice.transcript else "no transcript: reference-only cloning"
+        console.print(f"added [bold]{voice.name}[/]: {voice.audio} ({note})")
+        return 0
+    if args.action == "remove":
+        if remove_voice(args.name, folder):
+            console.print(f"removed {args.name} from {folder}")
+            return 0
+        console.print(f"[red]no voice {args.name!r} in {folder}[/]")
+        return 1
+    from .media.probe import probe
+
+    voices = list_voices([folder] if args.dir else [folder, *voice_dirs()[1:]])
+    for voice in voices:
+        text = (voice.transcript or "—")[:60]
+        print(f"{voice.name}\t{probe(voice.audio).duration_s:.1f} s\t{voice.audio}\t{text}")
+    if not voices:
+        console.print(f"no voices in {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -221,6 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("target", help="a manifest, its name, or its outputs folder")
     rep.add_argument("--outputs", type=Path, help="outputs root")
     rep.set_defaults(func=cmd_report)
+
+    voices = sub.add_parser("voices", help="the voice registry: named recordings for cloning")
+    voices.add_argument("--dir", help="registry folder (default: first of $MEDIAMILL_VOICES, else manifests/voices)")
+    vsub = voices.add_subparsers(dest="action", required=True)
+    add = vsub.add_parser("add", help="add (or replace) a voice")
+    add.add_argument("name")
+    add.add_argument("audio", help="a recording: wav, flac, mp3, m4a or ogg")
+    add.add_argument("--text", help="what the recording says (enables prompt-continuation cloning)")
+    add.add_argument("--text-file", help="read the transcript from a file")
+    vsub.add_parser("list", help="list voices")
+    rm = vsub.add_parser("remove", help="remove a voice")
+    rm.add_argument("name")
+    voices.set_defaults(func=cmd_voices)
     return parser
 
 

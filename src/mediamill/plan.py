@@ -7,6 +7,7 @@ structural ones from loading, and raises them all together.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, Job, UnknownBackendError, get_backend
-from .manifest import SPEECH_KINDS, Manifest, ManifestError, Problem, load_manifest
+from .manifest import SPEECH_KINDS, CloneRow, Manifest, ManifestError, Problem, load_manifest
 
 KEY_VERSION = 1
 
@@ -88,6 +89,27 @@ def _check_file_columns(manifest: Manifest) -> list[Problem]:
     return problems
 
 
+def _resolve_voices(manifest: Manifest) -> tuple[Manifest, list[Problem]]:
+    """Clone rows naming a registered voice get its recording and transcript."""
+    from .voices import find_voice, voice_dirs
+
+    rows, problems = [], []
+    for row, number in zip(manifest.rows, manifest.row_numbers):
+        if isinstance(row, CloneRow) and row.voice:
+            voice = find_voice(row.voice, manifest.base_dir)
+            if row.reference:
+                problems.append(Problem("give a voice or a reference recording, not both", number, "voice"))
+            elif voice is None:
+                where = ", ".join(str(d) for d in voice_dirs(manifest.base_dir))
+                problems.append(Problem(f"unknown voice '{row.voice}' (registries searched: {where})", number, "voice"))
+            else:
+                row = row.model_copy(
+                    update={"voice": None, "reference": str(voice.audio), "reference_text": row.reference_text or voice.transcript}
+                )
+        rows.append(row)
+    return dataclasses.replace(manifest, rows=rows), problems
+
+
 def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     """Judge a loaded manifest and turn its rows into jobs; raises ManifestError.
 
@@ -97,9 +119,10 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     from .config import settings
 
     default = backend or manifest.meta.backend or settings().backend
+    manifest, voice_problems = _resolve_voices(manifest)
     file_problems = _check_file_columns(manifest)
-    problems = list(manifest.problems) + file_problems
-    unreadable = {p.row for p in file_problems}
+    problems = list(manifest.problems) + voice_problems + file_problems
+    unreadable = {p.row for p in file_problems + voice_problems}
     jobs: list[Job] = []
     for row, number in zip(manifest.rows, manifest.row_numbers):
         name = row.backend or default
