@@ -233,3 +233,59 @@ def test_cancelling_the_flow_run_kills_its_hosted_tasks(wiro, monkeypatch, tmp_p
     rows = results(tmp_path / "out", "tocancel").values()
     assert {r["error"] for r in rows} == {"cancelled before it finished"}
     assert not list((tmp_path / "out" / ".store" / "journal").glob("*.json"))
+
+
+def _noted_task(wiro, path, outputs, *, submitted_ago_s: float = 0.0):
+    """Submit a row's task to the emulator directly and note it, as a killed run would have."""
+    import time
+
+    import httpx
+
+    from mediamill.plan import validate
+    from mediamill.store import Store
+
+    job = validate(path, "wiro").jobs[0]
+    answer = httpx.post(f"{wiro.url}/Run/openbmb/voxcpm", json=job.spec.params, headers=wiro.auth_headers()).json()
+    record = {"backend": "wiro", "model": job.spec.model, "task_id": answer["taskid"],
+              "token": answer["socketaccesstoken"], "submitted_at": time.time() - submitted_ago_s}  # fmt: skip
+    journal = Store(outputs).journal(job.key)
+    journal.write(record)
+    return journal
+
+
+def test_a_task_noted_long_ago_is_collected_not_killed(wiro, tmp_path, write_manifest):
+    path = speech_manifest(write_manifest, tmp_path, 1)
+    journal = _noted_task(wiro, path, tmp_path / "out", submitted_ago_s=7200)  # older than the task timeout
+    import time
+
+    while not all(t.finished for t in wiro.tasks.values()):  # it finished while no run was watching
+        time.sleep(0.05)
+    state = run(path, tmp_path / "out")
+    assert state.is_completed(), state.message
+    assert len(wiro.runs) == 1  # only the noted one
+    (task,) = wiro.tasks.values()
+    assert not task.killed
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert (row["status"], row["task_id"]) == ("done", task.taskid)
+    assert not journal.path.exists()
+
+
+def test_refused_credentials_while_resuming_keep_the_note(wiro, monkeypatch, tmp_path, write_manifest):
+    path = speech_manifest(write_manifest, tmp_path, 1)
+    journal = _noted_task(wiro, path, tmp_path / "out")
+    monkeypatch.setenv("WIRO_API_SECRET", "a-wrong-secret-000000")
+    assert run(path, tmp_path / "out").is_failed()
+    assert journal.path.exists()  # the paid task is still ours to collect
+    monkeypatch.setenv("WIRO_API_SECRET", SECRET)
+    assert run(path, tmp_path / "out").is_completed()
+    assert len(wiro.runs) == 1 and not journal.path.exists()
+
+
+def test_a_run_request_without_a_clear_answer_is_not_resubmitted(wiro, monkeypatch, tmp_path, write_manifest):
+    monkeypatch.setenv("WIRO_REQUEST_TIMEOUT_S", "0.3")
+    wiro.slow_s = 1.0
+    wiro.inject("run_timeout", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_failed()
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert row["attempts"] == 1 and "check Wiro before rerunning" in row["error"]

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,22 @@ GRACE_WITH_SERVER_S = 15.0
 GRACE_EPHEMERAL_S = 3.0  # the temporary server died with the same Ctrl-C: nothing to report to
 
 
+def _exit_after(delay: float, hard_deadline: float) -> None:
+    """Exit after ``delay``, but not while hosted tasks are still being stopped (up to the deadline)."""
+
+    def check() -> None:
+        from .backends import hosted
+
+        if hosted.STOPS_IN_FLIGHT and time.monotonic() < hard_deadline:
+            _exit_after(0.25, hard_deadline)
+        else:
+            _exit_interrupted()
+
+    timer = threading.Timer(delay, check)
+    timer.daemon = True
+    timer.start()
+
+
 def _on_interrupt(signum: int, frame: Any) -> None:
     """First Ctrl-C: stop the run gracefully; second, or a stalled shutdown: exit now.
 
@@ -125,9 +142,7 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     if not get_current_settings().api.url:
         grace = GRACE_EPHEMERAL_S
         logging.disable(logging.CRITICAL)  # only failed reports to the dead server would follow
-    timer = threading.Timer(grace, _exit_interrupted)
-    timer.daemon = True
-    timer.start()
+    _exit_after(grace, time.monotonic() + GRACE_WITH_SERVER_S)
     raise KeyboardInterrupt
 
 

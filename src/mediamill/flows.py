@@ -137,19 +137,19 @@ class _Progress:
             await aupdate_progress_artifact(artifact_id=self.id, progress=self.percent)
 
 
-async def _cancel_when_requested(rows: asyncio.Future, every_s: float) -> bool:
+async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested: asyncio.Event) -> None:
     """Cancel the rows when the flow run is asked to cancel (Prefect UI, API or CLI).
 
     Runs started by a worker are also stopped by the worker; a run started by
     ``mediamill run`` has no supervisor, so the flow watches its own state.
-    Returns True if it cancelled the rows.
+    Sets ``requested`` before it cancels the rows.
     """
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     run_id = flow_run.id
     if not run_id:
-        return False
+        return
     async with get_client() as client:
         while not rows.done():
             await asyncio.sleep(every_s)
@@ -158,9 +158,9 @@ async def _cancel_when_requested(rows: asyncio.Future, every_s: float) -> bool:
             except Exception:  # noqa: BLE001 - an unreachable API must not stop the work
                 continue
             if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                requested.set()
                 rows.cancel()
-                return True
-    return False
+                return
 
 
 @flow(name="produce", log_prints=False)
@@ -229,16 +229,18 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
 
     planned = time.perf_counter()
     rows = asyncio.ensure_future(asyncio.gather(*(run(jobs) for jobs in waiting.values())))
-    watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s))
+    cancel_requested = asyncio.Event()
+    watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s, cancel_requested))
     try:
         await rows
-        cancelled = False
     except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled() or not watcher.result():
+        if not cancel_requested.is_set():
             raise  # cancelled from outside (Ctrl-C, SIGTERM): let it propagate
-        cancelled = True
     finally:
         watcher.cancel()
+        for engine in plan.backends().values():
+            await engine.close()  # HTTP clients belong to this run's event loop
+    cancelled = cancel_requested.is_set()
     generated = time.perf_counter()
 
     ordered = [results.get(j.id) or _result(j, "failed", error="cancelled before it finished") for j in plan.jobs]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from .backends import BackendError, Generated, Job, get_backend
+from .backends import Generated, Job, PermanentError, get_backend
 from .media.ffmpeg import MediaError
 from .media.probe import probe
 from .store import Entry, Store
@@ -36,10 +36,12 @@ async def generate_job(job: Job, store: Store) -> Outcome:
         generated = await backend.generate(job, workdir, journal)
         try:
             info = await anyio.to_thread.run_sync(probe, generated.path)
+            if info.duration_s <= 0:
+                raise MediaError("no duration")
         except MediaError as exc:
-            raise BackendError(f"{job.backend} returned unreadable media: {exc}") from None
-        if info.duration_s <= 0:
-            raise BackendError(f"{job.backend} returned empty media")
+            # Possibly paid for: do not regenerate on our own; the row fails and a rerun decides.
+            journal.clear()
+            raise PermanentError(f"{job.backend} returned unusable media: {exc}") from None
         meta = {
             "backend": job.backend,
             "model": job.spec.model,

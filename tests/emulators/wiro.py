@@ -49,6 +49,7 @@ REQUEST_FAULTS = {
     "run_http500",  # Run answers HTTP 500 with an HTML (non-JSON) body
     "run_code96",  # Run answers result false, code 96 (concurrency limit)
     "run_code97",  # Run answers result false, code 97 (insufficient balance)
+    "run_timeout",  # Run creates the task, then waits slow_s before answering (the answer may be lost)
     "detail_http500",  # Task/Detail answers HTTP 500 with an HTML body
     "detail_malformed",  # Task/Detail answers HTTP 200 with truncated JSON
     "detail_timeout",  # Task/Detail waits slow_s before answering (other requests are not blocked)
@@ -612,7 +613,7 @@ class WiroEmulator:
             if body is None:
                 return _err(0, "Request parameters are invalid.")
 
-            fault = self._take("run_http500", "run_code96", "run_code97")
+            fault = self._take("run_http500", "run_code96", "run_code97", "run_timeout")
             if fault == "run_http500":
                 return _html_500()
             if fault == "run_code96":
@@ -645,6 +646,8 @@ class WiroEmulator:
                 record["taskid"] = task.taskid
                 self._requests[index] = ("Run", task.taskid)
             # the cost is held from here; it is released if the task ends unbilled (see balance_usd)
+            if fault == "run_timeout":
+                await self._sleep(self.slow_s)
             return {"result": True, "errors": [], "taskid": task.taskid, "socketaccesstoken": task.token}
 
         async def lookup(op: str, request: Request) -> tuple[Task | None, dict | None]:

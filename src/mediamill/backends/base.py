@@ -112,6 +112,10 @@ class Backend:
         raise NotImplementedError
 
 
+    async def close(self) -> None:
+        """Release what this backend holds for the current event loop (HTTP clients)."""
+
+
 class ThreadedBackend(Backend):
     """A backend whose engine is blocking (local inference): runs in a worker thread."""
 

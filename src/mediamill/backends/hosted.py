@@ -7,12 +7,14 @@ Nothing here knows a particular service's wire format.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import random
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,14 @@ class LoopClients:
         if client is None or client.is_closed:
             client = self._clients[loop] = httpx.AsyncClient(**self._args)
         return client
+
+    async def close(self) -> None:
+        """Close the current loop's client; each flow run does this when its rows are done."""
+        loop = asyncio.get_running_loop()
+        self._slots.pop(loop, None)
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
 
     def slot(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -97,13 +107,17 @@ class Price:
 
 
 def price_table() -> dict[str, Price]:
+    return _parse_prices(os.environ.get("MEDIAMILL_PRICES", "").strip())
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_prices(raw: str) -> dict[str, Price]:
     """Prices for services that do not report a cost, from ``MEDIAMILL_PRICES``.
 
     JSON object keyed by ``backend:model`` (or ``backend``), each value either
     a number (USD per request) or ``{"per_request": .., "per_1k_chars": ..}``;
     the value may also name a JSON file holding that object.
     """
-    raw = os.environ.get("MEDIAMILL_PRICES", "").strip()
     if not raw:
         return {}
     if not raw.startswith("{"):
@@ -141,7 +155,9 @@ async def download(
         if attempt:
             await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
         try:
-            async with slot or _NO_SLOT, client.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            async with slot or contextlib.nullcontext(), client.stream(
+                "GET", url, timeout=timeout, follow_redirects=True, headers={"Accept-Encoding": "identity"}
+            ) as response:
                 if response.status_code >= 500 or response.status_code == 429:
                     raise BackendError(f"download failed: HTTP {response.status_code}")
                 if response.status_code != 200:
@@ -172,15 +188,18 @@ async def download(
     raise BackendError(f"download failed after {DOWNLOAD_ATTEMPTS} attempts: {last}")
 
 
-class _Unbounded:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
+# Requests under way to stop paid work (cancel/kill), so an interrupted CLI waits for them.
+STOPS_IN_FLIGHT = 0
 
 
-_NO_SLOT = _Unbounded()
+@contextlib.asynccontextmanager
+async def stopping() -> AsyncIterator[None]:
+    global STOPS_IN_FLIGHT
+    STOPS_IN_FLIGHT += 1
+    try:
+        yield
+    finally:
+        STOPS_IN_FLIGHT -= 1
 
 
 def guess_suffix(url: str, content_type: str | None = None, default: str = ".bin") -> str:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,6 +140,9 @@ class PixazoBackend(Backend):
         self.clients = LoopClients(headers={"User-Agent": USER_AGENT})
         self.breaker = CreditBreaker()
 
+    async def close(self) -> None:
+        await self.clients.close()
+
     def client(self) -> PixazoClient:
         return PixazoClient(PixazoSettings(), self.clients, self.breaker)
 
@@ -183,7 +187,8 @@ class PixazoBackend(Backend):
             url = output_url(doc)
             elapsed = doc.get("elapsed_s") if isinstance(doc.get("elapsed_s"), (int, float)) else None
             elapsed = elapsed if elapsed is not None else round(time.perf_counter() - started, 3)
-            journal.write({"backend": self.name, "output_url": url, "elapsed_s": elapsed, "at": time.time()})
+            note = {"backend": self.name, "output_url": url, "elapsed_s": elapsed, "at": time.time()}
+            await anyio.to_thread.run_sync(journal.write, note)
         try:
             path = await download(self.clients.get(), url, workdir / "speech.wav", slot=self.clients.slot())
         except PermanentError as exc:

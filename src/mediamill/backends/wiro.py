@@ -16,6 +16,7 @@ key-only otherwise), ``WIRO_BASE_URL`` and the timing knobs in WiroSettings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -34,7 +35,7 @@ from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..plan import file_digest
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix
+from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, stopping
 
 log = logging.getLogger("mediamill.wiro")
 
@@ -44,6 +45,7 @@ OVI_RESOLUTIONS = ("default", "512x992", "992x512", "960x512", "512x960", "720x7
 QUEUED = {"task_queue", "task_accept", "task_preprocess_start", "task_preprocess_end"}
 DONE, CANCELLED, ERROR_LINE = "task_postprocess_end", "task_cancel", "task_error"
 CODE_CONCURRENCY, CODE_BALANCE, CODE_NOT_FOUND = 96, 97, 1
+NOT_FOUND_GRACE_S = 30.0  # how long "There is no task yet." must persist before a task counts as gone
 
 
 class WiroSettings(BaseSettings):
@@ -66,6 +68,10 @@ class WiroError(BackendError):
     pass
 
 
+class UncertainError(WiroError):
+    """The request may have reached Wiro, but its answer was lost or unreadable."""
+
+
 @dataclass
 class ApiError(Exception):
     code: int | None
@@ -80,11 +86,19 @@ def signature(api_key: str, api_secret: str, nonce: str) -> str:
 class WiroClient:
     """Wiro's REST calls, one shared HTTP client, errors mapped to exceptions."""
 
+    _last_nonce = 0  # class-wide: nonces stay unique across clients made in quick succession
+
     def __init__(self, settings: WiroSettings, http: httpx.AsyncClient, slot: asyncio.Semaphore):
         self.settings = settings
         self.http = http
         self.slot = slot
         self.base = settings.base_url.rstrip("/")
+
+    @classmethod
+    def _nonce(cls) -> str:
+        # A microsecond timestamp, as documented, made strictly increasing for back-to-back calls.
+        cls._last_nonce = max(time.time_ns() // 1000, cls._last_nonce + 1)
+        return str(cls._last_nonce)
 
     def _headers(self) -> dict[str, str]:
         if self.settings.api_key is None:
@@ -92,7 +106,7 @@ class WiroClient:
         key = self.settings.api_key.get_secret_value()
         headers = {"x-api-key": key}
         if self.settings.api_secret is not None:
-            nonce = str(time.time_ns() // 1000)  # microseconds: unique per request, a timestamp as documented
+            nonce = self._nonce()
             headers["x-nonce"] = nonce
             headers["x-signature"] = signature(key, self.settings.api_secret.get_secret_value(), nonce)
         return headers
@@ -105,10 +119,12 @@ class WiroClient:
                     f"{self.base}/{path}", json=json, data=data, files=files,
                     headers=self._headers(), timeout=self.settings.request_timeout_s,
                 )  # fmt: skip
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise WiroError(f"wiro {path}: {type(exc).__name__} (request not sent)") from None
         except httpx.TimeoutException:
-            raise WiroError(f"wiro {path}: no answer within {self.settings.request_timeout_s:.0f} s") from None
+            raise UncertainError(f"wiro {path}: no answer within {self.settings.request_timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
-            raise WiroError(f"wiro {path}: {type(exc).__name__}") from None
+            raise UncertainError(f"wiro {path}: {type(exc).__name__}") from None
         if response.status_code in (401, 403):
             raise PermanentError(f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET")
         if response.status_code == 429 or response.status_code >= 500:
@@ -116,9 +132,9 @@ class WiroClient:
         try:
             body = response.json()
         except ValueError:
-            raise WiroError(f"wiro {path}: malformed JSON (HTTP {response.status_code})") from None
+            raise UncertainError(f"wiro {path}: malformed JSON (HTTP {response.status_code})") from None
         if not isinstance(body, dict):
-            raise WiroError(f"wiro {path}: unexpected JSON")
+            raise UncertainError(f"wiro {path}: unexpected JSON")
         if body.get("result") is not True:
             errors = body.get("errors") or [{}]
             first = errors[0] if isinstance(errors, list) and isinstance(errors[0], dict) else {}
@@ -129,7 +145,7 @@ class WiroClient:
     async def run(self, model: str, inputs: dict[str, Any], files: dict[str, Path]) -> tuple[str, str]:
         if files:  # multipart: files as parts, everything else as text fields
             data = {k: _form_value(v) for k, v in inputs.items()}
-            parts = [(name, (path.name, path.read_bytes())) for name, path in files.items()]
+            parts = [(name, (path.name, await anyio.to_thread.run_sync(path.read_bytes))) for name, path in files.items()]
             body = await self.post(f"Run/{model}", data=data, files=parts)
         else:
             body = await self.post(f"Run/{model}", json=inputs)
@@ -145,19 +161,24 @@ class WiroClient:
             raise WiroError("wiro Task/Detail answered without the task")
         return tasks[0]
 
-    async def stop(self, taskid: str, token: str, status: str) -> None:
-        """Cancel a queued task or kill a running one (whichever its status allows)."""
+    async def stop(self, taskid: str, token: str, status: str) -> bool:
+        """Cancel a queued task or kill a running one (whichever its status allows).
+
+        Returns False when Wiro refused both: the task had already ended.
+        """
         ident = {"taskid": taskid, **({"tasktoken": token, "socketaccesstoken": token} if token else {})}
         order = ["Task/Cancel", "Task/Kill"] if status in QUEUED else ["Task/Kill", "Task/Cancel"]
         for path in order:
             try:
                 await self.post(path, json=ident)
-                return
+                return True
             except ApiError:
                 continue  # the task moved on between our look and our call: try the other
+        return False
 
     async def upload(self, path: Path) -> str:
-        body = await self.post("File/Upload", files=[("file", (path.name, path.read_bytes()))])
+        content = await anyio.to_thread.run_sync(path.read_bytes)
+        body = await self.post("File/Upload", files=[("file", (path.name, content))])
         listing = body.get("list")
         if not isinstance(listing, list) or not listing or not listing[0].get("url"):
             raise WiroError("wiro File/Upload answered without a URL")
@@ -306,6 +327,9 @@ class WiroBackend(Backend):
         return JobSpec(model=model, params=inputs, inputs=files)
 
     # -- generation ------------------------------------------------------------------------
+    async def close(self) -> None:
+        await self.clients.close()
+
     def client(self) -> WiroClient:
         return WiroClient(WiroSettings(), self.clients.get(), self.clients.slot())
 
@@ -338,25 +362,62 @@ class WiroBackend(Backend):
                     raise WiroError(f"wiro concurrency limit did not clear: {exc.message}") from None
                 raise PermanentError(f"wiro refused the task: {exc.message}") from None
 
-    async def _wait(self, client: WiroClient, record: dict[str, Any]) -> dict[str, Any]:
-        """Poll until the task ends; returns its last Detail. Transient failures are retried here."""
+    async def _submit_and_note(self, client: WiroClient, job: Job, journal: Journal) -> dict[str, Any]:
+        try:
+            taskid, token = await self._submit(client, job)
+        except UncertainError as exc:
+            # The task may exist at Wiro; submitting again could pay twice. Let the user decide.
+            raise PermanentError(f"{exc}; a task may have started: check Wiro before rerunning this row") from None
+        record = {"backend": self.name, "model": job.spec.model, "task_id": taskid, "token": token, "submitted_at": time.time()}
+        # Durably noted before waiting: a killed run resumes this task, never pays twice.
+        await anyio.to_thread.run_sync(journal.write, record)
+        return record
+
+    async def _settle_after_stop(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> dict[str, Any] | None:
+        """After asking Wiro to stop a task: forget it only if Wiro says it ended unpaid.
+
+        Returns the task's Detail if it finished successfully after all (collect it).
+        """
+        try:
+            task = await client.detail(record["task_id"], record.get("token", ""))
+        except (ApiError, WiroError):
+            return None  # unknown: keep the journal, the next run will look again
+        if task.get("status") == CANCELLED:
+            journal.clear()
+        elif task.get("status") == DONE and str(task.get("pexit")) == "0":
+            return task
+        return None
+
+    async def _wait(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> dict[str, Any]:
+        """Poll until the task ends; return its last Detail.
+
+        Transient failures are retried here. The journal is cleared only on an end
+        Wiro reports; any other way out keeps it, so the task is never paid twice.
+        """
         settings = client.settings
         waits = backoff(settings.poll_initial_s, settings.poll_max_s)
         failures = 0
+        missing_since: float | None = None
         error_since: float | None = None
         while True:
-            if time.time() - record["submitted_at"] > settings.task_timeout_s:
-                await client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))
-                raise PermanentError(
-                    f"wiro task {record['task_id']} did not finish within {settings.task_timeout_s:.0f} s; killed it"
-                )
             try:
                 task = await client.detail(record["task_id"], record.get("token", ""))
-                failures = 0
+                failures, missing_since = 0, None
             except ApiError as exc:
                 if exc.code == CODE_NOT_FOUND:
-                    raise _TaskGone(exc.message) from None
-                raise PermanentError(f"wiro Task/Detail: {exc.message}") from None
+                    # "There is no task yet" can be a moment's lag; only a lasting answer means it is gone.
+                    missing_since = missing_since or time.monotonic()
+                    if time.monotonic() - missing_since > NOT_FOUND_GRACE_S:
+                        journal.clear()
+                        raise PermanentError(
+                            f"wiro does not know task {record['task_id']}: rerun to submit the row again"
+                        ) from None
+                else:
+                    failures += 1  # code 0 covers server errors too
+                    if failures >= settings.poll_failures:
+                        raise WiroError(f"wiro Task/Detail: {exc.message}") from None
+                await asyncio.sleep(next(waits))
+                continue
             except WiroError:
                 failures += 1
                 if failures >= settings.poll_failures:
@@ -365,43 +426,47 @@ class WiroBackend(Backend):
                 continue
             status = str(task.get("status", ""))
             record["status"] = status
-            if status == DONE or status == CANCELLED:
+            if status in (DONE, CANCELLED):
                 return task
-            if status == ERROR_LINE:  # a log line as a rule; only a long silence after it is a failure
+            if status == ERROR_LINE:
+                # A log line while the task goes on, unless the task has visibly ended.
+                if task.get("pexit") not in (None, "") or task.get("endtime") not in (None, ""):
+                    return task
                 error_since = error_since or time.monotonic()
                 if time.monotonic() - error_since > settings.error_grace_s:
-                    return task
+                    await self._stop(client, record, journal, why="showed only task_error")
             else:
                 error_since = None
+            if time.time() - record["submitted_at"] > settings.task_timeout_s:
+                await self._stop(client, record, journal, why=f"did not finish within {settings.task_timeout_s:.0f} s")
             await asyncio.sleep(next(waits))
+
+    async def _stop(self, client: WiroClient, record: dict[str, Any], journal: Journal, why: str) -> None:
+        """Stop a task that will not end well; fail the row unless it finished meanwhile."""
+        async with stopping():
+            await client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))
+            finished = await self._settle_after_stop(client, record, journal)
+        if finished is None:
+            raise PermanentError(f"wiro task {record['task_id']} {why}; stopped it")
 
     async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
         client = self.client()
         record = journal.read()
-        if not (record and record.get("task_id")):
-            taskid, token = await self._submit(client, job)
-            record = {"backend": self.name, "model": job.spec.model, "task_id": taskid, "token": token, "submitted_at": time.time()}
-            # Durably noted before waiting: a killed run resumes this task, never pays twice.
-            await anyio.to_thread.run_sync(journal.write, record)
-        else:
+        if record and record.get("task_id"):
             log.info("row %s: resuming wiro task %s", job.id, record["task_id"])
-        try:
-            task = await self._wait(client, record)
-        except _TaskGone as exc:
-            journal.clear()
-            raise WiroError(f"wiro no longer knows task {record['task_id']} ({exc}); will submit again") from None
-        except PermanentError:
-            journal.clear()
-            raise
-        except asyncio.CancelledError:
-            # The run was cancelled (Ctrl-C, Prefect cancel): stop paying for this task.
+        else:
+            # Shielded: a cancel arriving mid-submit still gets the task id noted, then stopped.
+            submit = asyncio.ensure_future(self._submit_and_note(client, job, journal))
             try:
-                await asyncio.wait_for(
-                    asyncio.shield(client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))), 10
-                )
-                journal.clear()
-            except Exception:  # noqa: BLE001 - keep the journal; the next run will find out
-                pass
+                record = await asyncio.shield(submit)
+            except asyncio.CancelledError:
+                with contextlib.suppress(BaseException):
+                    await self._cancel(client, await asyncio.wait_for(submit, 10), journal)
+                raise
+        try:
+            task = await self._wait(client, record, journal)
+        except asyncio.CancelledError:
+            await self._cancel(client, record, journal)  # the run was cancelled: stop paying for this task
             raise
         status, pexit = task.get("status"), str(task.get("pexit", ""))
         if status == CANCELLED:
@@ -411,9 +476,14 @@ class WiroBackend(Backend):
             journal.clear()
             reason = str(task.get("debugerror") or "").strip().splitlines()[-1:] or [f"status {status}"]
             raise WiroError(f"wiro task {record['task_id']} failed (pexit {pexit or '?'}): {reason[0][:200]}")
-        output = self._pick_output(task, ADAPTERS[job.spec.model].output)
-        path = workdir / f"output{guess_suffix(output['url'], output.get('contenttype'))}"
-        await download(client.http, output["url"], path, slot=client.slot)  # a failed download keeps the journal: re-fetch, not re-run
+        try:
+            output = self._pick_output(task, ADAPTERS[job.spec.model].output)
+            path = workdir / f"output{guess_suffix(output['url'], output.get('contenttype'))}"
+            await download(client.http, output["url"], path, slot=client.slot)
+        except PermanentError:
+            journal.clear()  # paid, but unusable for good: rerunning (and paying) is the user's call
+            raise
+        # A download that broke keeps the journal: the next attempt fetches again, it does not re-run.
         started, ended = _num(task.get("starttime")), _num(task.get("endtime"))
         return Generated(
             path=path,
@@ -424,6 +494,14 @@ class WiroBackend(Backend):
             queue_s=round(max(0.0, started - record["submitted_at"]), 3) if started else None,
         )
 
+    async def _cancel(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> None:
+        async with stopping():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.shield(client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))), 10
+                )
+                await asyncio.wait_for(asyncio.shield(self._settle_after_stop(client, record, journal)), 10)
+
     @staticmethod
     def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
         outputs = [o for o in task.get("outputs") or [] if isinstance(o, dict) and o.get("url")]
@@ -433,10 +511,6 @@ class WiroBackend(Backend):
             if str(output.get("contenttype", "")).startswith(wanted):
                 return output
         return outputs[0]
-
-
-class _TaskGone(Exception):
-    pass
 
 
 __all__ = ["WiroBackend", "WiroClient", "WiroSettings", "signature"]
