@@ -228,8 +228,8 @@ def test_cancelling_the_flow_run_kills_its_hosted_tasks(wiro, monkeypatch, tmp_p
     asyncio.run(cancel_it())
     worker.join(timeout=30)
     assert not worker.is_alive()
-    assert outcome["state"].is_cancelled()
-    assert all(t.killed and t.status == "task_cancel" for t in wiro.tasks.values())
+    assert outcome["state"].is_cancelled(), outcome["state"]
+    assert all(t.killed and t.status == "task_cancel" for t in wiro.tasks.values()), [t.snapshot() for t in wiro.tasks.values()]
     rows = results(tmp_path / "out", "tocancel").values()
     assert {r["error"] for r in rows} == {"cancelled before it finished"}
     assert not list((tmp_path / "out" / ".store" / "journal").glob("*.json"))

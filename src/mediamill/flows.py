@@ -29,7 +29,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from . import progress
-from .backends import Job, get_backend
+from .backends import Job
 from .book import BookOutputs, slug, stitch_book
 from .config import Settings, settings
 from .generate import Outcome, generate_job, link_output
@@ -68,7 +68,7 @@ async def generate_row(job: Job, outputs: str) -> tuple[Outcome, int]:
 def _row_task(backend: str, cfg: Settings) -> Any:
     delays = exponential_backoff(cfg.retry_delay_s)(cfg.retries) if cfg.retries else 0
     return generate_row.with_options(
-        task_run_name=f"{{job.kind}}:{{job.id}}",
+        task_run_name="{job.kind}:{job.id}",
         retries=cfg.retries,
         retry_delay_seconds=delays,
         retry_jitter_factor=cfg.retry_jitter or None,

@@ -17,10 +17,8 @@ matching requests.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
-import threading
 import time
 import uuid
 
@@ -28,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .server import ServerThread, sample_media
+from .server import Emulator, sample_media
 from .wiro import TruncatedResponse
 
 CALL_FAULTS = {
@@ -110,35 +108,18 @@ def _validate(operation: str, body: dict) -> str | None:
     return None
 
 
-class PixazoEmulator:
+class PixazoEmulator(Emulator):
+    name = "Pixazo"
+    FAULTS = frozenset(FAULTS)
+
     def __init__(self, *, api_key: str = "pixazo-test-key-0123456789", latency_s: float = 0.05, slow_s: float = 5.0):
+        super().__init__(slow_s)
         self.api_key = api_key
         self.latency_s = latency_s
-        self.slow_s = slow_s
-        self.url: str | None = None  # "http://127.0.0.1:PORT" once started
-
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
         self._requests: list[tuple[str, dict]] = []
         self._downloads = 0
-        self._faults: dict[str, int] = {}  # insertion-ordered: older injections are consumed first
-        self._server: ServerThread | None = None
-        self.app = self._build_app()
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def __enter__(self) -> "PixazoEmulator":
         sample_media("wav")  # made (and cached) before any request needs it
-        self._closing.clear()
-        self._server = ServerThread(self.app).__enter__()
-        self.url = self._server.url
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._closing.set()  # ends injected slow answers early so shutdown does not wait for them
-        if self._server is not None:
-            self._server.__exit__(*exc)
-            self._server = None
+        self.app = self._build_app()
 
     # -- observation (snapshots, safe to read from the test thread) --------------------------
 
@@ -152,33 +133,7 @@ class PixazoEmulator:
         with self._lock:
             return self._downloads
 
-    def inject(self, fault: str, times: int = 1) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown Pixazo fault {fault!r}; known: {sorted(FAULTS)}")
-        with self._lock:
-            self._faults[fault] = self._faults.get(fault, 0) + times
-
-    def pending_faults(self) -> dict[str, int]:
-        with self._lock:
-            return {name: n for name, n in self._faults.items() if n > 0}
-
     # -- internals --------------------------------------------------------------------------
-
-    def _take(self, names: set[str]) -> str | None:
-        with self._lock:
-            for name, left in self._faults.items():
-                if name in names and left > 0:
-                    self._faults[name] = left - 1
-                    return name
-        return None
-
-    async def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._closing.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 0.05))
 
     def _new_file(self) -> str:
         return f"{self.url}/files/{uuid.uuid4().hex}.wav"
@@ -200,7 +155,7 @@ class PixazoEmulator:
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return _apim(401, INVALID_KEY)
 
-        fault = self._take(CALL_FAULTS)
+        fault = self._take(*CALL_FAULTS)
         if fault in FAULT_ANSWERS:
             return FAULT_ANSWERS[fault]()
         if not isinstance(body, dict):
@@ -250,7 +205,7 @@ class PixazoEmulator:
             with self._lock:
                 self._downloads += 1
             known = name.endswith(".wav") and len(name) > len(".wav")
-            fault = self._take(DOWNLOAD_FAULTS) if known else None
+            fault = self._take(*DOWNLOAD_FAULTS) if known else None
             if not known or fault == "download_404":
                 return Response("Not Found", status_code=404, media_type="text/plain")
             if fault == "download_broken":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -62,3 +63,65 @@ def sample_media(kind: str) -> bytes:
     if not path.exists():
         run_ffmpeg(*args, path)
     return path.read_bytes()
+
+
+class Emulator:
+    """What every emulator shares: its server's lifecycle and the queue of injected faults.
+
+    Subclasses set ``name`` and ``FAULTS``, build ``self.app`` and may override
+    ``_started(url)``. Faults are consumed in the order they were injected.
+    """
+
+    name = "emulator"
+    FAULTS: frozenset[str] = frozenset()
+
+    def __init__(self, slow_s: float) -> None:
+        self.slow_s = slow_s
+        self.url: str | None = None
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._faults: dict[str, int] = {}  # insertion-ordered: older injections are consumed first
+        self._server: ServerThread | None = None
+
+    def __enter__(self):
+        self._closing.clear()
+        self._server = ServerThread(self.app).__enter__()
+        self._started(self._server.url)
+        return self
+
+    def _started(self, url: str) -> None:
+        self.url = url
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()  # ends injected slow answers early so shutdown does not wait for them
+        if self._server is not None:
+            self._server.__exit__(*exc)
+            self._server = None
+
+    def inject(self, fault: str, times: int = 1) -> None:
+        if fault not in self.FAULTS:
+            raise ValueError(f"unknown {self.name} fault {fault!r}; known: {sorted(self.FAULTS)}")
+        with self._lock:
+            self._faults[fault] = self._faults.get(fault, 0) + times
+
+    def pending_faults(self) -> dict[str, int]:
+        with self._lock:
+            return {name: n for name, n in self._faults.items() if n > 0}
+
+    def _take(self, *names: str) -> str | None:
+        """Consume one pending fault among ``names`` (the earliest injected first)."""
+        with self._lock:
+            for name, left in self._faults.items():
+                if name in names and left > 0:
+                    self._faults[name] = left - 1
+                    return name
+        return None
+
+    async def _sleep(self, seconds: float) -> None:
+        # An asyncio sleep (other requests proceed), in steps so that shutdown can cut it short.
+        deadline = time.monotonic() + seconds
+        while not self._closing.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))

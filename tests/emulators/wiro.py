@@ -21,7 +21,6 @@ matching requests (or, for ``task_*`` faults, by the next created tasks).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -40,7 +39,7 @@ from starlette.datastructures import UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .server import ServerThread, sample_media
+from .server import Emulator, sample_media
 
 # --------------------------------------------------------------------------------------------
 # Faults
@@ -422,49 +421,38 @@ def _html_500() -> Response:
 # The emulator
 
 
-class WiroEmulator:
+class WiroEmulator(Emulator):
+    name = "Wiro"
+    FAULTS = frozenset(FAULTS)
+
     def __init__(self, *, api_key: str = "wiro-test-key-0123456789",
                  api_secret: str | None = "wiro-test-secret-abcdefghij",
                  queue_s: float = 0.2, run_s: float = 0.5, max_concurrent: int | None = None,
                  balance_usd: float = 100.0, cost_per_task: float = 0.0123, slow_s: float = 5.0,
                  durations: Callable[[str, dict], tuple[float, float]] | None = None):  # fmt: skip
+        super().__init__(slow_s)
         self.api_key = api_key
         self.api_secret = api_secret
         self.queue_s, self.run_s = queue_s, run_s
         self.max_concurrent = max_concurrent
         self.initial_balance_usd = balance_usd
         self.cost_per_task = cost_per_task
-        self.slow_s = slow_s
         self.durations = durations
-        self.url: str | None = None  # "http://127.0.0.1:PORT/v1" once started
-        self.root: str | None = None  # "http://127.0.0.1:PORT": serves /files
+        self.root: str | None = None  # "http://127.0.0.1:PORT": serves /files; url adds /v1
 
-        self._lock = threading.RLock()
-        self._closing = threading.Event()
         self._ids = itertools.count(534574)
         self._runs: list[dict] = []
         self._requests: list[tuple[str, str | None]] = []
         self._tasks: dict[str, Task] = {}
         self._uploads: dict[str, bytes] = {}  # url -> bytes
         self._upload_types: dict[str, str] = {}  # url path -> content type
-        self._faults: dict[str, int] = {}  # insertion-ordered: older injections are consumed first
-        self._server: ServerThread | None = None
         self.app = self._build_app()
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def __enter__(self) -> "WiroEmulator":
-        self._closing.clear()
-        self._server = ServerThread(self.app).__enter__()
-        self.root = self._server.url
-        self.url = self.root + "/v1"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._closing.set()  # ends injected slow answers early so shutdown does not wait for them
-        if self._server is not None:
-            self._server.__exit__(*exc)
-            self._server = None
+    def _started(self, url: str) -> None:
+        self.root = url
+        self.url = url + "/v1"
 
     # -- observation (snapshots, safe to read from the test thread) --------------------------
 
@@ -500,16 +488,6 @@ class WiroEmulator:
             held = sum(task._charge(task._view(now)) for task in self._tasks.values())
             return self.initial_balance_usd - held
 
-    def inject(self, fault: str, times: int = 1) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown Wiro fault {fault!r}; known: {sorted(FAULTS)}")
-        with self._lock:
-            self._faults[fault] = self._faults.get(fault, 0) + times
-
-    def pending_faults(self) -> dict[str, int]:
-        with self._lock:
-            return {name: n for name, n in self._faults.items() if n > 0}
-
     def auth_headers(self, nonce: str | None = None) -> dict[str, str]:
         """Valid auth headers for this project (a convenience for tests)."""
         if self.api_secret is None:
@@ -520,28 +498,10 @@ class WiroEmulator:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _take(self, *names: str) -> str | None:
-        """Consume one pending fault among names (the earliest injected first)."""
-        with self._lock:
-            for name, left in self._faults.items():
-                if name in names and left > 0:
-                    self._faults[name] = left - 1
-                    return name
-        return None
-
     def _log(self, op: str, taskid: str | None) -> int:
         with self._lock:
             self._requests.append((op, taskid))
             return len(self._requests) - 1
-
-    async def _sleep(self, seconds: float) -> None:
-        # asyncio sleep (other requests proceed), in steps so that shutdown can cut it short
-        deadline = time.monotonic() + seconds
-        while not self._closing.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 0.05))
 
     def _auth(self, request: Request) -> JSONResponse | None:
         """None when the request is authorised, else the documented HTTP 401 answer."""
