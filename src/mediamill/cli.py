@@ -81,20 +81,26 @@ def _run_with_progress(args: argparse.Namespace) -> Any:
         elif event == "finished":
             finished.update(data["summary"])
 
+    async def main() -> Any:
+        # Ctrl-C cancels this task: every row sees CancelledError at its await and stops its hosted work.
+        _running["loop"], _running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await produce(
+            manifest=str(args.manifest),
+            backend=args.backend,
+            outputs=str(args.outputs) if args.outputs else None,
+            return_state=True,
+        )
+
     progress.subscribe(on_event)
     try:
         with bar:
-            state = asyncio.run(
-                produce(
-                    manifest=str(args.manifest),
-                    backend=args.backend,
-                    outputs=str(args.outputs) if args.outputs else None,
-                    return_state=True,
-                )
-            )
+            state = asyncio.run(main())
         return state, finished or None
     finally:
         progress.unsubscribe(on_event)
+
+
+_running: dict[str, Any] = {}  # the event loop and task of the run in progress, for the signal handler
 
 
 def _exit_interrupted() -> None:
@@ -143,7 +149,11 @@ def _on_interrupt(signum: int, frame: Any) -> None:
         grace = GRACE_EPHEMERAL_S
         logging.disable(logging.CRITICAL)  # only failed reports to the dead server would follow
     _exit_after(grace, time.monotonic() + GRACE_WITH_SERVER_S)
-    raise KeyboardInterrupt
+    if "task" in _running:
+        # Cancel rather than raise here: a KeyboardInterrupt raised mid-step would skip a row's cleanup.
+        _running["loop"].call_soon_threadsafe(_running["task"].cancel)
+    else:
+        raise KeyboardInterrupt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -165,8 +175,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_interrupt)  # a batch system stopping the job: same orderly stop
     try:
         state, summary = _run_with_progress(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _exit_interrupted()
+    if getattr(_on_interrupt, "armed", False):
+        _exit_interrupted()  # interrupted, though the flow had already returned
     if summary is None:
         label = "[yellow]cancelled[/]" if state.is_cancelled() else "[bold red]run failed[/]"
         console.print(f"{label}: {state.message}")
