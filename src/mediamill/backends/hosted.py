@@ -42,34 +42,29 @@ class LoopClients:
     def __init__(self, **client_args: Any):
         limits = httpx.Limits(max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT)
         self._args = {"limits": limits, **client_args}
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Per event loop: its client and the semaphore bounding that client's requests.
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+
+    def _current(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        pair = self._loops.get(loop)
+        if pair is None or pair[0].is_closed:
+            pair = self._loops[loop] = (httpx.AsyncClient(**self._args), asyncio.Semaphore(HTTP_IN_FLIGHT))
+        return pair
 
     def get(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = self._clients[loop] = httpx.AsyncClient(**self._args)
-        return client
+        return self._current()[0]
+
+    def slot(self) -> asyncio.Semaphore:
+        return self._current()[1]
 
     async def close(self) -> None:
         """Close the current loop's client; each flow run does this when its rows are done."""
-        loop = asyncio.get_running_loop()
-        self._slots.pop(loop, None)
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-
-    def slot(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        slot = self._slots.get(loop)
-        if slot is None:
-            slot = self._slots[loop] = asyncio.Semaphore(HTTP_IN_FLIGHT)
-        return slot
+        pair = self._loops.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].aclose()
 
 
 def backoff(initial: float, maximum: float, factor: float = 1.5, jitter: float = 0.1) -> Iterator[float]:
