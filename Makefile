@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -c constraints.txt -e '.[piper,test]'
+	$(PIP) install -c constraints.txt -e '.[piper,voxcpm,test]'
 	touch $@
 
 demo: $(STAMP)

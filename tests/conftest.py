@@ -49,3 +49,28 @@ def demo_copy(tmp_path) -> Path:
     dest = tmp_path / "manifests"
     shutil.copytree(MANIFESTS, dest)
     return dest / "audiobook.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_voxcpm(tmp_path_factory) -> Path:
+    """A tiny random VoxCPM2 checkpoint that stops as soon as allowed (see tests/tiny_voxcpm.py)."""
+    from .tiny_voxcpm import build
+
+    return build(tmp_path_factory.mktemp("voxcpm-tiny"), stop="early")
+
+
+@pytest.fixture(scope="session")
+def babbling_voxcpm(tmp_path_factory) -> Path:
+    """The same architecture with a stop head that never stops."""
+    from .tiny_voxcpm import build
+
+    return build(tmp_path_factory.mktemp("voxcpm-babbling"), stop="never")
+
+
+@pytest.fixture
+def voxcpm_env(monkeypatch, tiny_voxcpm):
+    """Point the voxcpm backend at the tiny checkpoint, on one CPU thread."""
+    monkeypatch.setenv("VOXCPM_MODEL", str(tiny_voxcpm))
+    monkeypatch.setenv("VOXCPM_DEVICE", "cpu")
+    monkeypatch.setenv("VOXCPM_CPU_THREADS", "1")
+    return tiny_voxcpm

@@ -111,6 +111,10 @@ def _stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: 
         cost_source=m.get("cost_source") if fresh else "cached",
         task_id=m.get("task_id"),
         created_at=m.get("created_at") or _now(),
+        takes=m.get("attempts_inside") if fresh else 0,
+        pieces=m.get("pieces"),
+        device=m.get("device"),
+        warnings=m.get("warnings"),
     )  # fmt: skip
 
 

@@ -55,6 +55,9 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             "task_id": generated.task_id,
             "queue_s": generated.queue_s,
             "attempts_inside": generated.attempts_inside,
+            "pieces": generated.extra.get("pieces"),
+            "device": generated.extra.get("device"),
+            "warnings": "; ".join(generated.extra.get("kept_bad") or []) or None,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         # put() fsyncs; in a thread, so hundreds of rows polling on this loop are not held up.

@@ -43,6 +43,11 @@ class RowResult:
     task_id: str | None
     key: str
     created_at: str
+    # Added for local engines: generations made (bad-case retakes included), text pieces, device, notes.
+    takes: int | None = None
+    pieces: int | None = None
+    device: str | None = None
+    warnings: str | None = None
 
 
 SCHEMA = pa.schema(
@@ -67,6 +72,10 @@ SCHEMA = pa.schema(
         ("task_id", pa.string()),
         ("key", pa.string()),
         ("created_at", pa.string()),
+        ("takes", pa.int32()),
+        ("pieces", pa.int32()),
+        ("device", pa.string()),
+        ("warnings", pa.string()),
     ]
 )
 assert SCHEMA.names == [f.name for f in fields(RowResult)]

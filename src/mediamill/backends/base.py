@@ -74,7 +74,7 @@ class Generated:
     cost_source: str | None = None  # "reported" by the service, "price table", "gpu time", "free"
     task_id: str | None = None  # the hosted service's id for the work
     queue_s: float | None = None
-    attempts_inside: int = 1  # regenerations the backend did itself (bad-case retries)
+    attempts_inside: int = 1  # generations the backend made, its own bad-case retakes included
     extra: dict[str, Any] = field(default_factory=dict)
 
 

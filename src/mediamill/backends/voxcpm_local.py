@@ -1,0 +1,162 @@
+"""VoxCPM run locally: on the GPUs of this machine (one model replica each), or on CPU.
+
+Rows:
+
+- ``tts``: plain speech. ``style`` is VoxCPM2 voice design ("a warm, older
+  narrator"); ``voice`` may name a voice from the registry, which then
+  voices the row as in ``clone``.
+- ``clone``: speech in the voice of a reference recording. With a transcript
+  (``reference_text``, or the registered voice's ``.txt``) the model continues
+  from the recording (prompt continuation, closest to the speaker); without
+  one, VoxCPM2 clones the timbre from the recording alone (reference mode).
+
+Options: ``normalize`` and ``denoise`` (booleans, VoxCPM's text normaliser and
+reference denoiser). Columns ``cfg_value``, ``inference_timesteps`` and
+``seed`` map to VoxCPM's arguments; the seed seeds torch before each call.
+Long text is read in pieces (``longform``); implausible pieces are retaken.
+Settings: ``VoxcpmSettings`` (env prefix ``VOXCPM_``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+from ..longform import BadCaseError, DurationCheck, read_aloud, split_text
+from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
+from ..voices import find_voice
+from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
+from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, get_pool, model_identity
+
+BOOL_OPTIONS = ("normalize", "denoise")
+DEFAULT_CFG = 2.0
+DEFAULT_STEPS = 10
+
+
+def default_seed(text: str) -> int:
+    """Rows without a seed still get a fixed one, so a regenerated row sounds the same."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def installed() -> bool:
+    # Without importing: voxcpm pulls in torch and transformers, seconds of work a plan does not need.
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "voxcpm"))
+    except (ImportError, ValueError):
+        return False
+
+
+class VoxcpmBackend(ThreadedBackend):
+    name = "voxcpm"
+    kinds = frozenset({"tts", "clone"})
+    unused_columns = frozenset({"speed"})  # VoxCPM has no rate control; write the pace into style
+
+    @property
+    def settings(self) -> VoxcpmSettings:
+        return VoxcpmSettings()  # read each time: a long-lived worker sees changed settings
+
+    @property  # type: ignore[override]
+    def default_concurrency(self) -> int:  # one row per replica: a replica serves one generation at a time
+        return get_pool(self.settings).size
+
+    # -- checks and keys -------------------------------------------------
+    def _voicing(self, row: SpeechRow, base_dir: Path) -> tuple[Path | None, str | None]:
+        """The reference recording and its transcript, if the row has a voice to clone."""
+        if isinstance(row, CloneRow) and row.reference:
+            return resolve_input(row.reference, base_dir), row.reference_text
+        if row.voice:
+            voice = find_voice(row.voice, base_dir)
+            if voice is not None:
+                return voice.audio, voice.transcript
+        return None, None
+
+    def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
+        assert isinstance(row, SpeechRow)
+        problems = self.check_unused(row)
+        if not installed():
+            return [("backend", INSTALL_HINT)]
+        arch = architecture(row.model or self.settings.model)
+        if row.model and not Path(row.model).expanduser().is_dir() and "/" not in row.model:
+            problems.append(("model", f"'{row.model}' is neither a checkpoint folder nor a hub id like openbmb/VoxCPM2"))
+        if isinstance(row, TtsRow) and row.voice and find_voice(row.voice, base_dir) is None:
+            problems.append(("voice", f"unknown voice '{row.voice}': add it with `mediamill voices add`"))
+        if isinstance(row, CloneRow) and row.reference and is_url(row.reference):
+            problems.append(("reference", "local VoxCPM needs a reference file, not a URL"))
+        reference, transcript = self._voicing(row, base_dir)
+        if arch == "voxcpm" and reference is not None and not transcript:
+            problems.append(("reference_text", "VoxCPM 1.x clones only with a transcript of the reference"))
+        if arch == "voxcpm" and row.style:
+            problems.append(("style", "voice design needs VoxCPM2"))
+        for key, value in row.options.items():
+            if key not in BOOL_OPTIONS:
+                problems.append(("options", f"unknown voxcpm option '{key}' (known: {', '.join(BOOL_OPTIONS)})"))
+            elif not isinstance(value, bool):
+                problems.append(("options", f"voxcpm option '{key}' must be true or false"))
+        if row.options.get("denoise") and not self.settings.denoiser:
+            problems.append(("options", "denoise needs a denoiser model: set VOXCPM_DENOISER"))
+        return problems
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        assert isinstance(row, SpeechRow)
+        cfg = self.settings
+        reference, transcript = self._voicing(row, base_dir)
+        params: dict[str, Any] = {
+            "text": row.text,
+            "style": row.style,
+            "prompt_text": transcript if reference is not None else None,
+            "cfg_value": row.cfg_value if row.cfg_value is not None else DEFAULT_CFG,
+            "inference_timesteps": row.inference_timesteps or DEFAULT_STEPS,
+            "seed": row.seed if row.seed is not None else default_seed(row.text),
+            "normalize": bool(row.options.get("normalize", False)),
+            "denoise": bool(row.options.get("denoise", False)),
+            # How the text is cut and joined changes the audio, so it is part of the key.
+            "max_chars": cfg.max_chars,
+            "pauses": [cfg.piece_pause_s, cfg.paragraph_pause_s],
+        }
+        inputs = {"reference": reference} if reference is not None else {}
+        return JobSpec(model=model_identity(row.model or cfg.model), params=params, inputs=inputs)
+
+    # -- generation ------------------------------------------------------
+    def generate_sync(self, job: Job, workdir: Path) -> Generated:
+        cfg = self.settings
+        p = job.spec.params
+        pool = get_pool(cfg if not job.row.model else cfg.model_copy(update={"model": job.row.model}))
+        reference = job.spec.inputs.get("reference")
+        if reference is None:
+            voicing = Voicing(style=p["style"])
+        elif p["prompt_text"]:
+            voicing = Voicing(prompt_wav=reference, prompt_text=p["prompt_text"], style=p["style"])
+        else:
+            voicing = Voicing(reference_wav=reference, style=p["style"])
+        knobs = Knobs(p["cfg_value"], p["inference_timesteps"], p["normalize"], p["denoise"])
+        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
+        pieces = split_text(p["text"], cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        out = workdir / "speech.wav"
+        waited = time.perf_counter()
+        with pool.replica() as replica:
+            started = time.perf_counter()
+            try:
+                reading = read_aloud(
+                    pieces,
+                    # Each retake of a piece gets its own seed; the first take of every piece uses the row's.
+                    lambda text, attempt: replica.take(text, voicing, knobs, p["seed"] + attempt * 7919, check),
+                    out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
+                )  # fmt: skip
+            except BadCaseError as exc:
+                raise PermanentError(f"implausible speech: {exc}") from None
+            compute_s = time.perf_counter() - started
+            device = replica.device
+        price = cfg.price_per_hour
+        return Generated(
+            path=out,
+            compute_s=compute_s,
+            queue_s=started - waited,
+            cost_usd=round(compute_s / 3600.0 * price, 6),
+            cost_source="gpu time" if device.startswith("cuda") else "cpu time",
+            attempts_inside=reading.generations,
+            extra={"device": device, "pieces": reading.pieces, "regenerated": reading.regenerated,
+                   "kept_bad": reading.kept_bad},
+        )  # fmt: skip

@@ -1,0 +1,303 @@
+"""Loaded VoxCPM models: one replica per device, shared by everything in the process.
+
+A model is loaded once per process and device, never per row: the pool for a
+(model, devices) pair is created on first use and kept. Each replica serves
+one generation at a time; a caller takes whichever replica is free, so a
+machine with N GPUs runs N rows at once. Replicas load lazily, on first use
+of their device, so a run that needs one GPU does not wait for eight to load.
+
+Settings come from the environment (prefix ``VOXCPM_``): see ``VoxcpmSettings``.
+voxcpm and torch are imported here only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..longform import DurationCheck, Take, predicted_seconds, steps_for
+from .base import NotInstalledError, PermanentError
+
+INSTALL_HINT = "the voxcpm backend needs its extra: pip install 'mediamill[voxcpm]'"
+
+
+class VoxcpmSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXCPM_", extra="ignore")
+
+    model: str = Field("openbmb/VoxCPM2", description="Hub id or local checkpoint directory.")
+    device: str = Field("auto", description="auto, cpu, cuda (every GPU), cuda:N, or a comma list of cuda:N.")
+    denoiser: str | None = Field(None, description="ZipEnhancer model id or path; enables the denoise option.")
+    optimize: bool = Field(False, description="torch.compile the model (slow first call, faster after).")
+    cpu_threads: int = Field(0, ge=0, description="torch threads on CPU; 0 keeps torch's default.")
+    local_files_only: bool = Field(False, description="Never download: use the hub cache only.")
+    # Long form and bad cases.
+    max_chars: int = Field(400, ge=20, le=5000, description="Longest piece read in one call.")
+    piece_pause_s: float = Field(0.3, ge=0, le=5)
+    paragraph_pause_s: float = Field(0.7, ge=0, le=10)
+    max_takes: int = Field(3, ge=1, le=10, description="Generations per piece before giving up on a bad case.")
+    keep_bad: bool = Field(False, description="Keep the closest take when every take is implausible.")
+    min_ratio: float = Field(0.35, ge=0, le=1, description="Shorter than this x predicted = truncated.")
+    max_ratio: float = Field(3.0, ge=1, le=20, description="Longer than this x predicted = babbling.")
+    # The model may not stop before this fraction of the predicted length (0 disables).
+    min_len_ratio: float = Field(0.5, ge=0, le=1)
+    # Cost: measured compute seconds x this price.
+    price_per_hour: float = Field(0.0, ge=0, description="USD per device-hour (GPU, or CPU when on CPU).")
+
+
+class ModelLoadError(PermanentError):
+    pass
+
+
+def resolve_devices(setting: str) -> list[str]:
+    """The devices a setting names, checked against what this machine has."""
+    value = setting.strip().lower()
+    if value == "cpu":
+        return ["cpu"]
+    try:
+        import torch
+    except ImportError:
+        raise NotInstalledError(INSTALL_HINT) from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if value == "auto":
+        return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+    if value == "cuda":
+        if not count:
+            raise ModelLoadError("VOXCPM_DEVICE=cuda but torch sees no CUDA GPU")
+        return [f"cuda:{i}" for i in range(count)]
+    devices = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        if not part.startswith("cuda:") or not part[5:].isdigit():
+            raise ModelLoadError(f"VOXCPM_DEVICE: '{part}' is not auto, cpu, cuda or cuda:N")
+        if int(part[5:]) >= count:
+            raise ModelLoadError(f"VOXCPM_DEVICE names {part}, but torch sees {count} CUDA GPU(s)")
+        devices.append(part)
+    return list(dict.fromkeys(devices))
+
+
+def model_identity(source: str) -> str:
+    """What the content key records for a model: hub id, or a local folder's fingerprint.
+
+    A local checkpoint is fingerprinted by its config and its weight files'
+    sizes and times, so replacing the weights changes every key without
+    hashing gigabytes on each plan.
+    """
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        return source
+    h = hashlib.sha256((path / "config.json").read_bytes() if (path / "config.json").is_file() else b"")
+    for weights in sorted(path.iterdir()):
+        if weights.suffix in (".safetensors", ".pth", ".bin", ".pt"):
+            st = weights.stat()
+            h.update(f"{weights.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"{path.name}@{h.hexdigest()[:12]}"
+
+
+def architecture(source: str) -> str | None:
+    """'voxcpm2' or 'voxcpm' for a local checkpoint; None when not known before loading."""
+    config = Path(source).expanduser() / "config.json"
+    if not config.is_file():
+        return "voxcpm2" if "voxcpm2" in source.lower() else None
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("architecture", "voxcpm").lower()
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """How a piece should sound: a voice prompt, a reference, or a description."""
+
+    prompt_wav: Path | None = None  # with prompt_text: continue from this recording
+    prompt_text: str | None = None
+    reference_wav: Path | None = None  # VoxCPM2: clone the timbre, no transcript needed
+    style: str | None = None  # VoxCPM2 voice design / style guidance, e.g. "a calm, low voice"
+
+    def text(self, text: str) -> str:
+        # VoxCPM2 reads a parenthesised description at the start as voice design.
+        return f"({self.style}){text}" if self.style else text
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.prompt_wav is not None:
+            kw.update(prompt_wav_path=str(self.prompt_wav), prompt_text=self.prompt_text or "")
+        if self.reference_wav is not None:
+            kw["reference_wav_path"] = str(self.reference_wav)
+        return kw
+
+
+@dataclass(frozen=True)
+class Knobs:
+    cfg_value: float = 2.0
+    inference_timesteps: int = 10
+    normalize: bool = False
+    denoise: bool = False
+
+
+@dataclass
+class Replica:
+    device: str
+    model: Any = None  # voxcpm.VoxCPM once loaded
+    load_s: float = 0.0
+    served: int = 0
+    settings_min_len_ratio: float = 0.5
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.tts_model.sample_rate)
+
+    @property
+    def steps_per_s(self) -> float:
+        """Generation steps per second of audio: each step is one patch of VAE latents."""
+        tts = self.model.tts_model
+        encode_rate = getattr(tts, "_encode_sample_rate", None) or tts.audio_vae.sample_rate
+        return float(encode_rate) / (int(tts.audio_vae.hop_length) * int(tts.patch_size))
+
+    def seed(self, seed: int) -> None:
+        import torch
+
+        if self.device.startswith("cuda"):
+            # Only this device's generator: other replicas draw from theirs concurrently.
+            torch.cuda.default_generators[int(self.device.split(":")[1])].manual_seed(seed)
+        else:
+            torch.manual_seed(seed)
+
+    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
+        """Generate one piece, with length bounds from the text's predicted duration."""
+        steps = self.steps_per_s
+        cap = steps_for(check.max_seconds(text), steps)
+        if max_len is not None:
+            cap = min(cap, max_len)
+        floor = int(predicted_seconds(text) * self.settings_min_len_ratio * steps)
+        self.seed(seed)
+        wav = self.model.generate(
+            text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
+            inference_timesteps=knobs.inference_timesteps, min_len=max(2, min(floor, cap - 1)), max_len=cap,
+            normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
+        )  # fmt: skip
+        samples_per_step = self.sample_rate / steps
+        return Take(to_pcm16(wav), self.sample_rate, hit_cap=len(wav) >= cap * samples_per_step - 1)
+
+    def stream(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, max_len: int) -> Iterator[bytes]:
+        """16-bit PCM chunks as the model produces them (no bad-case checks: there is no retake)."""
+        self.seed(seed)
+        chunks = self.model.generate_streaming(
+            text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
+            inference_timesteps=knobs.inference_timesteps, max_len=max_len,
+            normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
+        )  # fmt: skip
+        try:
+            for chunk in chunks:
+                yield to_pcm16(chunk)
+        finally:
+            chunks.close()
+
+
+@dataclass
+class ModelPool:
+    source: str
+    devices: list[str]
+    settings: VoxcpmSettings
+    replicas: list[Replica] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.replicas = [Replica(d, settings_min_len_ratio=self.settings.min_len_ratio) for d in self.devices]
+        self._free: queue.Queue[Replica] = queue.Queue()
+        for replica in self.replicas:
+            self._free.put(replica)
+        self._load_lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return len(self.replicas)
+
+    @property
+    def loaded(self) -> int:
+        return sum(r.model is not None for r in self.replicas)
+
+    @contextmanager
+    def replica(self, timeout: float | None = None) -> Iterator[Replica]:
+        """Take a free replica (loading its model on first use) for one generation."""
+        try:
+            replica = self._free.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no free model replica") from None
+        try:
+            if replica.model is None:
+                self._load(replica)
+            yield replica
+            replica.served += 1
+        finally:
+            self._free.put(replica)
+
+    def _load(self, replica: Replica) -> None:
+        # tqdm reads its environment when first imported; otherwise voxcpm draws a bar per generation.
+        if "tqdm" not in sys.modules:
+            os.environ.setdefault("TQDM_DISABLE", "1")
+        try:
+            import torch
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch's weight_norm deprecation, on import
+                from voxcpm import VoxCPM
+        except ImportError:
+            raise NotInstalledError(INSTALL_HINT) from None
+        cfg = self.settings
+        if cfg.cpu_threads and replica.device == "cpu":
+            torch.set_num_threads(cfg.cpu_threads)
+        started = time.perf_counter()
+        local = Path(self.source).expanduser()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                replica.model = VoxCPM.from_pretrained(
+                    hf_model_id=str(local) if local.is_dir() else self.source,
+                    load_denoiser=cfg.denoiser is not None,
+                    zipenhancer_model_id=cfg.denoiser or "",
+                    local_files_only=cfg.local_files_only,
+                    optimize=cfg.optimize,
+                    device=replica.device,
+                )
+        except (OSError, ValueError, RuntimeError) as exc:
+            # Also raised when the hub cannot be reached: name the setting that fixes it.
+            raise ModelLoadError(
+                f"cannot load VoxCPM model '{self.source}' on {replica.device}: {exc}"
+                " (set VOXCPM_MODEL to a local checkpoint folder to run offline)"
+            ) from None
+        replica.load_s = time.perf_counter() - started
+
+
+_pools: dict[tuple, ModelPool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(settings: VoxcpmSettings | None = None) -> ModelPool:
+    """The process-wide pool for the configured model and devices."""
+    cfg = settings or VoxcpmSettings()
+    devices = resolve_devices(cfg.device)
+    key = (model_identity(cfg.model), tuple(devices), cfg.denoiser, cfg.optimize)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ModelPool(cfg.model, devices, cfg)
+        return pool
+
+
+def to_pcm16(samples: Any) -> bytes:
+    """float waveform in [-1, 1] -> little-endian 16-bit PCM."""
+    import numpy as np
+
+    clipped = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    return (clipped * 32767.0).astype("<i2").tobytes()
