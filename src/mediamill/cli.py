@@ -258,6 +258,41 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    import uvicorn
+
+    from .server import ServeSettings, create_app
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": args.host, "port": args.port, "engine": args.engine}.items() if v is not None
+    }
+    if args.voices:
+        overrides["voices"] = args.voices
+    if args.prompts:
+        overrides["prompts"] = args.prompts
+    cfg = ServeSettings(**overrides)
+    if not cfg.voices:
+        from .voices import DEFAULT_FOLDER, voice_dirs
+
+        cfg.voices = voice_dirs() or [DEFAULT_FOLDER]
+    try:
+        loopback = ipaddress.ip_address(cfg.host).is_loopback
+    except ValueError:
+        loopback = cfg.host == "localhost"
+    if not loopback and cfg.api_key is None:
+        console.print(f"[yellow]warning[/]: serving on {cfg.host} with no API key; set MEDIAMILL_SERVE_API_KEY")
+    try:
+        app = create_app(cfg)
+    except Exception as exc:  # noqa: BLE001 - a missing extra or bad setting: say so, no traceback
+        console.print(f"[red]cannot serve[/]: {exc}")
+        return 2
+    console.print(f"serving {cfg.engine} on http://{cfg.host}:{cfg.port} (voices: {', '.join(map(str, cfg.voices))})")
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -294,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     rm = vsub.add_parser("remove", help="remove a voice")
     rm.add_argument("name")
     voices.set_defaults(func=cmd_voices)
+
+    serve = sub.add_parser("serve", help="serve an OpenAI-style speech API (/v1/audio/speech) over a local engine")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--engine", choices=["voxcpm", "piper"], help="engine (default voxcpm; model from VOXCPM_MODEL)")
+    serve.add_argument("--voices", type=Path, action="append", help="voice registry folder (repeatable; first takes uploads)")
+    serve.add_argument("--prompts", type=Path, action="append", help="another folder prompt_wav_path may read (repeatable)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -18,7 +18,7 @@ import math
 import re
 import unicodedata
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +206,37 @@ class BadCaseError(Exception):
     """A piece stayed implausible after every allowed take."""
 
 
+def read_pieces(
+    pieces: list[Piece],
+    take: Callable[[str, int], Take],
+    check: DurationCheck,
+    reading: Reading,
+    max_takes: int = 3,
+    keep_bad: bool = False,
+) -> Iterator[tuple[Piece, Take]]:
+    """Generate each piece (``take(text, attempt)``), judge it, and yield the take to keep.
+
+    A piece judged implausible is generated again, up to ``max_takes`` times
+    in all. Past that, reading fails (``BadCaseError``) unless ``keep_bad``,
+    which keeps the take closest to the expected length and notes it in
+    ``reading.kept_bad``.
+    """
+    for index, piece in enumerate(pieces):
+        chosen = _best_take(piece, take, check, max_takes, reading)
+        verdict = check.judge(chosen.duration_s, piece.text, chosen.hit_cap)
+        if verdict:
+            where = f"piece {index + 1} of {len(pieces)} ({_excerpt(piece.text)})"
+            if not keep_bad:
+                raise BadCaseError(f"{where}: {verdict}, after {max_takes} takes")
+            reading.kept_bad.append(f"{where}: {verdict}")
+        if not reading.sample_rate:
+            reading.sample_rate = chosen.sample_rate
+        elif chosen.sample_rate != reading.sample_rate:
+            raise ValueError("the engine changed sample rate between pieces")
+        reading.pieces += 1
+        yield piece, chosen
+
+
 def read_aloud(
     pieces: list[Piece],
     take: Callable[[str, int], Take],
@@ -214,42 +245,31 @@ def read_aloud(
     max_takes: int = 3,
     keep_bad: bool = False,
 ) -> Reading:
-    """Generate each piece (``take(text, attempt)``), judge it, and append it to a WAV file.
+    """Read pieces into a WAV file, joined by their pauses (see ``read_pieces``).
 
-    A piece judged implausible is generated again, up to ``max_takes`` times
-    in all. Past that, the row fails (``BadCaseError``) unless ``keep_bad``,
-    which keeps the take closest to the expected length. The file is written
-    as pieces arrive, so a long chapter never sits in memory at once.
+    The file is written as pieces arrive, so a long chapter never sits in memory at once.
     """
     reading = Reading(kept_bad=[])
     wav: wave.Wave_write | None = None
     try:
-        for index, piece in enumerate(pieces):
-            chosen = _best_take(piece, take, check, max_takes, reading)
-            verdict = check.judge(chosen.duration_s, piece.text, chosen.hit_cap)
-            if verdict:
-                where = f"piece {index + 1} of {len(pieces)} ({_excerpt(piece.text)})"
-                if not keep_bad:
-                    raise BadCaseError(f"{where}: {verdict}, after {max_takes} takes")
-                reading.kept_bad.append(f"{where}: {verdict}")
+        for piece, chosen in read_pieces(pieces, take, check, reading, max_takes, keep_bad):
             if wav is None:
                 wav = wave.open(str(out), "wb")
                 wav.setnchannels(1)
                 wav.setsampwidth(2)
                 wav.setframerate(chosen.sample_rate)
-                reading.sample_rate = chosen.sample_rate
-            elif chosen.sample_rate != reading.sample_rate:
-                raise ValueError("the engine changed sample rate between pieces")
             wav.writeframes(chosen.pcm)
-            if piece.pause_after:
-                wav.writeframes(b"\0\0" * round(piece.pause_after * chosen.sample_rate))
-            reading.pieces += 1
+            wav.writeframes(silence(piece.pause_after, chosen.sample_rate))
         if wav is not None:
             reading.duration_s = wav.tell() / reading.sample_rate
     finally:
         if wav is not None:
             wav.close()
     return reading
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    return b"\0\0" * round(seconds * sample_rate)
 
 
 def _best_take(piece: Piece, take: Callable[[str, int], Take], check: DurationCheck, max_takes: int, reading: Reading) -> Take:

@@ -36,7 +36,7 @@ def voice_dirs(base_dir: Path | None = None) -> list[Path]:
     return dirs
 
 
-def _voice_in(folder: Path, name: str) -> Voice | None:
+def find_voice_in(folder: Path, name: str) -> Voice | None:
     for suffix in AUDIO_SUFFIXES:
         audio = folder / f"{name}{suffix}"
         if audio.is_file():
@@ -48,7 +48,7 @@ def _voice_in(folder: Path, name: str) -> Voice | None:
 
 def find_voice(name: str, base_dir: Path | None = None) -> Voice | None:
     for folder in voice_dirs(base_dir):
-        voice = _voice_in(folder, name)
+        voice = find_voice_in(folder, name)
         if voice is not None:
             return voice
     return None
@@ -61,7 +61,7 @@ def list_voices(folders: list[Path]) -> list[Voice]:
             continue
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() in AUDIO_SUFFIXES and path.stem not in found:
-                voice = _voice_in(folder, path.stem)
+                voice = find_voice_in(folder, path.stem)
                 if voice is not None:
                     found[path.stem] = voice
     return list(found.values())
@@ -88,7 +88,7 @@ def add_voice(name: str, audio: Path, transcript: str | None, folder: Path) -> V
         shutil.copyfile(audio, tmp)
     if transcript:
         write_bytes_atomic(folder / f"{name}.txt", transcript.strip().encode("utf-8") + b"\n")
-    voice = _voice_in(folder, name)
+    voice = find_voice_in(folder, name)
     assert voice is not None
     return voice
 

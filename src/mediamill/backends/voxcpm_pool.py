@@ -175,28 +175,34 @@ class Replica:
         else:
             torch.manual_seed(seed)
 
-    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
-        """Generate one piece, with length bounds from the text's predicted duration."""
+    def bounds(self, text: str, check: DurationCheck, max_len: int | None = None) -> tuple[int, int]:
+        """(min_len, max_len) in model steps: not under a fraction of the predicted length, not past babbling."""
         steps = self.steps_per_s
         cap = steps_for(check.max_seconds(text), steps)
         if max_len is not None:
             cap = min(cap, max_len)
         floor = int(predicted_seconds(text) * self.settings_min_len_ratio * steps)
+        return max(2, min(floor, cap - 1)), cap
+
+    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
+        """Generate one piece, with length bounds from the text's predicted duration."""
+        min_len, cap = self.bounds(text, check, max_len)
         self.seed(seed)
         wav = self.model.generate(
             text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
-            inference_timesteps=knobs.inference_timesteps, min_len=max(2, min(floor, cap - 1)), max_len=cap,
+            inference_timesteps=knobs.inference_timesteps, min_len=min_len, max_len=cap,
             normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
         )  # fmt: skip
-        samples_per_step = self.sample_rate / steps
+        samples_per_step = self.sample_rate / self.steps_per_s
         return Take(to_pcm16(wav), self.sample_rate, hit_cap=len(wav) >= cap * samples_per_step - 1)
 
-    def stream(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, max_len: int) -> Iterator[bytes]:
-        """16-bit PCM chunks as the model produces them (no bad-case checks: there is no retake)."""
+    def stream(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int) -> Iterator[bytes]:
+        """16-bit PCM chunks as the model produces them (no bad-case retakes: audio already went out)."""
+        min_len, cap = self.bounds(text, check, max_len)
         self.seed(seed)
         chunks = self.model.generate_streaming(
             text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
-            inference_timesteps=knobs.inference_timesteps, max_len=max_len,
+            inference_timesteps=knobs.inference_timesteps, min_len=min_len, max_len=cap,
             normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
         )  # fmt: skip
         try:
