@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/piper_speed.py
 	$(BIN)/python bench/hosted.py
+	$(BIN)/python bench/voxcpm_speed.py
 
 clean:
 	rm -rf outputs .pytest_cache

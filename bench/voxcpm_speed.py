@@ -1,0 +1,126 @@
+"""VoxCPM through mediamill vs ``VoxCPM.generate`` called in a plain loop, on the same rows.
+
+Direct: load the model once, then for each row seed torch, call
+``generate`` with the same length bounds mediamill uses, and write a WAV.
+mediamill: the produce flow with the ``voxcpm`` backend on a manifest of the
+same rows (fresh store, model loaded by the pool), which adds planning,
+Prefect task runs, the store, stitching and the results table.
+
+Without ``--model`` it builds the tiny random checkpoint the tests use, so
+the figure is mediamill's per-row overhead, not the model's speed. On a GPU
+machine, ``--device cuda --model DIR`` times a real-architecture checkpoint
+(random weights time like trained ones): audio seconds per wall second for
+the pool (one replica per GPU) against the plain loop on one GPU.
+
+Usage: python bench/voxcpm_speed.py [--rows 200] [--device cpu|cuda] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import Timer, prefect_api, save  # noqa: E402
+
+WORDS = ("lamp", "street", "ladder", "flame", "evening", "harbour", "window", "rain", "bell", "market")
+
+
+def lines(n: int) -> list[str]:
+    return [
+        f"Line {i}: the {WORDS[i % 10]} and the {WORDS[(i * 3 + 1) % 10]} waited until the {WORDS[(i * 7 + 2) % 10]} was lit."
+        for i in range(n)
+    ]
+
+
+def direct(model_dir: str, device: str, texts: list[str], out: Path) -> float:
+    """The plain loop a user would write; returns seconds of audio made."""
+    import torch
+    from voxcpm import VoxCPM
+
+    from mediamill.backends.voxcpm_local import default_seed
+    from mediamill.backends.voxcpm_pool import Replica, VoxcpmSettings, to_pcm16
+    from mediamill.longform import DurationCheck
+
+    model = VoxCPM(voxcpm_model_path=model_dir, zipenhancer_model_path=None, enable_denoiser=False,
+                   optimize=False, device=device)  # fmt: skip
+    cfg = VoxcpmSettings()
+    bounds = Replica(device, model=model, settings_min_len_ratio=cfg.min_len_ratio)
+    check = DurationCheck(cfg.min_ratio, cfg.max_ratio)
+    audio = 0.0
+    for n, text in enumerate(texts):
+        min_len, max_len = bounds.bounds(text, check)  # the same lengths mediamill asks for
+        torch.manual_seed(default_seed(text))
+        wav = model.generate(text=text, min_len=min_len, max_len=max_len, retry_badcase=False)
+        with wave.open(str(out / f"{n}.wav"), "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(model.tts_model.sample_rate)
+            f.writeframes(to_pcm16(wav))
+        audio += len(wav) / model.tts_model.sample_rate
+    return audio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", help="checkpoint folder (default: build the tiny test checkpoint)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+
+    import torch
+
+    from mediamill.backends import voxcpm_pool
+    from mediamill.flows import produce
+
+    torch.set_num_threads(args.threads)
+    texts = lines(args.rows)
+    with prefect_api(), tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model
+        if model_dir is None:
+            from tests.tiny_voxcpm import build
+
+            model_dir = str(build(Path(tmp, "tiny")))
+        os.environ.update(VOXCPM_MODEL=model_dir, VOXCPM_DEVICE=args.device, VOXCPM_CPU_THREADS=str(args.threads))
+        manifest = Path(tmp, "bench.csv")
+        manifest.write_text("id,text\n" + "".join(f'r{i:05d},"{t}"\n' for i, t in enumerate(texts)))
+        Path(tmp, "direct").mkdir()
+        first_device = "cuda:0" if args.device.startswith("cuda") else args.device
+        direct(model_dir, first_device, texts[:5], Path(tmp, "direct"))  # warm caches and kernels for both
+        with Timer() as t_direct:
+            audio = direct(model_dir, first_device, texts, Path(tmp, "direct"))
+        voxcpm_pool._pools.clear()  # mediamill loads its own replicas, as a fresh worker would
+        with Timer() as t_mm:
+            state = asyncio.run(produce(str(manifest), backend="voxcpm", outputs=f"{tmp}/mm", return_state=True))
+        assert state.is_completed(), state.message
+        summary = json.loads(Path(tmp, "mm", "bench", "summary.json").read_text())
+        rows_s = summary["phases_s"]["plan"] + summary["phases_s"]["generate"]
+        replicas = next(iter(voxcpm_pool._pools.values())).size
+    doc = {
+        "rows": args.rows,
+        "device": args.device,
+        "replicas": replicas,
+        "model": "tiny random checkpoint" if args.model is None else Path(args.model).name,
+        "audio_s": round(audio, 1),
+        "direct_s": round(t_direct.seconds, 2),
+        "direct_audio_s_per_s": round(audio / t_direct.seconds, 1),
+        "rows_phase_s": round(rows_s, 2),
+        "rows_phase_audio_s_per_s": round(audio / rows_s, 1),
+        "rows_phase_ratio_vs_direct": round(rows_s / t_direct.seconds, 2),
+        "overhead_ms_per_row": round((rows_s - t_direct.seconds) / args.rows * 1000, 1),
+        "mediamill_s": round(t_mm.seconds, 2),
+        "mediamill_ratio_vs_direct": round(t_mm.seconds / t_direct.seconds, 2),
+    }
+    save(f"voxcpm_speed_{args.device.replace(':', '')}", doc)
+
+
+if __name__ == "__main__":
+    main()
