@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import sys
 import threading
@@ -250,9 +249,6 @@ class ModelPool:
             self._free.put(replica)
 
     def _load(self, replica: Replica) -> None:
-        # tqdm reads its environment when first imported; otherwise voxcpm draws a bar per generation.
-        if "tqdm" not in sys.modules:
-            os.environ.setdefault("TQDM_DISABLE", "1")
         try:
             import torch
             with warnings.catch_warnings():
@@ -260,6 +256,7 @@ class ModelPool:
                 from voxcpm import VoxCPM
         except ImportError:
             raise NotInstalledError(INSTALL_HINT) from None
+        _quiet_progress_bars()
         cfg = self.settings
         if cfg.cpu_threads and replica.device == "cpu":
             torch.set_num_threads(cfg.cpu_threads)
@@ -283,6 +280,15 @@ class ModelPool:
                 " (set VOXCPM_MODEL to a local checkpoint folder to run offline)"
             ) from None
         replica.load_s = time.perf_counter() - started
+
+
+def _quiet_progress_bars() -> None:
+    """voxcpm draws a progress bar on stderr for every generation step loop; in a
+    worker running thousands of rows that buries the log. Hub downloads keep theirs."""
+    for name in ("voxcpm.model.voxcpm2", "voxcpm.model.voxcpm"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "tqdm"):
+            module.tqdm = lambda iterable, *args, **kwargs: iterable
 
 
 _pools: dict[tuple, ModelPool] = {}
