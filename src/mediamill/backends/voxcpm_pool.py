@@ -183,27 +183,26 @@ class Replica:
         floor = int(predicted_seconds(text) * self.settings_min_len_ratio * steps)
         return max(2, min(floor, cap - 1)), cap
 
-    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
-        """Generate one piece, with length bounds from the text's predicted duration."""
+    def _arguments(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck,
+                   max_len: int | None) -> dict[str, Any]:  # fmt: skip
         min_len, cap = self.bounds(text, check, max_len)
         self.seed(seed)
-        wav = self.model.generate(
+        return dict(
             text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
             inference_timesteps=knobs.inference_timesteps, min_len=min_len, max_len=cap,
             normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
         )  # fmt: skip
+
+    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
+        """Generate one piece, with length bounds from the text's predicted duration."""
+        arguments = self._arguments(text, voicing, knobs, seed, check, max_len)
+        wav = self.model.generate(**arguments)
         samples_per_step = self.sample_rate / self.steps_per_s
-        return Take(to_pcm16(wav), self.sample_rate, hit_cap=len(wav) >= cap * samples_per_step - 1)
+        return Take(to_pcm16(wav), self.sample_rate, hit_cap=len(wav) >= arguments["max_len"] * samples_per_step - 1)
 
     def stream(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int) -> Iterator[bytes]:
         """16-bit PCM chunks as the model produces them (no bad-case retakes: audio already went out)."""
-        min_len, cap = self.bounds(text, check, max_len)
-        self.seed(seed)
-        chunks = self.model.generate_streaming(
-            text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
-            inference_timesteps=knobs.inference_timesteps, min_len=min_len, max_len=cap,
-            normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
-        )  # fmt: skip
+        chunks = self.model.generate_streaming(**self._arguments(text, voicing, knobs, seed, check, max_len))
         try:
             for chunk in chunks:
                 yield to_pcm16(chunk)
