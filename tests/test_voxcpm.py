@@ -15,6 +15,7 @@ from mediamill.backends import voxcpm_pool
 from mediamill.backends.voxcpm_pool import ModelLoadError, resolve_devices
 from mediamill.flows import produce
 from mediamill.manifest import ManifestError
+from mediamill.media.probe import probe
 from mediamill.plan import validate
 
 from .fakes import write_tone_wav
@@ -244,3 +245,16 @@ def test_rows_spread_over_every_gpu_replica(write_manifest, tmp_path, monkeypatc
     assert {r["device"] for r in rows} == {f"cuda:{i}" for i in range(gpus)}
     (pool,) = voxcpm_pool._pools.values()
     assert pool.size == gpus and sum(r.served for r in pool.replicas) == 4 * gpus
+
+
+def test_the_example_narration_manifest_runs(tmp_path):
+    import shutil
+
+    from .conftest import MANIFESTS
+
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    rows = run(tmp_path / "manifests" / "narration.csv", tmp_path / "out")
+    assert [r["status"] for r in rows] == ["done"] * 4, rows
+    book = probe(tmp_path / "out" / "narration" / "narration.m4b")
+    assert [c.title for c in book.chapters] == ["Designed voices", "Cloned voice"]
+    assert book.tags["title"] == "Harbour Voices"
