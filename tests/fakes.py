@@ -88,3 +88,49 @@ class CountingBackend(_Counting):
     async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         self.calls[job.key] = self.calls.get(job.key, 0) + 1
         return await self._tone(job, workdir)
+
+
+def write_speechlike_wav(path: Path, seconds: float, level_db: float = -18.0, noise_db: float | None = None,
+                         rate: int = 16_000, seed: int = 1) -> Path:  # fmt: skip
+    """Voiced bursts at a syllable rate with short gaps, peaking near ``level_db``, plus optional noise."""
+    import math
+    import random
+    import struct
+
+    rnd = random.Random(seed)
+    peak = 10 ** (level_db / 20)
+    noise = 10 ** (noise_db / 20) * math.sqrt(3) if noise_db is not None else 0.0  # uniform noise of that RMS
+    frames = bytearray()
+    for n in range(int(seconds * rate)):
+        t = n / rate
+        voiced = (t % 1.0) < 0.7  # 0.7 s of "speech", 0.3 s pause, every second
+        envelope = abs(math.sin(math.pi * 4 * t)) if voiced else 0.0
+        x = envelope * peak * (0.6 * math.sin(2 * math.pi * 180 * t) + 0.3 * math.sin(2 * math.pi * 360 * t)
+                               + 0.1 * math.sin(2 * math.pi * 720 * t))  # fmt: skip
+        x += rnd.uniform(-noise, noise)
+        frames += struct.pack("<h", max(-32768, min(32767, round(x * 32767))))
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(frames))
+    return path
+
+
+class SpeechlikeBackend(Backend):
+    """Speech-shaped test audio as long as the text would take to read; options level_db and noise_db."""
+
+    name = "speechlike"
+    kinds = frozenset({"tts"})
+    default_concurrency = 4
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        return JobSpec(model="speechlike", params={"text": row.text, **row.options})  # type: ignore[attr-defined]
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        from mediamill.longform import predicted_seconds
+
+        p = job.spec.params
+        seconds = max(1.0, predicted_seconds(p["text"]))
+        path = write_speechlike_wav(workdir / "speech.wav", seconds, p.get("level_db", -18.0), p.get("noise_db"))
+        return Generated(path=path, cost_usd=0.0, cost_source="free")

@@ -13,11 +13,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .media import master
 from .media.stitch import BookMeta, Piece, assemble_chapter, build_m4b
 from .plan import Chapter, Plan
+from .profiles import AUDIOBOOK
 from .store import Entry, write_json_atomic
 
-STITCH_VERSION = 1
+STITCH_VERSION = 2  # 2: the M4B is mastered (one gain for the whole book) and may carry a cover
 
 
 @dataclass
@@ -46,9 +48,22 @@ def _fingerprint(plan: Plan) -> str:
     doc = {
         "v": STITCH_VERSION,
         "meta": book_meta(plan).__dict__,
+        "cover": _cover_stamp(plan),
         "chapters": [[c.title, [[s.job.key, s.pause_after] for s in c.segments]] for c in plan.chapters],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _cover(plan: Plan) -> Path | None:
+    cover = plan.manifest.meta.cover
+    if not cover:
+        return None
+    return Path(cover) if Path(cover).is_absolute() else plan.manifest.base_dir / cover
+
+
+def _cover_stamp(plan: Plan) -> list | None:
+    cover = _cover(plan)
+    return [str(cover), cover.stat().st_size, cover.stat().st_mtime_ns] if cover and cover.is_file() else None
 
 
 def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: Path) -> BookOutputs:
@@ -86,7 +101,11 @@ def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: P
             done.append((chapter.title, dest, duration))
             outputs.chapters.append(dest)
         if not outputs.incomplete:
-            build_m4b(done, book_meta(plan), m4b, Path(work))
+            # One gain for the whole book, decided on all of it, so chapters keep their relative loudness.
+            book_lufs = master.integrated_lufs([path for _, path, _ in done], Path(work))
+            gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0  # type: ignore[operator]
+            mastering = master.gain_chain(gain, AUDIOBOOK.limit_db)
+            build_m4b(done, book_meta(plan), m4b, Path(work), audio_filter=mastering, cover=_cover(plan))
             outputs.m4b = m4b
             write_json_atomic(state_file, {"fingerprint": fingerprint})
         else:

@@ -88,6 +88,7 @@ def _run_with_progress(args: argparse.Namespace) -> Any:
             manifest=str(args.manifest),
             backend=args.backend,
             outputs=str(args.outputs) if args.outputs else None,
+            profiles=args.profile or None,
             return_state=True,
         )
 
@@ -200,6 +201,11 @@ def _print_summary(s: dict[str, Any]) -> None:
         console.print(f"  [red]failed[/] {rid}: {err}", markup=True, highlight=False)
     if s.get("m4b"):
         console.print(f"  book: {s['m4b']}")
+    for profile, ok in (s.get("qc") or {}).items():
+        label = "[green]pass[/]" if ok else "[bold red]FAIL[/]"
+        console.print(f"  {profile}: {label} (see {Path(s['outputs']) / 'qc.md'})")
+    for failure in (s.get("undelivered") or [])[:10]:
+        console.print(f"    [red]{failure}[/]", highlight=False)
     console.print(f"  results: {Path(s['outputs']) / 'results.csv'}")
 
 
@@ -304,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("manifest", type=Path)
     run.add_argument("--backend", help="backend for rows that name none (default: piper)")
     run.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
+    run.add_argument("--profile", action="append", choices=["audiobook", "acx", "podcast", "video"],
+                     help="delivery profile (repeatable; default: the sidecar's profiles, else audiobook)")  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
     run.set_defaults(func=cmd_run)
 

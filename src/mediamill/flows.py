@@ -10,6 +10,7 @@ rows in flight, and retries back off exponentially with jitter.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,9 +33,11 @@ from . import progress
 from .backends import Job
 from .book import BookOutputs, slug, stitch_book
 from .config import Settings, settings
+from .delivery import Delivery, deliver
 from .generate import Outcome, generate_job, link_output
 from .manifest import ManifestError
 from .plan import Plan, validate
+from .qc import qc_markdown
 from .redact import error_line
 from .results import RowResult, summarise, summary_markdown, write_results
 from .store import Entry, Store, write_json_atomic
@@ -115,6 +118,7 @@ def _stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: 
         pieces=m.get("pieces"),
         device=m.get("device"),
         warnings=m.get("warnings"),
+        qc=m.get("qc"),
     )  # fmt: skip
 
 
@@ -167,8 +171,16 @@ async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested
                 return
 
 
+@task(name="deliver", task_run_name="deliver:{name}", cache_policy=NO_CACHE, persist_result=False)
+async def deliver_task(name: str, plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path,
+                       scratch: Path, profiles: list[str] | None) -> list[Delivery]:  # fmt: skip
+    return await anyio.to_thread.run_sync(deliver, plan, book, entries, out_dir, scratch, profiles)
+
+
 @flow(name="produce", log_prints=False)
-async def produce(manifest: str, backend: str | None = None, outputs: str | None = None) -> Any:
+async def produce(
+    manifest: str, backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+) -> Any:
     """Produce everything a manifest describes; rows already in the store are not generated again."""
     logger = get_run_logger()
     cfg = settings()
@@ -253,6 +265,13 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
         logger.warning("%s: cancelled; in-flight hosted tasks were stopped", plan.name)
         return Cancelled(message=f"cancelled with {sum(r.status != 'failed' for r in ordered)} of {len(ordered)} rows done")
     book = await stitch(plan.name, plan, entries, out_dir, store.tmp)
+    stitched = time.perf_counter()
+    deliveries: list[Delivery] = []
+    dry_run = all(engine.dry_run for engine in plan.backends().values())
+    # A delivery from a partial production would mislead; a dry run has nothing to master.
+    if not dry_run and not any(r.status == "failed" for r in ordered):
+        deliveries = await deliver_task(plan.name, plan, book, entries, out_dir, store.tmp, profiles)
+    undelivered = [f"{d.profile}: {failure}" for d in deliveries for failure in d.failures()]
     wall = time.perf_counter() - started
     summary = summarise([r.__dict__ for r in ordered], wall_s=wall)
     summary.update(
@@ -263,8 +282,11 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
         phases_s={
             "plan": round(planned - started, 3),
             "generate": round(generated - planned, 3),
-            "stitch": round(time.perf_counter() - generated, 3),
+            "stitch": round(stitched - generated, 3),
+            "deliver": round(time.perf_counter() - stitched, 3),
         },
+        qc={d.profile: d.ok for d in deliveries},
+        undelivered=undelivered,
     )
     await acreate_table_artifact(
         key=f"{key_prefix}-results",
@@ -275,6 +297,9 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
         description=f"Rows of {plan.name}",
     )
     await acreate_markdown_artifact(key=f"{key_prefix}-summary", markdown=summary_markdown(plan.name, summary))
+    if deliveries:
+        qc_doc = json.loads((out_dir / "qc.json").read_text())
+        await acreate_markdown_artifact(key=f"{key_prefix}-qc", markdown=qc_markdown(qc_doc, images=False))
     write_json_atomic(out_dir / "summary.json", summary)
     progress.emit("finished", summary=summary)
     if summary["failed"]:
@@ -282,4 +307,7 @@ async def produce(manifest: str, backend: str | None = None, outputs: str | None
         if book.incomplete:
             message += f"; chapters not stitched: {', '.join(book.incomplete)}"
         return Failed(message=message, data=summary)
+    if undelivered:
+        # Every file stays where it is; the report says what to fix.
+        return Failed(message=f"delivery failed: {'; '.join(undelivered[:5])}", data=summary)
     return Completed(message=f"{summary['rows']} rows produced", data=summary)

@@ -13,6 +13,7 @@ import anyio
 from .backends import Generated, Job, PermanentError, get_backend
 from .media.ffmpeg import MediaError
 from .media.probe import probe
+from .qc import row_flags
 from .store import Entry, Store
 
 
@@ -42,6 +43,8 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             # Possibly paid for: do not regenerate on our own; the row fails and a rerun decides.
             journal.clear()
             raise PermanentError(f"{job.backend} returned unusable media: {exc}") from None
+        text = getattr(job.row, "text", None)
+        flags = await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path)
         meta = {
             "backend": job.backend,
             "model": job.spec.model,
@@ -58,6 +61,7 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             "pieces": generated.extra.get("pieces"),
             "device": generated.extra.get("device"),
             "warnings": "; ".join(generated.extra.get("kept_bad") or []) or None,
+            "qc": flags,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         # put() fsyncs; in a thread, so hundreds of rows polling on this loop are not held up.

@@ -141,11 +141,30 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
         spec = engine.spec(row, manifest.base_dir)
         key = content_key(name, row.kind, spec.model, spec.params, spec.inputs)
         jobs.append(Job(row=row, row_number=number, backend=name, spec=spec, key=key))
+    problems += _check_profiles(manifest)
     if problems:
         raise ManifestError(manifest.path, problems)
     if any(j.row.order is not None for j in jobs):
         jobs.sort(key=lambda j: j.row.order)  # stable: ties keep file order
     return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
+
+
+def _check_profiles(manifest: Manifest) -> list[Problem]:
+    """Delivery profiles need the rows they deliver."""
+    meta, kinds = manifest.meta, {r.kind for r in manifest.rows}
+    side = f"{manifest.path.stem}.toml"
+    problems = []
+    for profile in meta.profiles:
+        if profile in ("acx", "podcast") and not kinds & set(SPEECH_KINDS):
+            problems.append(Problem(f"{side}: profile '{profile}' needs speech rows", column="profiles"))
+        if profile == "video" and "video" not in kinds:
+            problems.append(Problem(f"{side}: profile 'video' needs video rows", column="profiles"))
+    track = meta.video.track
+    songs = {r.id for r in manifest.rows if r.kind == "song"}
+    if track and track != "speech" and track not in songs:
+        problems.append(Problem(f"{side}: video.track must be 'speech' or the id of a song row, not '{track}'",
+                                column="video.track"))  # fmt: skip
+    return problems
 
 
 def _chapters(manifest: Manifest, jobs: list[Job]) -> list[Chapter]:

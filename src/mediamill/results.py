@@ -48,6 +48,7 @@ class RowResult:
     pieces: int | None = None
     device: str | None = None
     warnings: str | None = None
+    qc: str | None = None  # per-row checks: speech rate far from the text, long silences inside
 
 
 SCHEMA = pa.schema(
@@ -76,6 +77,7 @@ SCHEMA = pa.schema(
         ("pieces", pa.int32()),
         ("device", pa.string()),
         ("warnings", pa.string()),
+        ("qc", pa.string()),
     ]
 )
 assert SCHEMA.names == [f.name for f in fields(RowResult)]

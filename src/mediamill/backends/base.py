@@ -87,6 +87,8 @@ class Backend:
     default_concurrency: ClassVar[int] = 1
     # Row columns this engine has no use for: a value there is a mistake worth reporting.
     unused_columns: ClassVar[frozenset[str]] = frozenset()
+    # A dry-run engine makes placeholders (silence): there is nothing to master or measure.
+    dry_run: ClassVar[bool] = False
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""

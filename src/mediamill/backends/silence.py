@@ -21,6 +21,7 @@ class SilenceBackend(Backend):
     name = "silence"
     kinds = frozenset({"tts"})
     default_concurrency = 8
+    dry_run = True
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, TtsRow)

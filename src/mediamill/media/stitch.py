@@ -109,18 +109,30 @@ def build_m4b(
     dest: Path,
     workdir: Path,
     bitrate: str = "64k",
+    audio_filter: str | None = None,
+    cover: Path | None = None,
 ) -> None:
-    """Encode the chapter files, in order, into one AAC M4B with chapter markers and tags."""
+    """Encode the chapter files, in order, into one AAC M4B with chapter markers, tags and cover.
+
+    ``audio_filter`` (gain and limiter from mastering) applies to the whole book in one pass.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     listing = workdir / "book.concat.txt"
     listing.write_text("".join(_concat_line(path) for _, path, _ in chapters), encoding="utf-8")
     metadata = workdir / "book.ffmeta"
     metadata.write_text(chapters_metadata(meta, [(t, d) for t, _, d in chapters]), encoding="utf-8")
+    art: list[str | Path] = []
+    if cover is not None:
+        art = ["-i", cover, "-map", "2:v", "-c:v", "mjpeg", "-vf", "scale='min(1400,iw)':-2",
+               "-disposition:v", "attached_pic"]  # fmt: skip
     with atomic_path(dest) as tmp:
         run_ffmpeg(
             "-f", "concat", "-safe", "0", "-i", listing,
             "-f", "ffmetadata", "-i", metadata,
+            *art[:2],
             "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
+            *art[2:],
+            *(["-af", audio_filter] if audio_filter else []),
             "-c:a", "aac", "-b:a", bitrate,
             "-movflags", "+faststart", "-f", "mp4", tmp,
         )  # fmt: skip
