@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench clean setup
+.PHONY: demo podcast test bench clean setup
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/mediamill run manifests/audiobook.csv
 
+podcast: $(STAMP)
+	$(BIN)/mediamill run manifests/podcast.csv
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
@@ -28,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/piper_speed.py
 	$(BIN)/python bench/hosted.py
 	$(BIN)/python bench/voxcpm_speed.py
+	$(BIN)/python bench/mastering.py --hours 1
 
 clean:
 	rm -rf outputs .pytest_cache

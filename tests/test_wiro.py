@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -289,3 +290,26 @@ def test_a_run_request_without_a_clear_answer_is_not_resubmitted(wiro, monkeypat
     assert state.is_failed()
     (row,) = results(tmp_path / "out", "speech").values()
     assert row["attempts"] == 1 and "check Wiro before rerunning" in row["error"]
+
+
+def test_clips_are_cut_into_one_video_with_the_song_under_them(wiro, tmp_path, write_manifest):
+    assets = tmp_path / "assets"
+    shutil.copytree(MANIFESTS / "images", assets / "images")
+    manifest = write_manifest(
+        """
+id,kind,lyrics,image,prompt,seed
+tune,song,"[verse] la la [chorus] oh",,,3
+c1,video,,assets/images/lighthouse.png,"The lamp comes on. <AUDCAP>waves<ENDAUDCAP>",5
+c2,video,,assets/images/lighthouse.png,"The beam sweeps the sea. <AUDCAP>wind<ENDAUDCAP>",6
+""",
+        name="cut",
+        sidecar='profiles = ["video"]\n[video]\ntrack = "tune"\nmode = "mix"\n',
+    )
+    out = tmp_path / "out"
+    state = run(manifest, out)
+    assert state.is_completed(), state.message
+    video = probe(out / "cut" / "video" / "cut.mp4")
+    assert video.video_codec == "h264" and video.audio_codec == "aac"
+    assert video.duration_s == pytest.approx(4.0, abs=0.15)  # two 2 s clips from the emulator
+    qc = json.loads((out / "cut" / "qc.json").read_text())
+    assert qc["profiles"]["video"]["ok"] and qc["profiles"]["video"]["files"][0]["path"] == "video/cut.mp4"

@@ -43,7 +43,7 @@ def gain_chain(gain_db: float, limit_db: float) -> str:
 
 def integrated_lufs(paths: Sequence[Path], workdir: Path) -> float:
     """Integrated loudness of several files played one after another (a whole book)."""
-    found, _ = loudness(None, timeline=False, input_args=concat_args(paths, workdir, "measure"))
+    found, _ = loudness(None, timeline=False, input_args=concat_args(paths, workdir, "measure"), true_peak=False)
     return found["integrated_lufs"]
 
 

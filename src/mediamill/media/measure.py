@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .probe import probe
 FLOOR_DB = -120.0  # what digital silence reads as, instead of -inf
 SILENCE_DB = -50.0  # quieter than this (RMS over 50 ms) counts as silence at the head and tail
 NOISE_WINDOW_S = 0.5
+BLOCK_S = 0.05
 TIMELINE_MAX_POINTS = 2000
 
 
@@ -68,7 +70,7 @@ def _number(text: str) -> float:
 
 
 def loudness(
-    path: Path | None, timeline: bool = True, input_args: list[str] | None = None
+    path: Path | None, timeline: bool = True, input_args: list[str] | None = None, true_peak: bool = True
 ) -> tuple[dict[str, float], list[tuple[float, float, float]]]:
     """ffmpeg's EBU R128 measurement: integrated, range, true peak, and the per-100 ms timeline.
 
@@ -76,7 +78,8 @@ def loudness(
     """
     inputs = input_args or ["-i", str(path)]
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose" if timeline else "info",
-           *inputs, "-vn", "-af", "ebur128=peak=true" + (":framelog=verbose" if timeline else ""), "-f", "null", "-"]  # fmt: skip
+           *inputs, "-vn", "-af", f"ebur128=peak={'true' if true_peak else 'none'}" + (":framelog=verbose" if timeline else ""),
+           "-f", "null", "-"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     assert proc.stderr is not None
     points: list[tuple[float, float, float]] = []
@@ -99,10 +102,41 @@ def loudness(
             m = pattern.match(line)
             if m and key not in found:
                 found[key] = _number(m.group(1))
-    if proc.wait() != 0 or len(found) < 3:
+    if proc.wait() != 0 or len(found) < (3 if true_peak else 2):
         raise MediaError(f"cannot measure loudness of {path}: {''.join(tail).strip()[-400:]}")
     step = max(1, len(points) // TIMELINE_MAX_POINTS)
     return found, points[::step]
+
+
+class _Blocks:
+    """Statistics over consecutive 50 ms blocks, in constant memory however long the file."""
+
+    def __init__(self, per_noise_window: int):
+        self.count = 0
+        self.first_loud: int | None = None
+        self.last_loud: int | None = None
+        self.longest_quiet = 0  # longest run of quiet blocks between loud ones
+        self.window: deque[float] = deque(maxlen=per_noise_window)
+        self.quietest = math.inf
+        self.total = 0.0
+
+    def add(self, mean_square: float) -> None:
+        if mean_square >= 10 ** (SILENCE_DB / 10):
+            if self.first_loud is None:
+                self.first_loud = self.count
+            elif self.last_loud is not None:
+                self.longest_quiet = max(self.longest_quiet, self.count - self.last_loud - 1)
+            self.last_loud = self.count
+        self.window.append(mean_square)
+        self.total += mean_square
+        if len(self.window) == self.window.maxlen:
+            self.quietest = min(self.quietest, sum(self.window) / len(self.window))
+        self.count += 1
+
+    def noise_floor(self) -> float:
+        if self.quietest is math.inf:  # shorter than one window: the whole file is the window
+            return self.total / max(1, self.count)
+        return self.quietest
 
 
 def levels(path: Path) -> dict[str, float]:
@@ -113,11 +147,11 @@ def levels(path: Path) -> dict[str, float]:
     total_sq = 0.0
     count = 0
     peak = 0.0
-    window_sq: list[float] = []  # per 50 ms block: mean square
+    blocks = _Blocks(max(1, round(NOISE_WINDOW_S / BLOCK_S)))
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
-        block = max(1, int(rate * 0.05))
+        block = max(1, int(rate * BLOCK_S))
         resampler = av.AudioResampler(format="flt", layout=stream.layout.name, rate=rate)
         carry = np.zeros(0, dtype=np.float64)
         for frame in container.decode(stream):
@@ -129,34 +163,24 @@ def levels(path: Path) -> dict[str, float]:
                 peak = max(peak, float(np.abs(samples).max(initial=0.0)))
                 carry = np.concatenate([carry, sq])
                 whole = len(carry) // block * block
-                if whole:
-                    window_sq.extend(carry[:whole].reshape(-1, block).mean(axis=1).tolist())
-                    carry = carry[whole:]
+                for value in carry[:whole].reshape(-1, block).mean(axis=1).tolist():
+                    blocks.add(value)
+                carry = carry[whole:]
         if len(carry):
-            window_sq.append(float(carry.mean()))
+            blocks.add(float(carry.mean()))
     if not count:
         raise MediaError(f"{path}: no audio")
-    blocks = np.asarray(window_sq)
-    quiet = blocks < 10 ** (SILENCE_DB / 10)
-    head = int(np.argmin(quiet)) if not quiet.all() else len(quiet)
-    tail = int(np.argmin(quiet[::-1])) if not quiet.all() else len(quiet)
-    longest = run = 0
-    for q in quiet[head : len(quiet) - tail]:
-        run = run + 1 if q else 0
-        longest = max(longest, run)
-    per_noise = max(1, round(NOISE_WINDOW_S / 0.05))
-    if len(blocks) >= per_noise:
-        sliding = np.convolve(blocks, np.ones(per_noise) / per_noise, mode="valid")
-        noise = float(sliding.min())
+    if blocks.first_loud is None:  # silence throughout
+        head = tail = blocks.count
     else:
-        noise = float(blocks.mean())
+        head, tail = blocks.first_loud, blocks.count - 1 - (blocks.last_loud or 0)
     return {
         "rms_db": db(math.sqrt(total_sq / count)),
         "peak_db": db(peak),
-        "noise_floor_db": db(math.sqrt(max(noise, 0.0))),
-        "head_silence_s": round(head * 0.05, 3),
-        "tail_silence_s": round(tail * 0.05, 3),
-        "longest_silence_s": round(longest * 0.05, 3),
+        "noise_floor_db": db(math.sqrt(max(blocks.noise_floor(), 0.0))),
+        "head_silence_s": round(head * BLOCK_S, 3),
+        "tail_silence_s": round(tail * BLOCK_S, 3),
+        "longest_silence_s": round(blocks.longest_quiet * BLOCK_S, 3),
     }
 
 
