@@ -226,3 +226,18 @@ def test_the_podcast_example_is_delivered_with_music(tmp_path):
     assert -17 <= m["integrated_lufs"] <= -15 and m["true_peak_dbtp"] <= -1.0
     speech = sum(r["audio_s"] for r in pq.read_table(out / "podcast" / "results.parquet").to_pylist())
     assert m["duration_s"] > speech + 3  # intro and outro around the lines (less their crossfades)
+
+
+def test_row_checks_flag_truncation_and_long_silences(tmp_path):
+    from mediamill.qc import row_flags
+
+    text = "A sentence long enough that reading it aloud takes a good few seconds."
+    short = write_speechlike_wav(tmp_path / "short.wav", 0.5)
+    assert row_flags("tts", text, short).startswith("speech rate: truncated")
+    speech, gap = write_speechlike_wav(tmp_path / "a.wav", 2.0), lavfi(tmp_path / "gap.wav", "anullsrc=r=16000:cl=mono", "-t", "3")
+    gapped = tmp_path / "gapped.wav"
+    run_ffmpeg(*master.concat_args([speech, gap, speech], tmp_path), "-c:a", "pcm_s16le", gapped)
+    flags = row_flags("tts", "Two short bursts of speech with a long pause between them, read slowly.", gapped)
+    assert flags is not None and "silence of 3.3 s inside" in flags
+    assert row_flags("tts", "Two short bursts.", write_speechlike_wav(tmp_path / "ok.wav", 1.6)) is None
+    assert row_flags("song", None, short) is None

@@ -206,7 +206,6 @@ def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: P
                 delivery = deliver_podcast(plan, book, out_dir, work)
             else:
                 delivery = deliver_video(plan, book, entries, out_dir, work)
-        delivery.doc = None
         deliveries.append(delivery)
         write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
     write_qc(out_dir, plan.name, deliveries)

@@ -22,18 +22,17 @@ def row_flags(kind: str, text: str | None, path: Path) -> str | None:
     """QC flags for one generated segment, or None when it looks right."""
     from .longform import DurationCheck
     from .media.measure import levels
+    from .media.probe import probe
 
     if kind not in ("tts", "clone") or not text:
         return None
-    lv = levels(path)
-    from .media.probe import probe
-
     flags = []
     verdict = DurationCheck().judge(probe(path).duration_s, text)
     if verdict:
         flags.append(f"speech rate: {verdict}")
-    if lv["longest_silence_s"] > MAX_INNER_SILENCE_S:
-        flags.append(f"silence of {lv['longest_silence_s']:.1f} s inside the segment")
+    longest = levels(path)["longest_silence_s"]
+    if longest > MAX_INNER_SILENCE_S:
+        flags.append(f"silence of {longest:.1f} s inside the segment")
     return "; ".join(flags) or None
 
 
