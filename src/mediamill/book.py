@@ -66,6 +66,15 @@ def _cover_stamp(plan: Plan) -> list | None:
     return [str(cover), cover.stat().st_size, cover.stat().st_mtime_ns] if cover and cover.is_file() else None
 
 
+def master_m4b(plan: Plan, chapters: list[tuple[str, Path, float]], m4b: Path, work: Path,
+               adjust_db: float = 0.0, limit_db: float = AUDIOBOOK.limit_db) -> None:  # fmt: skip
+    """The M4B with one gain for the whole book, decided on all of it, so chapters keep their relative loudness."""
+    book_lufs = master.integrated_lufs([path for _, path, _ in chapters], work)
+    gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0  # type: ignore[operator]
+    mastering = master.gain_chain(gain + adjust_db, limit_db)
+    build_m4b(chapters, book_meta(plan), m4b, work, audio_filter=mastering, cover=_cover(plan))
+
+
 def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: Path) -> BookOutputs:
     """Write a FLAC per complete chapter and, if every chapter is complete, the M4B."""
     if not plan.chapters:
@@ -101,11 +110,7 @@ def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: P
             done.append((chapter.title, dest, duration))
             outputs.chapters.append(dest)
         if not outputs.incomplete:
-            # One gain for the whole book, decided on all of it, so chapters keep their relative loudness.
-            book_lufs = master.integrated_lufs([path for _, path, _ in done], Path(work))
-            gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0  # type: ignore[operator]
-            mastering = master.gain_chain(gain, AUDIOBOOK.limit_db)
-            build_m4b(done, book_meta(plan), m4b, Path(work), audio_filter=mastering, cover=_cover(plan))
+            master_m4b(plan, done, m4b, Path(work))
             outputs.m4b = m4b
             write_json_atomic(state_file, {"fingerprint": fingerprint})
         else:

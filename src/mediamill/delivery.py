@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .book import BookOutputs, slug
+from .book import BookOutputs, master_m4b, slug
 from .media import master
 from .media.measure import Measurement, levels, measure
 from .media.probe import probe
@@ -101,7 +101,17 @@ def deliver_audiobook(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) 
     if book.m4b is None:
         delivery.problems.append("no M4B: the book has incomplete chapters or no speech rows")
         return delivery
-    delivery.files.append(_judge(book.m4b, AUDIOBOOK, {"chapters": len(probe(book.m4b).chapters)}))
+    result = _judge(book.m4b, AUDIOBOOK, {"chapters": len(probe(book.m4b).chapters)})
+    m = result.measurement
+    drift = AUDIOBOOK.target_lufs - m.integrated_lufs  # type: ignore[operator]
+    overshoot = m.true_peak_dbtp - (-1.0)
+    if not result.ok and (abs(drift) > 0.5 or overshoot > 0):
+        # The limiter or the AAC encoder moved the figures: one corrective pass over the whole book.
+        chapters = [(c.title, path, probe(path).duration_s) for c, path in zip(plan.chapters, book.chapters)]
+        limit = AUDIOBOOK.limit_db - (max(0.0, overshoot) + 0.5 if overshoot > 0 else 0.0)
+        master_m4b(plan, chapters, book.m4b, work, adjust_db=drift if abs(drift) > 0.5 else 0.0, limit_db=limit)
+        result = _judge(book.m4b, AUDIOBOOK, {"chapters": len(probe(book.m4b).chapters)})
+    delivery.files.append(result)
     return delivery
 
 
@@ -121,12 +131,16 @@ def deliver_acx(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) -> Del
         wanted.append(dest)
         lv = levels(source)
         gain = ACX.target_rms_db - lv["rms_db"]  # type: ignore[operator]
-        args = (ACX.limit_db, lv["head_silence_s"], lv["tail_silence_s"])
-        master.acx_chapter(source, dest, gain, *args)
+        limit = ACX.limit_db
+        master.acx_chapter(source, dest, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
         result = _judge(dest, ACX)
+        # One corrective pass when encoding moved a figure: the limiter took more level than
+        # expected, or the encoder pushed peaks past the ceiling.
         drift = ACX.target_rms_db - result.measurement.rms_db  # type: ignore[operator]
-        if abs(drift) > 1.0:  # the limiter took more than expected: one corrective pass
-            master.acx_chapter(source, dest, gain + drift, *args)
+        overshoot = result.measurement.peak_db - (limit + 1.0)
+        if abs(drift) > 1.0 or overshoot > 0:
+            limit -= max(0.0, overshoot) + (0.5 if overshoot > 0 else 0.0)
+            master.acx_chapter(source, dest, gain + drift, limit, lv["head_silence_s"], lv["tail_silence_s"])
             result = _judge(dest, ACX)
         delivery.files.append(result)
     for stale in folder.glob("*.mp3"):

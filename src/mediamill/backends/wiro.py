@@ -48,6 +48,10 @@ CODE_CONCURRENCY, CODE_BALANCE, CODE_NOT_FOUND = 96, 97, 1
 NOT_FOUND_GRACE_S = 30.0  # how long "There is no task yet." must persist before a task counts as gone
 
 
+SETTLE_CHECKS = 6
+SETTLE_INTERVAL_S = 0.5
+
+
 class WiroSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WIRO_", extra="ignore")
 
@@ -378,10 +382,15 @@ class WiroBackend(Backend):
 
         Returns the task's Detail if it finished successfully after all (collect it).
         """
-        try:
-            task = await client.detail(record["task_id"], record.get("token", ""))
-        except (ApiError, WiroError):
-            return None  # unknown: keep the journal, the next run will look again
+        # A stop takes a moment to show in Detail: look a few times before leaving it to the next run.
+        for attempt in range(SETTLE_CHECKS):
+            try:
+                task = await client.detail(record["task_id"], record.get("token", ""))
+            except (ApiError, WiroError):
+                return None  # unknown: keep the journal, the next run will look again
+            if task.get("status") in (CANCELLED, DONE) or attempt == SETTLE_CHECKS - 1:
+                break
+            await asyncio.sleep(SETTLE_INTERVAL_S)
         if task.get("status") == CANCELLED:
             journal.clear()
         elif task.get("status") == DONE and str(task.get("pexit")) == "0":
