@@ -12,6 +12,9 @@ MANIFESTS = ROOT / "manifests"
 # Keep test runs offline and quiet, whatever the machine's Prefect profile says.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+# In-process flow tests keep concurrency limits in the process: a slot on the test server's SQLite
+# costs up to seconds while it is busy recording task runs. Tests of server-side limits say "auto".
+os.environ.setdefault("MEDIAMILL_LIMITS", "local")
 
 
 @pytest.fixture(scope="session")

@@ -36,11 +36,13 @@ class _Counting(Backend):
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         return JobSpec(model=type(self).__name__, params={"text": row.text})  # type: ignore[attr-defined]
 
+    hold_s = 0.05  # how long a row takes
+
     async def _tone(self, job: Job, workdir: Path) -> Generated:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.hold_s)
             return Generated(path=write_tone_wav(workdir / "tone.wav", 0.3), cost_usd=0.01, cost_source="price table")
         finally:
             self.in_flight -= 1

@@ -9,8 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
 from mediamill.backends import get_backend
 from mediamill.flows import produce
+from mediamill.limits import limit_name
 from mediamill.media.probe import probe
 from mediamill.results import SCHEMA
 from mediamill.store import Store
@@ -146,6 +150,45 @@ def test_per_backend_concurrency_limit_holds(write_manifest, tmp_path, monkeypat
     backend.max_in_flight = 0
     assert run(path, tmp_path / "four").is_completed()
     assert backend.max_in_flight == 4
+
+
+def test_limits_live_on_the_prefect_server_when_one_is_configured(write_manifest, tmp_path, monkeypatch):
+    body = "".join(f"s{i},Sentence {i} under a server limit.,{COUNTING}\n" for i in range(6))
+    path = write_manifest("id,text,backend\n" + body, name="server-limits")
+    backend = get_backend(COUNTING)
+    server_limit = limit_name(COUNTING, "machine")
+    monkeypatch.setattr(backend, "hold_s", 2.0)  # rows overlap even when a slot takes a while to get
+    monkeypatch.setenv("MEDIAMILL_LIMITS", "auto")
+
+    # The first run creates the limit from the settings ...
+    monkeypatch.setenv("MEDIAMILL_CONCURRENCY", json.dumps({COUNTING: 2}))
+    backend.max_in_flight = 0
+    assert run(path, tmp_path / "two").is_completed()
+    assert backend.max_in_flight == 2
+    assert read_limit(server_limit) == 2
+
+    # ... and from then on the server's value counts, whatever a worker's settings say: an operator raises it.
+    monkeypatch.setenv("MEDIAMILL_CONCURRENCY", json.dumps({COUNTING: 1}))
+    set_limit(server_limit, 3)
+    backend.max_in_flight = 0
+    assert run(path, tmp_path / "three").is_completed()
+    assert backend.max_in_flight == 3
+
+
+def read_limit(name: str) -> int:
+    async def read() -> int:
+        async with get_client() as client:
+            return (await client.read_global_concurrency_limit_by_name(name)).limit
+
+    return asyncio.run(read())
+
+
+def set_limit(name: str, limit: int) -> None:
+    async def update() -> None:
+        async with get_client() as client:
+            await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit))
+
+    asyncio.run(update())
 
 
 def test_rows_with_the_same_content_are_generated_once(write_manifest, tmp_path):

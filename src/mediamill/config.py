@@ -7,9 +7,18 @@ Backends that talk to hosted services read their own credentials
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RetryPolicy(BaseModel):
+    """How a failing row is retried: exponential backoff with random jitter."""
+
+    retries: int = Field(3, ge=0, le=20)
+    delay_s: float = Field(2.0, ge=0)
+    jitter: float = Field(0.5, ge=0, le=1)
 
 
 class Settings(BaseSettings):
@@ -24,7 +33,18 @@ class Settings(BaseSettings):
     retries: int = Field(3, ge=0, le=20, description="Retries per row after the first attempt.")
     retry_delay_s: float = Field(2.0, ge=0, description="First retry delay; doubles each retry.")
     retry_jitter: float = Field(0.5, ge=0, le=1, description="Random +/- fraction added to each delay.")
+    # Per-backend overrides, e.g. MEDIAMILL_RETRY='{"wiro": {"retries": 6, "delay_s": 30}}'.
+    retry: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Rows per Prefect task, per backend (default: the backend's own), e.g. '{"piper": 10}'.
+    batch_rows: dict[str, int] = Field(default_factory=dict)
+    limits: Literal["auto", "server", "local"] = Field(
+        "auto", description="Where concurrency limits live: auto = on the Prefect server when one is configured."
+    )
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
+
+    def retry_policy(self, backend: str) -> RetryPolicy:
+        base = {"retries": self.retries, "delay_s": self.retry_delay_s, "jitter": self.retry_jitter}
+        return RetryPolicy(**{**base, **self.retry.get(backend, {})})
 
 
 def settings() -> Settings:

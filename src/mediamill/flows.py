@@ -14,6 +14,7 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -25,59 +26,40 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import task_run
 from prefect.states import Cancelled, Completed, Failed, State
-from prefect.tasks import exponential_backoff
 
 from . import progress
 from .backends import Job
 from .book import BookOutputs, slug, stitch_book
-from .config import Settings, settings
+from .config import RetryPolicy, settings
 from .delivery import Delivery, deliver
-from .generate import Outcome, generate_job, link_output
+from .generate import link_output
+from .limits import open_slots
 from .manifest import ManifestError
 from .plan import Plan, validate
 from .qc import qc_markdown
-from .redact import error_line
 from .results import RowResult, summarise, summary_markdown, write_results
+from .rows import RowOutcome, make_batches, run_batch
 from .store import Entry, Store, write_json_atomic
 
 
-class RowError(Exception):
-    """A row's generation failed; carries the attempt number and whether to retry."""
-
-    def __init__(self, message: str, attempt: int, retriable: bool):
-        super().__init__(message)
-        self.attempt = attempt
-        self.retriable = retriable
-
-
-def _retry_if_retriable(task: Any, run: Any, state: State) -> bool:
-    exc = state.data
-    return not isinstance(exc, RowError) or exc.retriable
+@task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
+async def generate_rows(label: str, groups: list[list[Job]], outputs: str, policy: RetryPolicy,
+                        on_done: Callable[[RowOutcome], Awaitable[None]]) -> Any:  # fmt: skip
+    """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message."""
+    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        detail = "; ".join(f"{o.jobs[0].id}: {o.error}" for o in failed[:3])
+        return Failed(message=f"{len(failed)} of {len(outcomes)} rows failed: {detail}", data=outcomes)
+    return outcomes
 
 
-@task(name="generate", cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=_retry_if_retriable)
-async def generate_row(job: Job, outputs: str) -> tuple[Outcome, int]:
-    attempt = task_run.run_count
-    get_run_logger().info("row %s (%s) on %s, attempt %d", job.id, job.kind, job.backend, attempt)
-    try:
-        return await generate_job(job, Store(Path(outputs))), attempt
-    except Exception as exc:
-        retriable = getattr(exc, "retriable", True)
-        raise RowError(error_line(exc), attempt, retriable) from exc
-
-
-def _row_task(backend: str, cfg: Settings) -> Any:
-    delays = exponential_backoff(cfg.retry_delay_s)(cfg.retries) if cfg.retries else 0
-    return generate_row.with_options(
-        task_run_name="{job.kind}:{job.id}",
-        retries=cfg.retries,
-        retry_delay_seconds=delays,
-        retry_jitter_factor=cfg.retry_jitter or None,
-        # No tags: a tagged task run asks the server for tag concurrency limits,
-        # about 20 ms a row (measured), where the whole untagged run costs ~5 ms.
-    )
+def batch_label(groups: list[list[Job]]) -> str:
+    first, last = groups[0][0], groups[-1][0]
+    if len(groups) == 1:
+        return f"{first.kind}:{first.id}"
+    return f"{first.kind}:{first.id}..{last.id} ({len(groups)} rows)"
 
 
 @task(name="stitch", task_run_name="stitch:{name}", cache_policy=NO_CACHE, persist_result=False)
@@ -215,36 +197,44 @@ async def produce(
     bar = _Progress(f"{key_prefix}-progress", len(plan.jobs), len(results))
     await bar.start()
 
-    limits = {
-        name: asyncio.Semaphore(max(1, cfg.concurrency.get(name, engine.default_concurrency)))
-        for name, engine in plan.backends().items()
-    }
-    tasks = {name: _row_task(name, cfg) for name in limits}
+    engines = plan.backends()
+    slots = await open_slots({name: engines[name] for name in {j[0].backend for j in waiting.values()}},
+                             cfg.concurrency, cfg.limits)  # fmt: skip
+    for limit in slots.values():
+        logger.info("limit %s", limit.describe())
+    sizes = {name: cfg.batch_rows.get(name, engine.batch_rows) for name, engine in engines.items()}
+    batches = make_batches(list(waiting.values()), sizes, {name: s.limit for name, s in slots.items()})
 
-    async def run(jobs: list[Job]) -> None:
-        first = jobs[0]
-        async with limits[first.backend]:
-            state = await tasks[first.backend](first, str(root), return_state=True)
-        if state.is_completed():
-            outcome, attempts = await state.aresult()
+    async def record(outcome: RowOutcome) -> None:
+        first = outcome.jobs[0]
+        if outcome.entry is not None:
             entries[first.key] = outcome.entry
-            for job in jobs:
+            for job in outcome.jobs:
                 out = link_output(outcome.entry, segments / job.id).relative_to(out_dir)
-                status = "done" if job is first else "cached"
-                results[job.id] = _stored_result(job, outcome.entry, status, out, attempts, outcome.elapsed_s)
+                fresh = outcome.fresh and job is first
+                attempts = outcome.attempts if fresh else 0
+                results[job.id] = _stored_result(job, outcome.entry, "done" if fresh else "cached", out, attempts,
+                                                 outcome.elapsed_s)  # fmt: skip
         else:
-            exc = await state.aresult(raise_on_failure=False)
-            attempts = exc.attempt if isinstance(exc, RowError) else 1
-            message = str(exc) if isinstance(exc, RowError) else (state.message or "task did not finish")
-            logger.error("row %s failed after %d attempt(s): %s", first.id, attempts, message)
-            for job in jobs:
-                results[job.id] = _result(job, "failed", attempts=attempts, error=message)
-        for job in jobs:
+            for job in outcome.jobs:
+                results[job.id] = _result(job, "failed", attempts=outcome.attempts, error=outcome.error)
+        for job in outcome.jobs:
             progress.emit("row", result=results[job.id])
             await bar.advance()
 
+    async def run(groups: list[list[Job]]) -> None:
+        backend = groups[0][0].backend
+        async with slots[backend].hold():
+            state = await generate_rows(batch_label(groups), groups, str(root), cfg.retry_policy(backend), record,
+                                        return_state=True)  # fmt: skip
+        if not state.is_completed():
+            message = state.message or "the task did not finish"
+            for jobs in groups:  # rows the task never reached (crashed, cancelled)
+                if jobs[0].id not in results:
+                    await record(RowOutcome(jobs, attempts=0, error=message))
+
     planned = time.perf_counter()
-    rows = asyncio.ensure_future(asyncio.gather(*(run(jobs) for jobs in waiting.values())))
+    rows = asyncio.ensure_future(asyncio.gather(*(run(groups) for groups in batches)))
     cancel_requested = asyncio.Event()
     watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s, cancel_requested))
     try:
@@ -254,7 +244,7 @@ async def produce(
             raise  # cancelled from outside (Ctrl-C, SIGTERM): let it propagate
     finally:
         watcher.cancel()
-        for engine in plan.backends().values():
+        for engine in engines.values():
             await engine.close()  # HTTP clients belong to this run's event loop
     cancelled = cancel_requested.is_set()
     generated = time.perf_counter()

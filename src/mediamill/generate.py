@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,7 +80,7 @@ def link_output(entry: Entry, dest: Path) -> Path:
             return dest
     except OSError:
         pass
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.link")  # unique across machines too
     tmp.unlink(missing_ok=True)
     try:
         os.link(entry.path, tmp)

@@ -46,6 +46,15 @@ class Plan:
     def backends(self) -> dict[str, Backend]:
         return {name: get_backend(name) for name in sorted({j.backend for j in self.jobs})}
 
+    def fingerprint(self, profiles: list[str] | None = None) -> str:
+        """What decides this production's outputs: each row's content key, the settings, the profiles."""
+        doc = {
+            "rows": [[j.id, j.key] for j in self.jobs],
+            "meta": self.manifest.meta.model_dump(mode="json"),
+            "profiles": profiles,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
 

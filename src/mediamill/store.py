@@ -4,10 +4,17 @@ A generated file lives at ``<root>/.store/objects/<k[:2]>/<key><ext>`` beside
 ``<key>.json``. The JSON is written last and is the only proof that the media
 is complete: a run killed at any point leaves at most a temp folder or a media
 file without its JSON, and both are treated as not done.
+
+Several processes (workers on different machines over a shared filesystem)
+may produce the same manifest at once. A key is generated only under its
+claim, an exclusive ``flock`` on ``.store/claims/<key>.lock``: the kernel
+drops it when its holder dies, so a killed worker never leaves a claim
+behind (on NFS the server does the same once the client's lease expires).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -97,6 +104,42 @@ class Journal:
         self.path.unlink(missing_ok=True)
 
 
+class Claim:
+    """An exclusive, crash-safe hold on one key across processes and machines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the claim if nobody holds it; never waits."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # The holder before us unlinks the file as it lets go: a lock on that
+            # unlinked file guards nothing, so take the current one instead.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return True
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # no litter: one lock file per key in flight, not per key ever
+        os.close(self._fd)
+        self._fd = None
+
+
 class Store:
     """Generated media by content key, shared by every manifest under one outputs root."""
 
@@ -107,6 +150,7 @@ class Store:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.journals = self.root / "journal"
+        self.claims = self.root / "claims"
 
     def _meta_path(self, key: str) -> Path:
         return self.objects / key[:2] / f"{key}.json"
@@ -121,6 +165,9 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return Entry(key, path, meta)
+
+    def claim(self, key: str) -> Claim:
+        return Claim(self.claims / f"{key}.lock")
 
     def journal(self, key: str) -> Journal:
         return Journal(self.journals / f"{key}.json")

@@ -85,6 +85,11 @@ class Backend:
     kinds: ClassVar[frozenset[str]] = frozenset({"tts"})
     # Rows this backend runs at once in one process unless settings say otherwise.
     default_concurrency: ClassVar[int] = 1
+    # Who shares that limit on a Prefect server: "machine" (local compute) or "fleet" (a hosted API).
+    limit_scope: ClassVar[str] = "machine"
+    # Rows one Prefect task runs in turn: above 1 only for engines so quick that a task per row
+    # (6-9 ms of orchestration) would cost more than the work.
+    batch_rows: ClassVar[int] = 1
     # Row columns this engine has no use for: a value there is a mistake worth reporting.
     unused_columns: ClassVar[frozenset[str]] = frozenset()
     # A dry-run engine makes placeholders (silence): there is nothing to master or measure.

@@ -133,6 +133,7 @@ class PixazoBackend(Backend):
     name = "pixazo"
     kinds = frozenset({"tts", "clone"})
     default_concurrency = 4
+    limit_scope = "fleet"
     unused_columns = frozenset({"speed", "seed"})
     defaults = {"pixazo": Price(per_request=0.0)}
 

@@ -22,6 +22,7 @@ class SilenceBackend(Backend):
     kinds = frozenset({"tts"})
     default_concurrency = 8
     dry_run = True
+    batch_rows = 100
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, TtsRow)

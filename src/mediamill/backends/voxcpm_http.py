@@ -66,6 +66,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
     name = "voxcpm-http"
     kinds = frozenset({"tts", "clone"})
     unused_columns = frozenset({"speed"})
+    limit_scope = "fleet"  # one speech server shared by every worker
 
     def __init__(self) -> None:
         self._clients: dict[tuple, httpx.Client] = {}

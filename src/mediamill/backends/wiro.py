@@ -269,6 +269,7 @@ class WiroBackend(Backend):
     name = "wiro"
     kinds = frozenset({"tts", "clone", "song", "video"})
     default_concurrency = 4
+    limit_scope = "fleet"
     unused_columns = frozenset({"speed", "seed", "style", "voice"})  # for speech rows; songs and clips take seed
 
     def __init__(self) -> None:

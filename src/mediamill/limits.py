@@ -1,0 +1,104 @@
+"""How many rows of each backend run at once: in one process, and across the fleet.
+
+Every process bounds each backend with an asyncio semaphore. When a Prefect
+server is configured (``PREFECT_API_URL``), each backend also has a Prefect
+global concurrency limit, and a row holds one of its slots while it runs, so
+the bound holds across every worker that talks to that server:
+
+- hosted backends (``limit_scope = "fleet"``) share ``mediamill-<backend>``:
+  API slots for the whole fleet;
+- local engines (``"machine"``) use ``mediamill-<backend>-<host>``: GPU or CPU
+  slots per machine, however many workers run on it.
+
+A missing limit is created with the configured value (``MEDIAMILL_CONCURRENCY``,
+else the backend's default); an existing one is the operator's and wins, so
+``prefect gcl update mediamill-wiro --limit 8`` (or the UI) changes it live for
+runs that start afterwards. Slots are leased: a worker that dies gives its
+slots back when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import Backend
+
+LEASE_S = 300.0  # renewed while held; how long a dead worker's slot stays taken
+
+
+def server_configured() -> bool:
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def limit_name(backend: str, scope: str, host: str | None = None) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", backend).strip("-")
+    if scope == "fleet":
+        return f"mediamill-{safe}"
+    return f"mediamill-{safe}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', host or socket.gethostname())}"
+
+
+@dataclass
+class Slots:
+    """One backend's slots in this run."""
+
+    backend: str
+    limit: int
+    server_limit: str | None = None  # the Prefect global concurrency limit, when one applies
+
+    def __post_init__(self) -> None:
+        self._local = asyncio.Semaphore(max(1, self.limit))
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._local:  # queue here first, so only cross-worker contention reaches the server
+            if self.server_limit is None:
+                yield
+                return
+            from prefect.concurrency.asyncio import concurrency
+
+            async with concurrency(self.server_limit, occupy=1, lease_duration=LEASE_S, strict=True):
+                yield
+
+    def describe(self) -> str:
+        where = f"server limit {self.server_limit}" if self.server_limit else "in this process"
+        return f"{self.backend}: {self.limit} at once ({where})"
+
+
+async def _server_limit(client: Any, name: str, wanted: int) -> tuple[int, bool]:
+    """The limit's (value, active) on the server, creating it with ``wanted`` if missing."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    try:
+        found = await client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        try:
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=wanted))
+        except ObjectAlreadyExists:
+            pass  # another worker made it first
+        found = await client.read_global_concurrency_limit_by_name(name)
+    return found.limit, bool(found.active)
+
+
+async def open_slots(backends: dict[str, Backend], configured: dict[str, int], mode: str = "auto") -> dict[str, Slots]:
+    """Slots for each backend of a run; ``mode`` is auto (server when configured), server or local."""
+    wanted = {name: max(1, configured.get(name, engine.default_concurrency)) for name, engine in backends.items()}
+    if mode == "local" or (mode == "auto" and not server_configured()):
+        return {name: Slots(name, limit) for name, limit in wanted.items()}
+    from prefect.client.orchestration import get_client
+
+    slots: dict[str, Slots] = {}
+    async with get_client() as client:
+        for name, engine in backends.items():
+            gcl = limit_name(name, getattr(engine, "limit_scope", "machine"))
+            limit, active = await _server_limit(client, gcl, wanted[name])
+            slots[name] = Slots(name, limit, gcl) if active else Slots(name, wanted[name])
+    return slots
