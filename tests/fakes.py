@@ -136,3 +136,29 @@ class SpeechlikeBackend(Backend):
         seconds = max(1.0, predicted_seconds(p["text"]))
         path = write_speechlike_wav(workdir / "speech.wav", seconds, p.get("level_db", -18.0), p.get("noise_db"))
         return Generated(path=path, cost_usd=0.0, cost_source="free")
+
+
+class SlowFleetBackend(_Counting):
+    """A hosted-API stand-in shared by the fleet: each row takes a while and notes when it ran.
+
+    The notes go to the file named by ``MEDIAMILL_TEST_EVENTS`` (one line per start and end,
+    appended), so a test can see how many rows ran at once across worker processes.
+    """
+
+    name = "slow-fleet"
+    limit_scope = "fleet"
+    hold_s = 1.5
+
+    def _note(self, what: str, job: Job) -> None:
+        import os
+        import time
+
+        with open(os.environ["MEDIAMILL_TEST_EVENTS"], "a", encoding="utf-8") as fh:
+            fh.write(f"{time.time():.6f} {what} {os.getpid()} {job.id}\n")
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        self._note("start", job)
+        try:
+            return await self._tone(job, workdir)
+        finally:
+            self._note("end", job)

@@ -229,3 +229,33 @@ def test_partial_store_entries_are_not_taken_as_done(write_manifest, tmp_path):
     entry = Store(out).get(job.key)
     assert entry is not None and entry.duration_s > 1
     assert results(out, "partial_store")[0]["status"] == "done"
+
+
+def test_sweep_produces_new_and_changed_manifests_each_in_its_own_subflow(tmp_path):
+    from mediamill.flows import sweep
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    (inbox / "later").mkdir(parents=True)
+    (inbox / "good.csv").write_text(f"id,text,backend\na,First words.,{COUNTING}\nb,Second words.,{COUNTING}\n")
+    (inbox / "later" / "bad.csv").write_text(f"id,text,backend\na,,{COUNTING}\n")  # empty text
+    (inbox / ".hidden").mkdir()
+    (inbox / ".hidden" / "ignored.csv").write_text("not a manifest")
+
+    state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
+    assert state.is_failed()
+    assert "1 of 2 manifests failed" in state.message and "bad.csv" in state.message and "text" in state.message
+    assert [r["status"] for r in results(out, "good")] == ["done", "done"]
+    assert not (out / "bad").exists()  # nothing written for a manifest that fails validation
+
+    # Nothing changed in good.csv: the next sweep leaves it alone and reports bad.csv again.
+    state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
+    assert state.is_failed() and "1 of 1 manifests failed" in state.message
+
+    # Fixed and changed: both are produced; the unchanged row comes from the store.
+    (inbox / "later" / "bad.csv").write_text(f"id,text,backend\na,Now it has words.,{COUNTING}\n")
+    (inbox / "good.csv").write_text(f"id,text,backend\na,First words.,{COUNTING}\nb,New second words.,{COUNTING}\n")
+    state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
+    assert state.is_completed(), state.message
+    assert [r["status"] for r in results(out, "good")] == ["cached", "done"]
+    assert [r["status"] for r in results(out, "bad")] == ["done"]
+    assert asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True)).message.startswith("0 manifests")

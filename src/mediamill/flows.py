@@ -34,6 +34,7 @@ from .book import BookOutputs, slug, stitch_book
 from .config import RetryPolicy, settings
 from .delivery import Delivery, deliver
 from .generate import link_output
+from .inbox import find_manifests, is_due, mark_produced
 from .limits import open_slots
 from .manifest import ManifestError
 from .plan import Plan, validate
@@ -300,4 +301,56 @@ async def produce(
     if undelivered:
         # Every file stays where it is; the report says what to fix.
         return Failed(message=f"delivery failed: {'; '.join(undelivered[:5])}", data=summary)
+    mark_produced(root, plan, profiles)  # what a sweep compares with, next time
     return Completed(message=f"{summary['rows']} rows produced", data=summary)
+
+
+def _brief(message: str, most: int = 3) -> str:
+    """A flow run's message on one line: a manifest's problems rather than its heading."""
+    lines = [line.strip().lstrip("- ") for line in message.splitlines() if line.strip()]
+    if len(lines) > 1:  # "<path>: N problems" then one line each
+        lines = lines[1 : 1 + most] + ([f"and {len(lines) - 1 - most} more"] if len(lines) - 1 > most else [])
+    return "; ".join(lines).replace("|", "/")
+
+
+@flow(name="sweep", log_prints=False)
+async def sweep(
+    inbox: str = "inbox", backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+) -> Any:
+    """Produce every manifest under ``inbox`` that is new or changed, each as its own subflow run.
+
+    One manifest failing (bad input, failed rows, failed delivery) does not stop
+    the others; the sweep fails afterwards, naming each failed manifest.
+    """
+    logger = get_run_logger()
+    root = Path(outputs) if outputs else settings().outputs
+    folder = Path(inbox)
+    if not folder.is_dir():
+        return Failed(message=f"inbox {folder} is not a folder")
+    manifests = await anyio.to_thread.run_sync(find_manifests, folder)
+    due = [m for m in manifests if await anyio.to_thread.run_sync(is_due, m, root, backend, profiles)]
+    logger.info("%s: %d manifests, %d new or changed", folder, len(manifests), len(due))
+
+    by_name: dict[str, list[Path]] = {}
+    for path in due:
+        by_name.setdefault(path.stem, []).append(path)
+    outcomes: list[tuple[Path, str, str]] = []  # manifest, state name, message
+    for path in due:
+        if len(by_name[path.stem]) > 1:  # they would write into the same output folder
+            others = ", ".join(str(p) for p in by_name[path.stem] if p != path)
+            outcomes.append((path, "FAILED", f"another manifest has the same name ({others}); rename one"))
+            continue
+        run = produce.with_options(flow_run_name=f"produce:{path.stem}")
+        state = await run(manifest=str(path), backend=backend, outputs=str(root), profiles=profiles, return_state=True)
+        outcomes.append((path, state.type.value, state.message or ""))
+
+    failed = [(p, m) for p, kind, m in outcomes if kind != "COMPLETED"]
+    lines = [f"# Sweep of {folder}", "", "| manifest | state | message |", "|---|---|---|"]
+    lines += [f"| {p.relative_to(folder)} | {kind.lower()} | {_brief(m)} |" for p, kind, m in outcomes]
+    if not outcomes:
+        lines.append("| (nothing new or changed) | | |")
+    await acreate_markdown_artifact(key="sweep-summary", markdown="\n".join(lines))
+    if failed:
+        names = "; ".join(f"{p.name}: {_brief(m) or 'failed'}" for p, m in failed)
+        return Failed(message=f"{len(failed)} of {len(outcomes)} manifests failed: {names}")
+    return Completed(message=f"{len(outcomes)} manifests produced, {len(manifests) - len(outcomes)} unchanged")

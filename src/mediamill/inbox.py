@@ -1,0 +1,57 @@
+"""The inbox a scheduled sweep watches: which manifests are new or changed.
+
+A production that completes leaves ``<outputs>/<name>/.produced.json`` with
+the fingerprint of what it produced (each row's content key, the settings and
+the profiles). A manifest whose fingerprint differs, or that never completed,
+is due; so is one that fails validation, so its problems are reported again
+until someone fixes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .manifest import ManifestError
+from .plan import Plan, validate
+from .store import write_json_atomic
+
+MANIFEST_SUFFIXES = (".csv", ".parquet")
+
+
+def find_manifests(inbox: Path) -> list[Path]:
+    """Manifests anywhere under ``inbox``, in name order; hidden folders (and files) are skipped."""
+    found = [
+        path
+        for path in inbox.rglob("*")
+        if path.suffix.lower() in MANIFEST_SUFFIXES
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(inbox).parts)
+    ]
+    return sorted(found)
+
+
+def marker(outputs: Path, plan: Plan) -> Path:
+    return outputs / plan.name / ".produced.json"
+
+
+def mark_produced(outputs: Path, plan: Plan, profiles: list[str] | None) -> None:
+    write_json_atomic(
+        marker(outputs, plan),
+        {
+            "fingerprint": plan.fingerprint(profiles),
+            "manifest": str(plan.manifest.path),
+            "produced_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def is_due(path: Path, outputs: Path, backend: str | None, profiles: list[str] | None) -> bool:
+    import json
+
+    try:
+        plan = validate(path, backend)
+        doc = json.loads(marker(outputs, plan).read_text())
+    except (ManifestError, OSError, ValueError):
+        return True
+    return not isinstance(doc, dict) or doc.get("fingerprint") != plan.fingerprint(profiles)

@@ -1,0 +1,221 @@
+"""mediamill on Prefect's own machinery: a real `prefect server`, work pools, `prefect deploy`
+from prefect.yaml, and two process workers picking up the runs.
+
+One server and two workers serve every test here; all of them are stopped at the end, even
+when a test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import MANIFESTS, ROOT
+
+pytestmark = pytest.mark.slow
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+SLOW = "tests.fakes:SlowFleetBackend"
+LIMIT = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process and everything it started (workers start flow-run processes)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
+
+
+class Fleet:
+    def __init__(self, base: Path):
+        self.base = base
+        self.outputs = base / "outputs"
+        self.events = base / "events.log"
+        self.url = f"http://127.0.0.1:{_free_port()}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(base / "prefect-home"),
+            "PREFECT_API_URL": self.url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+            "MEDIAMILL_PROJECT_DIR": str(ROOT),
+            "MEDIAMILL_OUTPUTS": str(self.outputs),
+            "MEDIAMILL_LIMITS": "auto",
+            "MEDIAMILL_CONCURRENCY": json.dumps({SLOW: LIMIT}),
+            "MEDIAMILL_TEST_EVENTS": str(self.events),
+        }
+        self.env.pop("PREFECT_PROFILE", None)
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.base / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            [PREFECT, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def prefect(self, *args: str) -> str:
+        done = subprocess.run([PREFECT, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def log(self, name: str) -> str:
+        return (self.base / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            _stop(proc)
+
+    # -- the API, as an operator's script would use it -----------------------------
+    def api(self, method: str, path: str, **kwargs) -> dict | list:
+        answer = httpx.request(method, self.url + path, timeout=30, **kwargs)
+        answer.raise_for_status()
+        return answer.json() if answer.content else {}
+
+    def trigger(self, deployment: str, **parameters) -> str:
+        flow, name = deployment.split("/")
+        dep = self.api("GET", f"/deployments/name/{flow}/{name}")
+        run = self.api("POST", f"/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters})
+        return run["id"]
+
+    def wait(self, run_ids: list[str], timeout: float = 420) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout
+        runs: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            runs = {rid: self.api("GET", f"/flow_runs/{rid}") for rid in run_ids}
+            if all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for r in runs.values()):
+                return runs
+            time.sleep(1)
+        states = {rid: r["state"]["type"] for rid, r in runs.items()}
+        raise AssertionError(f"runs not finished after {timeout}s: {states}\n{self.log('worker-1')[-3000:]}")
+
+    def artifact(self, run_id: str, key: str) -> list[dict]:
+        found = self.api("POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [run_id]}}})  # fmt: skip
+        assert found, f"no artifact {key} for run {run_id}"
+        data = found[0]["data"]
+        return json.loads(data) if isinstance(data, str) else data
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory) -> Iterator[Fleet]:
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        fleet.spawn("server", "server", "start", "--host", "127.0.0.1", "--port", fleet.url.split(":")[-1].split("/")[0])
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(fleet.url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert fleet.procs[0].poll() is None, fleet.log("server")
+            assert time.monotonic() < deadline, "prefect server did not start:\n" + fleet.log("server")
+            time.sleep(0.5)
+        fleet.prefect("work-pool", "create", "mediamill-cpu", "--type", "process")
+        fleet.prefect("work-pool", "create", "mediamill-gpu", "--type", "process")
+        fleet.prefect("--no-prompt", "deploy", "--all")
+        for n in (1, 2):  # one flow run at a time each, so two runs land on two workers
+            fleet.spawn(f"worker-{n}", "worker", "start", "--pool", "mediamill-cpu", "--name", f"worker-{n}", "--limit", "1")  # fmt: skip
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+def test_deployments_from_prefect_yaml(fleet):
+    deployments = {d["name"]: d for d in fleet.api("POST", "/deployments/filter", json={})}
+    assert set(deployments) == {"produce", "produce-gpu", "sweep"}
+    assert deployments["produce-gpu"]["job_variables"]["env"]["VOXCPM_DEVICE"] == "auto"
+    (schedule,) = deployments["sweep"]["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["active"] is False
+
+
+def test_two_workers_on_one_manifest_generate_no_row_twice(fleet, tmp_path):
+    book = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, book)
+    runs = [fleet.trigger("produce/produce", manifest=str(book / "audiobook.csv")) for _ in range(2)]
+    states = fleet.wait(runs)
+    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), states
+    picked = {n for n in (1, 2) for rid in runs if rid in fleet.log(f"worker-{n}")}
+    assert picked == {1, 2}  # one run on each worker, at the same time
+
+    tables = [fleet.artifact(rid, "audiobook-results") for rid in runs]
+    ids = [row["id"] for row in tables[0]]
+    assert len(ids) == 16 and [row["id"] for row in tables[1]] == ids
+    for i, row_id in enumerate(ids):
+        statuses = sorted(t[i]["status"] for t in tables)
+        assert statuses == ["cached", "done"], (row_id, statuses)  # made once, by one of the two runs
+    final = pq.read_table(fleet.outputs / "audiobook" / "results.parquet").to_pylist()
+    assert {r["status"] for r in final} <= {"done", "cached"} and len(final) == 16
+    assert (fleet.outputs / "audiobook" / "audiobook.m4b").stat().st_size > 0
+
+
+def test_a_limit_of_n_holds_across_two_workers(fleet, tmp_path):
+    runs = []
+    for name in ("left", "right"):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,text,backend\n" + "".join(f"{name}{i},Row {i} of {name}.,{SLOW}\n" for i in range(4)))
+        runs.append(fleet.trigger("produce/produce", manifest=str(path)))
+    states = fleet.wait(runs)
+    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), states
+
+    events = sorted(line.split() for line in fleet.events.read_text().splitlines())
+    in_flight, peak, pids = 0, 0, set()
+    for _, what, pid, _row in events:
+        in_flight += 1 if what == "start" else -1
+        peak = max(peak, in_flight)
+        pids.add(pid)
+    assert len(pids) == 2  # two flow-run processes, one per worker, ran rows at the same time ...
+    assert peak == LIMIT  # ... and together never more than the limit (each alone would allow 2)
+    gcl = fleet.api("GET", f"/v2/concurrency_limits/mediamill-{SLOW.replace(':', '-')}")
+    assert gcl["limit"] == LIMIT and gcl["active_slots"] == 0
+
+
+def test_a_sweep_runs_each_manifest_in_its_own_subflow_and_a_bad_one_fails_alone(fleet, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.csv").write_text(f"id,text,backend\ng1,Good words.,{SLOW}\ng2,More good words.,{SLOW}\n")
+    (inbox / "bad.csv").write_text(f"id,text,backend\nb1,Fine.,{SLOW}\nb1,Same id twice.,{SLOW}\n")
+    (sweep_id,) = runs = [fleet.trigger("sweep/sweep", inbox=str(inbox))]
+    sweep = fleet.wait(runs)[sweep_id]
+    assert sweep["state"]["type"] == "FAILED"
+    assert "1 of 2 manifests failed" in sweep["state"]["message"] and "bad.csv" in sweep["state"]["message"]
+
+    children = fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"parent_task_run_id": {"is_null_": False}}})
+    mine = {c["name"]: c for c in children if c["name"] in ("produce:good", "produce:bad")}
+    assert mine["produce:good"]["state"]["type"] == "COMPLETED"
+    assert mine["produce:bad"]["state"]["type"] == "FAILED"
+    assert "duplicate" in mine["produce:bad"]["state"]["message"].lower()
+    good = pq.read_table(fleet.outputs / "good" / "results.parquet").to_pylist()
+    assert [(r["id"], r["status"]) for r in good] == [("g1", "done"), ("g2", "done")]
+    assert not (fleet.outputs / "bad").exists()
