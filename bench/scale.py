@@ -8,7 +8,9 @@ Each measurement runs in its own process, so its peak memory is its own:
   which does next to no work; timed by phase, so the row phase (plan, task runs, store)
   is compared with the baseline and stitching the book's audio is reported apart.
 
-Against a server: a real ``prefect server start`` on loopback (SQLite), started here.
+Against a server: a real ``prefect server start`` on loopback (SQLite), started here;
+once with the backend's limit on the server (the default), once with ``MEDIAMILL_LIMITS=local``
+to show what the server-side slots cost (``bare`` is the same server's baseline).
 Memory is given at 1,000 and 10,000 rows, to show it does not grow with the manifest.
 Usage: python bench/scale.py [ROWS]
 """
@@ -122,9 +124,12 @@ def main(rows: int = 10_000) -> None:
         ephemeral["PREFECT_HOME"] = f"{tmp}/ephemeral-home"
         proc, url = start_server(Path(tmp))
         try:
-            for mode, env in (("ephemeral", ephemeral), ("server", {**base, "PREFECT_API_URL": url})):
-                bare = measure("bare", rows, env)
-                small = measure("mediamill", rows // 10, env)
+            server = {**base, "PREFECT_API_URL": url}
+            modes = (("ephemeral", ephemeral), ("server", server), ("server_local_limits", {**server, "MEDIAMILL_LIMITS": "local"}))  # fmt: skip
+            for mode, env in modes:
+                if mode != "server_local_limits":
+                    bare = measure("bare", rows, env)
+                    small = measure("mediamill", rows // 10, env)
                 full = measure("mediamill", rows, env)
                 doc[mode] = {
                     "bare_s": bare["wall_s"],

@@ -58,6 +58,20 @@ def test_run_and_report_commands(write_manifest, tmp_path):
     assert "| 2 | 0 | 2 | 0 |" in report.stdout
 
 
+def test_sweep_command(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "one.csv").write_text("id,text\na,A line to sweep.\n")
+    (inbox / "two.csv").write_text("id,text\nb,\n")
+    first = mediamill("sweep", str(inbox), "--outputs", str(out), "--backend", "silence")
+    assert first.returncode == 1, first.stderr
+    assert "1 of 2 manifests failed: two.csv: row 1 (line 2), column 'text'" in " ".join(first.stdout.split())
+    assert (out / "one" / "results.csv").is_file()
+    (inbox / "two.csv").write_text("id,text\nb,Fixed now.\n")
+    second = mediamill("sweep", str(inbox), "--outputs", str(out), "--backend", "silence")
+    assert second.returncode == 0 and "1 manifests produced, 1 unchanged" in " ".join(second.stdout.split())
+
+
 def test_run_refuses_an_invalid_manifest_before_starting(write_manifest, tmp_path):
     path = write_manifest("id,text\ngood,Fine.\nbad one,Words.\n", name="broken")
     proc = mediamill("run", str(path), "--outputs", str(tmp_path / "out"))

@@ -259,3 +259,35 @@ def test_sweep_produces_new_and_changed_manifests_each_in_its_own_subflow(tmp_pa
     assert [r["status"] for r in results(out, "good")] == ["cached", "done"]
     assert [r["status"] for r in results(out, "bad")] == ["done"]
     assert asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True)).message.startswith("0 manifests")
+
+
+def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(write_manifest, tmp_path, monkeypatch):
+    import contextlib
+
+    import prefect.concurrency.asyncio as prefect_concurrency
+
+    from mediamill import limits
+
+    real = prefect_concurrency.concurrency
+    refusals = {"left": 2}
+
+    @contextlib.asynccontextmanager
+    async def busy_server(*args, **kwargs):
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise prefect_concurrency.ConcurrencySlotAcquisitionError("503 Service Unavailable")
+        async with real(*args, **kwargs):
+            yield
+
+    monkeypatch.setattr(prefect_concurrency, "concurrency", busy_server)
+    monkeypatch.setattr(limits.random, "uniform", lambda a, b: 0.01)  # no need to wait here
+    monkeypatch.setenv("MEDIAMILL_LIMITS", "auto")
+    path = write_manifest(f"id,text,backend\nx1,One.,{COUNTING}\nx2,Two.,{COUNTING}\n", name="busy")
+    assert run(path, tmp_path / "ok").is_completed()  # two refusals, then slots
+    assert refusals["left"] == 0
+
+    refusals["left"] = 10**6  # a server that never answers
+    state = run(path.with_name("busy.csv"), tmp_path / "down")
+    assert state.is_failed() and "2 of 2 rows failed" in state.message
+    rows = results(tmp_path / "down", "busy")
+    assert all(r["status"] == "failed" and "no slot of mediamill-" in r["error"] and "503" in r["error"] for r in rows)

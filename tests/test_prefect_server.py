@@ -7,7 +7,6 @@ when a test fails.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -195,7 +194,7 @@ def test_a_limit_of_n_holds_across_two_workers(fleet, tmp_path):
         in_flight += 1 if what == "start" else -1
         peak = max(peak, in_flight)
         pids.add(pid)
-    assert len(pids) == 2  # two flow-run processes, one per worker, ran rows at the same time ...
+    assert len(pids) == 2  # two flow-run processes, one per worker, ran rows ...
     assert peak == LIMIT  # ... and together never more than the limit (each alone would allow 2)
     gcl = fleet.api("GET", f"/v2/concurrency_limits/mediamill-{SLOW.replace(':', '-')}")
     assert gcl["limit"] == LIMIT and gcl["active_slots"] == 0

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import wave
-from pathlib import Path
 
 import httpx
 import psutil

@@ -191,6 +191,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    for key, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from .flows import sweep
+
+    state = asyncio.run(
+        sweep(inbox=str(args.inbox), backend=args.backend, outputs=str(args.outputs) if args.outputs else None,
+              profiles=args.profile, return_state=True)
+    )  # fmt: skip
+    console.print(f"[bold]{'done' if state.is_completed() else 'failed'}[/]: {state.message}")
+    return 0 if state.is_completed() else 1
+
+
 def _print_summary(s: dict[str, Any]) -> None:
     console.print(
         f"[bold]{s['name']}[/]: {s['rows']} rows — {s['done']} done, {s['cached']} cached, "
@@ -308,12 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="produce everything a manifest describes")
     run.add_argument("manifest", type=Path)
-    run.add_argument("--backend", help="backend for rows that name none (default: piper)")
-    run.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
-    run.add_argument("--profile", action="append", choices=["audiobook", "acx", "podcast", "video"],
-                     help="delivery profile (repeatable; default: the sidecar's profiles, else audiobook)")  # fmt: skip
-    run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
-    run.set_defaults(func=cmd_run)
+    swp = sub.add_parser("sweep", help="produce every new or changed manifest under an inbox folder")
+    swp.add_argument("inbox", type=Path)
+    for command, func in ((run, cmd_run), (swp, cmd_sweep)):
+        command.add_argument("--backend", help="backend for rows that name none (default: piper)")
+        command.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
+        command.add_argument("--profile", action="append", choices=["audiobook", "acx", "podcast", "video"],
+                             help="delivery profile (repeatable; default: each sidecar's profiles, else audiobook)")  # fmt: skip
+        command.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
+        command.set_defaults(func=func)
 
     val = sub.add_parser("validate", help="check a manifest and report every problem")
     val.add_argument("manifest", type=Path)

@@ -1,10 +1,12 @@
 """Prefect flows and tasks: the orchestration layer, and nothing else.
 
 ``produce`` loads and plans a manifest, fans the rows that the store lacks
-out as Prefect tasks (one per distinct content key, named after the row),
-stitches the book and writes the results table and artifacts. Rows run
-concurrently on the flow's event loop; each backend has its own limit on
-rows in flight, and retries back off exponentially with jitter.
+out as Prefect task runs (one per distinct content key, named after the row;
+a batch of rows for engines too quick to be worth a task run each), stitches
+and delivers the book and writes the results table and artifacts. Batches run
+concurrently on the flow's event loop, each holding a slot of its backend's
+limit (``limits``). ``sweep`` produces an inbox's new or changed manifests,
+each as its own subflow run.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,7 +29,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed
 
 from . import progress
 from .backends import Job
@@ -35,7 +38,7 @@ from .config import RetryPolicy, settings
 from .delivery import Delivery, deliver
 from .generate import link_output
 from .inbox import find_manifests, is_due, mark_produced
-from .limits import open_slots
+from .limits import TURN_S, SlotUnavailable, open_slots
 from .manifest import ManifestError
 from .plan import Plan, validate
 from .qc import qc_markdown
@@ -223,19 +226,39 @@ async def produce(
             progress.emit("row", result=results[job.id])
             await bar.advance()
 
-    async def run(groups: list[list[Job]]) -> None:
-        backend = groups[0][0].backend
-        async with slots[backend].hold():
-            state = await generate_rows(batch_label(groups), groups, str(root), cfg.retry_policy(backend), record,
-                                        return_state=True)  # fmt: skip
-        if not state.is_completed():
-            message = state.message or "the task did not finish"
-            for jobs in groups:  # rows the task never reached (crashed, cancelled)
-                if jobs[0].id not in results:
-                    await record(RowOutcome(jobs, attempts=0, error=message))
+    async def fail_unreached(groups: list[list[Job]], message: str) -> None:
+        for jobs in groups:  # rows the task never reached (no slot, crashed, cancelled)
+            if jobs[0].id not in results:
+                await record(RowOutcome(jobs, attempts=0, error=message))
 
+    async def lane(backend: str, queue: deque[list[list[Job]]]) -> None:
+        """One slot of a backend: runs its batches while there are any.
+
+        The slot is given back after each turn of ``TURN_S`` so other runs get
+        theirs; asking the server for a slot per batch would cost a round trip
+        each (up to seconds on a busy SQLite server, measured).
+        """
+        while queue:
+            try:
+                async with slots[backend].hold():
+                    turn_ends = time.monotonic() + TURN_S
+                    while queue and time.monotonic() < turn_ends:
+                        groups = queue.popleft()
+                        state = await generate_rows(batch_label(groups), groups, str(root), cfg.retry_policy(backend),
+                                                    record, return_state=True)  # fmt: skip
+                        if not state.is_completed():
+                            await fail_unreached(groups, state.message or "the task did not finish")
+            except SlotUnavailable as exc:
+                logger.error("%s", exc)
+                while queue:  # the server cannot be reached: the rest of this backend's rows wait for a rerun
+                    await fail_unreached(queue.popleft(), str(exc))
+
+    queues: dict[str, deque[list[list[Job]]]] = {}
+    for groups in batches:
+        queues.setdefault(groups[0][0].backend, deque()).append(groups)
+    lanes = [lane(name, queue) for name, queue in queues.items() for _ in range(min(slots[name].limit, len(queue)))]
     planned = time.perf_counter()
-    rows = asyncio.ensure_future(asyncio.gather(*(run(groups) for groups in batches)))
+    rows = asyncio.ensure_future(asyncio.gather(*lanes))
     cancel_requested = asyncio.Event()
     watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s, cancel_requested))
     try:

@@ -45,7 +45,8 @@ async def generate_job(job: Job, store: Store) -> Outcome:
             journal.clear()
             raise PermanentError(f"{job.backend} returned unusable media: {exc}") from None
         text = getattr(job.row, "text", None)
-        flags = await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path)
+        # Placeholders from a dry run (silence) have no speech to judge.
+        flags = None if backend.dry_run else await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path)
         meta = {
             "backend": job.backend,
             "model": job.spec.model,

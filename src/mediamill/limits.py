@@ -14,12 +14,16 @@ A missing limit is created with the configured value (``MEDIAMILL_CONCURRENCY``,
 else the backend's default); an existing one is the operator's and wins, so
 ``prefect gcl update mediamill-wiro --limit 8`` (or the UI) changes it live for
 runs that start afterwards. Slots are leased: a worker that dies gives its
-slots back when the lease runs out.
+slots back when the lease runs out. A run holds a slot for a turn of work
+(``TURN_S``) rather than one row, so fast rows do not pay a server round trip
+each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -28,8 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Backend
+from .redact import error_line
 
 LEASE_S = 300.0  # renewed while held; how long a dead worker's slot stays taken
+TURN_S = 30.0  # a run keeps a server slot for this long of work, then lets other runs have a turn
+ACQUIRE_TRIES = 6  # a server too busy to answer (SQLite under load answers 503) is tried this often
+
+log = logging.getLogger(__name__)
+
+
+class SlotUnavailable(Exception):
+    """The Prefect server could not be asked for a slot (not: the limit is full, which just waits)."""
 
 
 def server_configured() -> bool:
@@ -62,10 +75,39 @@ class Slots:
             if self.server_limit is None:
                 yield
                 return
-            from prefect.concurrency.asyncio import concurrency
-
-            async with concurrency(self.server_limit, occupy=1, lease_duration=LEASE_S, strict=True):
+            held = await self._take_server_slot()
+            try:
                 yield
+            finally:
+                try:
+                    await held.__aexit__(None, None, None)
+                except Exception as exc:  # noqa: BLE001 - the row's work is done; the lease runs out by itself
+                    log.warning("could not give back a slot of %s (%s); its lease ends within %.0f s",
+                                self.server_limit, error_line(exc), LEASE_S)  # fmt: skip
+
+    async def _take_server_slot(self) -> Any:
+        """Enter Prefect's ``concurrency`` for one slot; a busy server (5xx, timeouts) is tried again.
+
+        A full limit is not an error: Prefect waits for a slot as long as it takes.
+        """
+        from prefect.concurrency.asyncio import concurrency
+
+        assert self.server_limit is not None
+        for attempt in range(1, ACQUIRE_TRIES + 1):
+            held = concurrency(self.server_limit, occupy=1, lease_duration=LEASE_S, strict=True,
+                               raise_on_lease_renewal_failure=False)  # fmt: skip
+            try:
+                await held.__aenter__()
+                return held
+            except Exception as exc:  # noqa: BLE001
+                if attempt == ACQUIRE_TRIES:
+                    raise SlotUnavailable(
+                        f"no slot of {self.server_limit} after {attempt} tries: {error_line(exc)}"
+                    ) from None
+                delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5)
+                log.warning("slot of %s: %s; trying again in %.1f s", self.server_limit, error_line(exc), delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     def describe(self) -> str:
         where = f"server limit {self.server_limit}" if self.server_limit else "in this process"
@@ -99,6 +141,13 @@ async def open_slots(backends: dict[str, Backend], configured: dict[str, int], m
     async with get_client() as client:
         for name, engine in backends.items():
             gcl = limit_name(name, getattr(engine, "limit_scope", "machine"))
-            limit, active = await _server_limit(client, gcl, wanted[name])
+            for attempt in range(1, ACQUIRE_TRIES + 1):
+                try:
+                    limit, active = await _server_limit(client, gcl, wanted[name])
+                    break
+                except Exception as exc:  # noqa: BLE001 - a busy server; give up only after a while
+                    if attempt == ACQUIRE_TRIES:
+                        raise SlotUnavailable(f"could not read limit {gcl}: {error_line(exc)}") from None
+                    await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
             slots[name] = Slots(name, limit, gcl) if active else Slots(name, wanted[name])
     return slots
