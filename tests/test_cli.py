@@ -65,11 +65,11 @@ def test_sweep_command(tmp_path):
     (inbox / "two.csv").write_text("id,text\nb,\n")
     first = mediamill("sweep", str(inbox), "--outputs", str(out), "--backend", "silence")
     assert first.returncode == 1, first.stderr
-    assert "1 of 2 manifests failed: two.csv: row 1 (line 2), column 'text'" in " ".join(first.stdout.split())
+    assert "1 of 2 manifests failed: two.csv: row 1 (line 2), column 'text'" in " ".join(first.stderr.split())
     assert (out / "one" / "results.csv").is_file()
     (inbox / "two.csv").write_text("id,text\nb,Fixed now.\n")
     second = mediamill("sweep", str(inbox), "--outputs", str(out), "--backend", "silence")
-    assert second.returncode == 0 and "1 manifests produced, 1 unchanged" in " ".join(second.stdout.split())
+    assert second.returncode == 0 and "1 manifests produced, 1 unchanged" in " ".join(second.stderr.split())
 
 
 def test_run_refuses_an_invalid_manifest_before_starting(write_manifest, tmp_path):

@@ -153,11 +153,13 @@ def test_per_backend_concurrency_limit_holds(write_manifest, tmp_path, monkeypat
 
 
 def test_limits_live_on_the_prefect_server_when_one_is_configured(write_manifest, tmp_path, monkeypatch):
-    body = "".join(f"s{i},Sentence {i} under a server limit.,{COUNTING}\n" for i in range(6))
+    # Enough rows, long enough, that the last slot is still worth having when the test server's
+    # SQLite (slow while it records task runs) gets round to granting it.
+    body = "".join(f"s{i},Sentence {i} under a server limit.,{COUNTING}\n" for i in range(9))
     path = write_manifest("id,text,backend\n" + body, name="server-limits")
     backend = get_backend(COUNTING)
     server_limit = limit_name(COUNTING, "machine")
-    monkeypatch.setattr(backend, "hold_s", 2.0)  # rows overlap even when a slot takes a while to get
+    monkeypatch.setattr(backend, "hold_s", 3.0)
     monkeypatch.setenv("MEDIAMILL_LIMITS", "auto")
 
     # The first run creates the limit from the settings ...
