@@ -262,6 +262,12 @@ def test_sweep_produces_new_and_changed_manifests_each_in_its_own_subflow(tmp_pa
     assert [r["status"] for r in results(out, "bad")] == ["done"]
     assert asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True)).message.startswith("0 manifests")
 
+    # A new manifest named like a produced one would overwrite its outputs: refused, the other left alone.
+    (inbox / "later" / "good.csv").write_text(f"id,text,backend\nz,Another book entirely.,{COUNTING}\n")
+    state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
+    assert state.is_failed() and "same name" in state.message
+    assert [r["id"] for r in results(out, "good")] == ["a", "b"]
+
 
 def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(write_manifest, tmp_path, monkeypatch):
     import contextlib

@@ -15,8 +15,8 @@ import asyncio
 import json
 import time
 from collections import deque
-from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +355,7 @@ async def sweep(
     logger.info("%s: %d manifests, %d new or changed", folder, len(manifests), len(due))
 
     by_name: dict[str, list[Path]] = {}
-    for path in due:
+    for path in manifests:  # all of them: an unchanged namesake's outputs are at stake too
         by_name.setdefault(path.stem, []).append(path)
     outcomes: list[tuple[Path, str, str]] = []  # manifest, state name, message
     for path in due:
