@@ -256,7 +256,8 @@ async def produce(
     queues: dict[str, deque[list[list[Job]]]] = {}
     for groups in batches:
         queues.setdefault(groups[0][0].backend, deque()).append(groups)
-    lanes = [lane(name, queue) for name, queue in queues.items() for _ in range(min(slots[name].limit, len(queue)))]
+    # At least one lane: a server limit of 0 (an operator's pause) then waits for a slot, as Prefect does.
+    lanes = [lane(name, q) for name, q in queues.items() for _ in range(max(1, min(slots[name].limit, len(q))))]
     planned = time.perf_counter()
     rows = asyncio.ensure_future(asyncio.gather(*lanes))
     cancel_requested = asyncio.Event()

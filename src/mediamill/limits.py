@@ -1,9 +1,10 @@
 """How many rows of each backend run at once: in one process, and across the fleet.
 
-Every process bounds each backend with an asyncio semaphore. When a Prefect
-server is configured (``PREFECT_API_URL``), each backend also has a Prefect
-global concurrency limit, and a row holds one of its slots while it runs, so
-the bound holds across every worker that talks to that server:
+A run bounds each backend by running as many lanes as its limit allows (see
+``flows.produce``). When a Prefect server is configured (``PREFECT_API_URL``),
+each backend also has a Prefect global concurrency limit, and a lane holds one
+of its slots while it works, so the bound holds across every worker that
+talks to that server:
 
 - hosted backends (``limit_scope = "fleet"``) share ``mediamill-<backend>``:
   API slots for the whole fleet;
@@ -52,38 +53,32 @@ def server_configured() -> bool:
 
 
 def limit_name(backend: str, scope: str, host: str | None = None) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", backend).strip("-")
-    if scope == "fleet":
-        return f"mediamill-{safe}"
-    return f"mediamill-{safe}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', host or socket.gethostname())}"
+    name = f"mediamill-{backend}" if scope == "fleet" else f"mediamill-{backend}-{host or socket.gethostname()}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)  # Prefect's names allow no ':' or '/'
 
 
 @dataclass
 class Slots:
-    """One backend's slots in this run."""
+    """One backend's slots in this run: ``limit`` lanes, each holding a server slot when one applies."""
 
     backend: str
     limit: int
     server_limit: str | None = None  # the Prefect global concurrency limit, when one applies
 
-    def __post_init__(self) -> None:
-        self._local = asyncio.Semaphore(max(1, self.limit))
-
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        async with self._local:  # queue here first, so only cross-worker contention reaches the server
-            if self.server_limit is None:
-                yield
-                return
-            held = await self._take_server_slot()
+        if self.server_limit is None:
+            yield
+            return
+        held = await self._take_server_slot()
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
-                try:
-                    await held.__aexit__(None, None, None)
-                except Exception as exc:  # noqa: BLE001 - the row's work is done; the lease runs out by itself
-                    log.warning("could not give back a slot of %s (%s); its lease ends within %.0f s",
-                                self.server_limit, error_line(exc), LEASE_S)  # fmt: skip
+                await held.__aexit__(None, None, None)
+            except Exception as exc:  # noqa: BLE001 - the row's work is done; the lease runs out by itself
+                log.warning("could not give back a slot of %s (%s); its lease ends within %.0f s",
+                            self.server_limit, error_line(exc), LEASE_S)  # fmt: skip
 
     async def _take_server_slot(self) -> Any:
         """Enter Prefect's ``concurrency`` for one slot; a busy server (5xx, timeouts) is tried again.
