@@ -98,7 +98,12 @@ class Fleet:
 
     # -- the API, as an operator's script would use it -----------------------------
     def api(self, method: str, path: str, **kwargs) -> dict | list:
-        answer = httpx.request(method, self.url + path, timeout=30, **kwargs)
+        # SQLite answers 503 now and then while it records task runs: try again, as Prefect's client does.
+        for attempt in range(8):
+            answer = httpx.request(method, self.url + path, timeout=30, **kwargs)
+            if answer.status_code != 503:
+                break
+            time.sleep(0.5 * 2**attempt)
         answer.raise_for_status()
         return answer.json() if answer.content else {}
 
