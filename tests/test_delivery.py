@@ -114,6 +114,16 @@ def test_acx_refuses_an_over_long_chapter_by_name(tmp_path):
     assert [f.path.name for f in delivery.files] == ["02-dawn.mp3"] and delivery.files[0].ok
 
 
+def test_acx_limits_peaks_at_the_delivery_rate_not_the_source_rate(tmp_path):
+    # A tone at a quarter of 22.05 kHz, sampled 45 degrees off its crests: every source sample sits
+    # 3 dB under the waveform's real peak, which upsampling to 44.1 kHz brings back.
+    tone = lavfi(tmp_path / "tone.wav", "aevalsrc=0.9*sin(2*PI*5512.5*t+PI/4):s=22050:d=4", "-ac", "1")
+    assert levels(tone)["peak_db"] < -3.5
+    dest = tmp_path / "tone.mp3"
+    master.acx_chapter(tone, dest, gain_db=0.0, limit_db=ACX.limit_db, head_silence=0.0, tail_silence=0.0)
+    assert measure(dest, timeline=False).peak_db <= -3.0
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_audiobook_and_acx_deliveries_pass_and_read_back(write_manifest, tmp_path):
     from .conftest import MANIFESTS

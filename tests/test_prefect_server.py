@@ -169,7 +169,9 @@ def test_two_workers_on_one_manifest_generate_no_row_twice(fleet, tmp_path):
     shutil.copytree(MANIFESTS, book)
     runs = [fleet.trigger("produce/produce", manifest=str(book / "audiobook.csv")) for _ in range(2)]
     states = fleet.wait(runs)
-    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), states
+    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), [
+        (r["state"]["type"], r["state"].get("message")) for r in states.values()
+    ]
     picked = {n for n in (1, 2) for rid in runs if rid in fleet.log(f"worker-{n}")}
     assert picked == {1, 2}  # one run on each worker, at the same time
 
@@ -191,7 +193,9 @@ def test_a_limit_of_n_holds_across_two_workers(fleet, tmp_path):
         path.write_text("id,text,backend\n" + "".join(f"{name}{i},Row {i} of {name}.,{SLOW}\n" for i in range(4)))
         runs.append(fleet.trigger("produce/produce", manifest=str(path)))
     states = fleet.wait(runs)
-    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), states
+    assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), [
+        (r["state"]["type"], r["state"].get("message")) for r in states.values()
+    ]
 
     events = sorted(line.split() for line in fleet.events.read_text().splitlines())
     in_flight, peak, pids = 0, 0, set()

@@ -115,6 +115,9 @@ def deliver_audiobook(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) 
     return delivery
 
 
+ACX_CORRECTIONS = 3
+
+
 def deliver_acx(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) -> Delivery:
     delivery = Delivery(ACX.name)
     folder = out_dir / "acx"
@@ -134,13 +137,16 @@ def deliver_acx(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) -> Del
         limit = ACX.limit_db
         master.acx_chapter(source, dest, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
         result = _judge(dest, ACX)
-        # One corrective pass when encoding moved a figure: the limiter took more level than
-        # expected, or the encoder pushed peaks past the ceiling.
-        drift = ACX.target_rms_db - result.measurement.rms_db  # type: ignore[operator]
-        overshoot = result.measurement.peak_db - (limit + 1.0)
-        if abs(drift) > 1.0 or overshoot > 0:
+        # Corrective passes (bounded) when encoding moved a figure: the limiter took more level
+        # than expected, or the encoder pushed peaks past the ceiling.
+        for _ in range(ACX_CORRECTIONS):
+            drift = ACX.target_rms_db - result.measurement.rms_db  # type: ignore[operator]
+            overshoot = result.measurement.peak_db - (ACX.limit_db + 1.0)
+            if abs(drift) <= 1.0 and overshoot <= 0:
+                break
             limit -= max(0.0, overshoot) + (0.5 if overshoot > 0 else 0.0)
-            master.acx_chapter(source, dest, gain + drift, limit, lv["head_silence_s"], lv["tail_silence_s"])
+            gain += drift
+            master.acx_chapter(source, dest, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
             result = _judge(dest, ACX)
         delivery.files.append(result)
     for stale in folder.glob("*.mp3"):

@@ -72,7 +72,8 @@ def acx_chapter(src: Path, dest: Path, gain_db: float, limit_db: float, head_sil
     pad = max(0.0, tone.tail_s - tail_silence)
     if pad:
         filters.append(f"apad=pad_dur={pad:.3f}")
-    filters += ["aformat=channel_layouts=mono", gain_chain(gain_db, limit_db), "aresample=44100"]
+    # Resample before the limiter: upsampling after it would draw new peaks between the limited samples.
+    filters += ["aformat=channel_layouts=mono", "aresample=44100", gain_chain(gain_db, limit_db)]
     with atomic_path(dest) as tmp:
         run_ffmpeg("-i", src, "-vn", "-af", ",".join(filters), "-ac", "1", "-ar", "44100",
                    "-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3", tmp)  # fmt: skip
