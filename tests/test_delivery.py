@@ -125,10 +125,11 @@ def test_acx_limits_peaks_at_the_delivery_rate_not_the_source_rate(tmp_path):
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_audiobook_and_acx_deliveries_pass_and_read_back(write_manifest, tmp_path):
+def test_audiobook_and_acx_deliveries_pass_and_read_back(write_manifest, tmp_path, monkeypatch):
     from .conftest import MANIFESTS
 
     cover = MANIFESTS / "images" / "lighthouse.png"
+    monkeypatch.setenv("MEDIAMILL_ASSET_ROOTS", str(cover.parent))  # a shared artwork folder
     manifest = write_manifest(
         """
 id,chapter,text,options

@@ -124,7 +124,7 @@ def test_file_level_problems(tmp_path, write_manifest):
     assert problems_of(tmp_path / "absent.csv") == ["file not found"]
     latin = tmp_path / "latin.csv"
     latin.write_bytes("id,text\na,Caf\xe9 cr\xe8me.\n".encode("latin-1"))
-    assert "not UTF-8 text" in problems_of(latin)[0]
+    assert "not UTF-8 or UTF-16 text" in problems_of(latin)[0]
     bad_parquet = tmp_path / "bad.parquet"
     bad_parquet.write_bytes(b"PAR1 this is not parquet")
     assert "not a readable Parquet file" in problems_of(bad_parquet)[0]
@@ -211,7 +211,7 @@ def test_song_video_and_clone_rows_are_validated(write_manifest, tmp_path):
         "v1,video,,,,,,A scene.,\n"
         "v2,video,,,,,missing.png,A scene.,\n"
         "v3,video,,,,,ftp://host/x.png,A scene.,\n"
-        "v4,video,,,,,https://host/x.png,He says <S>hi.,4k\n"
+        "v4,video,,,,,https://media.example.com/x.png,He says <S>hi.,4k\n"
         "c1,clone,Words.,,,,,,\n",
         name="kinds",
     )

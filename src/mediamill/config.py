@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     limits: Literal["auto", "server", "local"] = Field(
         "auto", description="Where concurrency limits live: auto = on the Prefect server when one is configured."
     )
+    max_rows: int = Field(100_000, ge=1, description="Rows a manifest may have; more is refused before any work.")
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
 
     def retry_policy(self, backend: str) -> RetryPolicy:

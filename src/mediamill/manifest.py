@@ -22,10 +22,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .inputs import outside_roots, private_url_problem
+
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 
 # Conservative on purpose: ids become file names on every OS and in URLs.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
 
 
@@ -117,6 +120,9 @@ def check_input_ref(value: str | None) -> str | None:
     parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError("must be a file path or an http(s):// URL")
+    problem = private_url_problem(value)
+    if problem:
+        raise ValueError(f"the URL {problem}")
     return value
 
 
@@ -334,22 +340,38 @@ def _normalise_header(names: list[str]) -> tuple[list[str], list[Problem]]:
     return columns, problems
 
 
+# A whole chapter may be one cell; far beyond that is a broken quote swallowing the file.
+MAX_CELL_CHARS = 4 * 1024 * 1024
+
+
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 (with or without a BOM), or UTF-16 when a BOM says so (Excel's "Unicode text")."""
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
 def _read_csv(path: Path) -> tuple[RawTable, list[Problem]]:
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
     lines: list[int | None] = []
+    csv.field_size_limit(MAX_CELL_CHARS)
+    reader = None
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
+        with path.open(newline="", encoding=_csv_encoding(path)) as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
                 return RawTable([], [], []), [Problem("the file is empty; it needs a header row")]
             columns, problems = _normalise_header(header)
-            line = reader.line_num
+            line, limit, over = reader.line_num, max_rows(), 0
             for cells in reader:
                 start, line = line + 1, reader.line_num
                 if not any(c.strip() for c in cells):
                     continue  # blank lines are layout, not rows
+                if len(rows) >= limit:
+                    over += 1  # counted, not kept: a hostile file must not fill the memory
+                    continue
                 if len(cells) > len(columns):
                     problems.append(
                         Problem(
@@ -361,13 +383,28 @@ def _read_csv(path: Path) -> tuple[RawTable, list[Problem]]:
                     )
                 rows.append({c: (v if v.strip() != "" else None) for c, v in zip(columns, cells)})
                 lines.append(start)
-    except UnicodeDecodeError as exc:
-        return RawTable([], [], []), [
-            Problem(f"is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV")
-        ]
+    except UnicodeError as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return RawTable([], [], []), [Problem(f"is not UTF-8 or UTF-16 text ({reason}); save it as UTF-8 CSV")]
     except csv.Error as exc:
-        return RawTable([], [], []), [Problem(f"is not valid CSV: {exc}")]
+        where = f"line {reader.line_num}: " if reader is not None and reader.line_num else ""
+        message = str(exc)
+        if "field larger than field limit" in message:
+            message = f"a cell is over {MAX_CELL_CHARS} characters (an unclosed quote?)"
+        return RawTable([], [], []), [Problem(f"is not valid CSV: {where}{message}")]
+    if over:
+        return RawTable([], [], []), [_too_many_rows(len(rows) + over)]
     return RawTable(columns, rows, lines), problems
+
+
+def max_rows() -> int:
+    from .config import settings
+
+    return settings().max_rows
+
+
+def _too_many_rows(count: int) -> Problem:
+    return Problem(f"has {count} rows; a manifest may have at most {max_rows()} (MEDIAMILL_MAX_ROWS): split it")
 
 
 def _read_parquet(path: Path) -> tuple[RawTable, list[Problem]]:
@@ -375,6 +412,9 @@ def _read_parquet(path: Path) -> tuple[RawTable, list[Problem]]:
     from pyarrow import ArrowException
 
     try:
+        count = pq.ParquetFile(path).metadata.num_rows
+        if count > max_rows():
+            return RawTable([], [], []), [_too_many_rows(count)]
         table = pq.read_table(path)
     except (ArrowException, ValueError) as exc:
         return RawTable([], [], []), [Problem(f"is not a readable Parquet file: {exc}")]
@@ -404,8 +444,11 @@ def read_meta(path: Path) -> tuple[Meta, list[Problem]]:
         ]
     problems = []
     for setting, value in meta.files().items():
-        target = Path(value) if Path(value).is_absolute() else path.parent / value
-        if not target.is_file():
+        target = resolve_input(value, path.parent)
+        refused = outside_roots(target, path.parent)
+        if refused:
+            problems.append(Problem(f"{side.name}: {value} {refused}", column=setting))
+        elif not target.is_file():
             problems.append(Problem(f"{side.name}: file not found: {target}", column=setting))
     return meta, problems
 
@@ -432,6 +475,12 @@ def _validate_row(raw: dict[str, Any], number: int, line: int | None) -> tuple[R
     data = {k: v for k, v in raw.items() if v is not None}
     data["kind"] = model.model_fields["kind"].default
     problems = []
+    for column, value in sorted(data.items()):
+        bad = isinstance(value, str) and _CONTROL.search(value)
+        if bad:
+            # NUL and other control characters break engines, file names and tags; never intended.
+            problems.append(Problem(f"contains the control character U+{ord(bad.group()):04X}", number, column, line))
+            data[column] = _CONTROL.sub("", value)
     for column in sorted(set(data) - set(model.model_fields)):
         if column in KNOWN_COLUMNS:
             problems.append(Problem(f"does not apply to {data['kind']} rows; leave it empty", number, column, line))
@@ -456,6 +505,10 @@ def load_manifest(path: Path | str) -> Manifest:
     """
     path = Path(path)
     meta, problems = read_meta(path)
+    name = manifest_name(path)
+    if name.startswith(".") or not name.isprintable():
+        # The name becomes the output folder: "...csv" would otherwise write beside the outputs root.
+        problems.append(Problem(f"the file name '{name}' cannot name an output folder; rename the manifest"))
     if not path.is_file():
         return Manifest(path, manifest_name(path), meta, [], [], [*problems, Problem("file not found")])
     table, table_problems = read_table(path)
@@ -501,5 +554,10 @@ def load_manifest(path: Path | str) -> Manifest:
 
 def resolve_input(value: str, base_dir: Path) -> Path:
     """A path written in a manifest is relative to the manifest's folder."""
-    p = Path(value).expanduser()
+    p = Path(value)
+    if value.startswith("~"):
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # an unknown ~user: left as written, so it is judged and refused
+            pass
     return p if p.is_absolute() else base_dir / p

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, Job, UnknownBackendError, get_backend
-from .manifest import SPEECH_KINDS, CloneRow, Manifest, ManifestError, Problem, load_manifest
+from .inputs import outside_roots
+from .manifest import SPEECH_KINDS, CloneRow, Manifest, ManifestError, Problem, load_manifest, resolve_input
 
 KEY_VERSION = 1
 
@@ -92,8 +93,11 @@ def _check_file_columns(manifest: Manifest) -> list[Problem]:
         for column in row.file_columns:
             value = getattr(row, column)
             if value and "://" not in str(value):
-                path = Path(value) if os.path.isabs(value) else manifest.base_dir / value
-                if not path.is_file() or not os.access(path, os.R_OK):
+                path = resolve_input(value, manifest.base_dir)
+                refused = outside_roots(path, manifest.base_dir)
+                if refused:
+                    problems.append(Problem(f"{value} {refused}", number, column))
+                elif not path.is_file() or not os.access(path, os.R_OK):
                     problems.append(Problem(f"file not found or unreadable: {path}", number, column))
     return problems
 

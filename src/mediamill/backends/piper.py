@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from ..inputs import outside_roots
 from ..manifest import Row, TtsRow, resolve_input
 from .base import Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
 
@@ -82,9 +83,12 @@ class PiperBackend(ThreadedBackend):
         problems = self.check_unused(row)
         if _missing("piper"):
             return [("backend", INSTALL_HINT)]
+        name = row.voice or DEFAULT_VOICE
+        refused = name.endswith(".onnx") and name not in voices() and outside_roots(resolve_input(name, base_dir), base_dir)
+        if refused:
+            return [*problems, ("voice", f"{name} {refused}")]
         voice = self._voice(row, base_dir)
         if voice is None:
-            name = row.voice or DEFAULT_VOICE
             if name.endswith(".onnx"):
                 problems.append(("voice", f"voice file not found or unreadable: {resolve_input(name, base_dir)}"))
             else:
