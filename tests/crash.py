@@ -1,0 +1,171 @@
+"""A crash harness: run a real manifest with the CLI, SIGKILL it at chosen points, run it again.
+
+A kill point is a condition on the outputs folder that is true only while a
+particular piece of work is in progress (a generation's scratch folder, a
+hosted task's journal, a download's ``.part`` file, a ``.partial`` file of a
+chapter, the M4B, an ACX MP3, the results table). The harness polls for it
+every millisecond and kills the whole process group (the run and its
+temporary Prefect server) the moment it holds: no hooks in the code under
+test. A chain of launches moves through the points in the order the work
+reaches them; each launch resumes from what the killed one left.
+
+After every kill, what is on disk must be either finished and right or
+plainly unfinished: every store record's media has the recorded size, and
+every delivered file equals the uninterrupted run's byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Written anew by every run (timings, absolute paths): compared by content, not bytes.
+VOLATILE = {"results.csv", "results.parquet", "qc.json", "qc.md", "summary.json", ".stitch.json", ".produced.json"}
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    name: str
+    holds: Callable[[Path, float], bool]  # on the outputs root, given when this launch started
+
+
+def _fresh(paths, since: float) -> bool:
+    """Any of ``paths`` made by this launch (a killed launch's leftovers do not count)."""
+    try:
+        return any(p.stat().st_mtime >= since for p in paths)
+    except OSError:
+        return False  # it vanished while looked at: its work moved on
+
+
+def _made(pattern: str, under: str) -> Callable[[Path, float], bool]:
+    def holds(out: Path, since: float) -> bool:
+        base = out / under
+        return base.is_dir() and _fresh(base.rglob(pattern), since)
+
+    return holds
+
+
+def _generating(done: int, journaled: int = 0) -> Callable[[Path, float], bool]:
+    """A generation in progress after ``done`` rows were finished, with ``journaled`` hosted tasks noted."""
+
+    def holds(out: Path, since: float) -> bool:
+        store = out / ".store"
+        if not (store / "tmp").is_dir() or not _fresh((store / "tmp").iterdir(), since):
+            return False
+        if journaled and sum(1 for _ in (store / "journal").glob("[!.]*.json")) < journaled:
+            return False
+        return sum(1 for _ in (store / "objects").rglob("*.json")) >= done
+
+    return holds
+
+
+def kill_points(name: str, hosted_rows: int) -> list[KillPoint]:
+    """The points a chain tries, in the order a run reaches them."""
+    return [
+        KillPoint("generation (first row)", _generating(0)),
+        KillPoint("generation (after two rows)", _generating(2)),
+        KillPoint("hosted tasks in flight", _generating(0, journaled=hosted_rows)),
+        KillPoint("hosted download", _made("*.part", ".store/tmp")),
+        KillPoint("generation (after four rows)", _generating(4)),
+        KillPoint("writing the results", _made(".results.*.partial.*", name)),
+        KillPoint("stitching a chapter", _made(".*.partial.*", f"{name}/chapters")),
+        KillPoint("muxing the M4B", _made(f".{name}.*.partial.m4b", name)),
+        KillPoint("mastering an ACX MP3", _made(".*.partial.mp3", f"{name}/acx")),
+        KillPoint("writing the QC report", _made(".qc.*.partial.*", name)),
+        KillPoint("writing the run summary", _made(".summary.*.partial.*", name)),
+    ]
+
+
+@dataclass
+class Launch:
+    point: str | None
+    killed: bool
+    returncode: int | None
+    seconds: float
+    log: str
+
+
+def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoint], timeout: float = 300) -> Launch:
+    """Run once; kill at the first of ``points`` that holds. Returns which (None: the run ended)."""
+    log_path = out.parent / f"{out.name}-launch-{time.monotonic_ns()}.log"
+    cmd = [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--outputs", str(out), "-v"]
+    since = time.time() - 0.01  # file times are the kernel's clock, a tick behind
+    start = time.monotonic()
+    fired = None
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            while proc.poll() is None and fired is None:
+                if time.monotonic() - start > timeout:
+                    raise TimeoutError(f"run did not end within {timeout} s")
+                fired = next((p for p in points if p.holds(out, since)), None)
+                if fired is not None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    time.sleep(0.001)
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    if fired is not None:
+        _reap_group(proc.pid)
+    return Launch(fired.name if fired else None, fired is not None, None if fired else proc.returncode,
+                  time.monotonic() - start, log_path.read_text(errors="replace"))  # fmt: skip
+
+
+def _reap_group(pgid: int) -> None:
+    """Wait until nothing of the killed group runs (its temporary server held the same files)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", PREFECT_HOME=str(home), **extra)
+    return env
+
+
+def deliverables(out: Path, name: str) -> dict[str, bytes]:
+    """Every finished file a run delivers (hidden work files left out), by path."""
+    folder = out / name
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.name not in VOLATILE
+    }
+
+
+def store_problems(out: Path) -> list[str]:
+    """Store records whose media is missing or not the recorded size (a partial file taken as done)."""
+    problems = []
+    for record in (out / ".store" / "objects").rglob("*.json"):
+        doc = json.loads(record.read_text())
+        media = record.with_name(doc["file"])
+        if not media.is_file() or media.stat().st_size != doc["size"]:
+            problems.append(f"{record.name}: media missing or not {doc['size']} bytes")
+    return problems
+
+
+def results_rows(out: Path, name: str) -> list[dict[str, str]]:
+    with (out / name / "results.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def partial_files(out: Path) -> list[str]:
+    """Work files a finished run must not leave among its deliverables."""
+    return [str(p) for p in out.rglob("*") if p.is_file() and (".partial" in p.name or p.name.endswith(".part"))]

@@ -1,0 +1,99 @@
+"""Crash safety end to end: SIGKILL a real run at every kill point, rerun, compare with an uninterrupted run."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from . import crash
+from .emulators.wiro import WiroEmulator
+
+pytestmark = pytest.mark.slow
+
+KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
+# Piper without its random noise is deterministic, so a resumed book can be compared byte for byte.
+NOISELESS = '"{""noise_scale"": 0, ""noise_w_scale"": 0}"'
+MANIFEST = f"""id,chapter,text,backend,options
+p1,The Lamp,The lamp was lit at dusk.,piper,{NOISELESS}
+p2,,Then the street went dark again.,piper,{NOISELESS}
+h1,,A hosted voice reads this line.,wiro,
+h2,The Morning,Morning came slowly to the town.,wiro,
+p3,,Nobody spoke of the lamp that night.,piper,{NOISELESS}
+p4,,And the town slept on until the bells.,piper,{NOISELESS}
+"""
+HOSTED_ROWS = 2
+
+
+def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path: Path):
+    book = tmp_path / "book"
+    book.mkdir()
+    manifest = book / "lamp.csv"
+    manifest.write_text(MANIFEST)
+    (book / "lamp.toml").write_text('profiles = ["audiobook", "acx"]\n')
+
+    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.2, run_s=2.5) as wiro:
+        env = crash.env_for(
+            tmp_path / "prefect", WIRO_BASE_URL=wiro.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
+            WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
+        )  # fmt: skip
+
+        reference = tmp_path / "reference"
+        clean = crash.launch(manifest, reference, env, [])
+        assert clean.returncode == 0, clean.log[-3000:]
+        expected = crash.deliverables(reference, "lamp")
+        assert {"lamp.m4b", "chapters/01-the-lamp.flac", "acx/02-the-morning.mp3"} <= set(expected)
+        reference_runs = len(wiro.runs)
+        assert reference_runs == HOSTED_ROWS
+
+        out = tmp_path / "out"
+        points = crash.kill_points("lamp", HOSTED_ROWS)
+        kills, window_kills = [], 0
+        for _ in range(len(points) + 1):
+            submitted_before = len(wiro.runs)
+            result = crash.launch(manifest, out, env, points)
+            if not result.killed:
+                break
+            kills.append(result.point)
+            time.sleep(0.5)  # requests the killed run had already sent still reach the emulator
+            points = points[[p.name for p in points].index(result.point) + 1 :]
+            # What a kill leaves is finished and right, or plainly unfinished: never a partial file taken as done.
+            assert crash.store_problems(out) == [], result.point
+            for path, data in crash.deliverables(out, "lamp").items():
+                assert data == expected[path], f"{path} differs after a kill during {result.point}"
+            # A kill between a task's submission and its journal entry is the one a rerun cannot see.
+            window_kills += _unjournaled(wiro.runs[submitted_before:], out)
+        else:
+            pytest.fail("the chain never completed a run")
+
+        assert result.returncode == 0, result.log[-3000:]
+        assert len(kills) >= 6, kills  # the chain reached generation, hosted work, stitching and delivery
+        assert any("generation" in k for k in kills) and any(k in kills for k in ("muxing the M4B", "stitching a chapter"))
+        assert crash.deliverables(out, "lamp") == expected  # the same book, byte for byte
+        rows = pq.read_table(out / "lamp" / "results.parquet").to_pylist()
+        assert [r["id"] for r in rows] == ["p1", "p2", "h1", "h2", "p3", "p4"]
+        assert {r["status"] for r in rows} <= {"done", "cached"}
+        assert crash.store_problems(out) == []
+        assert not list((out / ".store" / "journal").glob("[!.]*.json"))  # every hosted task collected
+        # Every hosted row was paid for once, plus once per kill that fell inside a submission's round trip.
+        prompts = Counter(r["inputs"]["prompt"] for r in wiro.runs[reference_runs:])
+        assert len(prompts) == HOSTED_ROWS
+        assert sum(prompts.values()) == HOSTED_ROWS + window_kills, (prompts, window_kills)
+        leftovers = crash.partial_files(out)  # a killed write's temp file: hidden, never taken as done
+        assert all(Path(p).name.startswith(".") or "/.store/tmp/" in p for p in leftovers), leftovers
+        print(f"kill points survived: {len(kills)}: {kills}; in a submission's round trip: {window_kills}")
+
+
+def _unjournaled(new_runs: list[dict], out: Path) -> int:
+    """Tasks a killed launch submitted that neither its journal nor the store knows of."""
+    import json
+
+    noted = set()
+    for path in (out / ".store" / "journal").glob("*.json"):
+        noted.add(json.loads(path.read_text()).get("task_id"))
+    for record in (out / ".store" / "objects").rglob("*.json"):
+        noted.add(json.loads(record.read_text()).get("task_id"))
+    return sum(1 for run in new_runs if run["taskid"] not in noted)
