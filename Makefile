@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hosted.py
 	$(BIN)/python bench/voxcpm_speed.py
 	$(BIN)/python bench/mastering.py --hours 1
+	$(BIN)/python bench/crash.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -9,6 +9,7 @@ finished manifest measure nothing again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -22,7 +23,7 @@ from .media.measure import Measurement, levels, measure
 from .media.probe import probe
 from .plan import Plan
 from .profiles import ACX, AUDIOBOOK, PODCAST, PROFILES, VIDEO, Profile, Verdict
-from .store import Entry, write_json_atomic
+from .store import Entry, commit_file, write_json_atomic
 
 DELIVERY_VERSION = 1
 
@@ -135,8 +136,11 @@ def deliver_acx(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) -> Del
         lv = levels(source)
         gain = ACX.target_rms_db - lv["rms_db"]  # type: ignore[operator]
         limit = ACX.limit_db
-        master.acx_chapter(source, dest, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
-        result = _judge(dest, ACX)
+        # Mastered and corrected in scratch, then moved into place: a kill between passes must
+        # not leave an uncorrected file under the delivered name.
+        draft = work / f"acx-{chapter.number:02d}.mp3"
+        master.acx_chapter(source, draft, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
+        result = _judge(draft, ACX)
         # Corrective passes (bounded) when encoding moved a figure: the limiter took more level
         # than expected, or the encoder pushed peaks past the ceiling.
         for _ in range(ACX_CORRECTIONS):
@@ -146,9 +150,10 @@ def deliver_acx(plan: Plan, book: BookOutputs, out_dir: Path, work: Path) -> Del
                 break
             limit -= max(0.0, overshoot) + (0.5 if overshoot > 0 else 0.0)
             gain += drift
-            master.acx_chapter(source, dest, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
-            result = _judge(dest, ACX)
-        delivery.files.append(result)
+            master.acx_chapter(source, draft, gain, limit, lv["head_silence_s"], lv["tail_silence_s"])
+            result = _judge(draft, ACX)
+        commit_file(draft, dest)
+        delivery.files.append(dataclasses.replace(result, path=dest))
     for stale in folder.glob("*.mp3"):
         if stale not in wanted:
             stale.unlink()

@@ -1,0 +1,98 @@
+"""Crash safety at random instants: many SIGKILLs, each followed by checks, until the run completes.
+
+The test suite's chain (tests/test_crash.py) kills at ten named points; this
+script adds kills at random instants of the same production (Piper without
+noise, two rows on the Wiro emulator, audiobook + ACX delivery), in chains:
+each launch is killed at a random moment within an uninterrupted run's
+duration, the next resumes, until one completes. After every kill: store
+records match their media, every delivered file equals the uninterrupted
+run's. After every chain: the book is byte-identical, and each hosted row
+was submitted once, plus once per kill that fell inside a submission's round
+trip (the one window Wiro's API gives no way to close).
+Usage: python bench/crash.py [KILLS] [SEED]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+from tests import crash  # noqa: E402
+from tests.emulators.wiro import WiroEmulator  # noqa: E402
+from tests.test_crash import HOSTED_ROWS, KEY, MANIFEST, SECRET  # noqa: E402
+
+
+def at(seconds: float) -> crash.KillPoint:
+    return crash.KillPoint(f"t={seconds:.2f}s", lambda out, since: time.time() - since >= seconds)
+
+
+def unjournaled(runs: list[dict], out: Path) -> int:
+    noted = {json.loads(p.read_text()).get("task_id") for p in (out / ".store" / "journal").glob("[!.]*.json")}
+    noted |= {json.loads(p.read_text()).get("task_id") for p in (out / ".store" / "objects").rglob("*.json")}
+    return sum(1 for r in runs if r["taskid"] not in noted)
+
+
+def main(kills_wanted: int = 30, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="mediamill-crash-"))
+    book = work / "book"
+    book.mkdir()
+    manifest = book / "lamp.csv"
+    manifest.write_text(MANIFEST)
+    (book / "lamp.toml").write_text('profiles = ["audiobook", "acx"]\n')
+    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.2, run_s=2.5) as wiro:
+        env = crash.env_for(
+            work / "prefect", WIRO_BASE_URL=wiro.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
+            WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
+        )  # fmt: skip
+        clean = crash.launch(manifest, work / "reference", env, [])
+        assert clean.returncode == 0, clean.log[-2000:]
+        expected = crash.deliverables(work / "reference", "lamp")
+        full_s = clean.seconds
+        kills, chains, window, failures = [], 0, 0, []
+        while len(kills) < kills_wanted:
+            chains += 1
+            out = work / f"chain-{chains}"
+            first_run = len(wiro.runs)
+            chain_window = 0
+            while True:
+                before = len(wiro.runs)
+                result = crash.launch(manifest, out, env, [at(rng.uniform(0.2, full_s))] if len(kills) < kills_wanted else [])
+                if not result.killed:
+                    break
+                kills.append(result.point)
+                time.sleep(0.5)
+                chain_window += unjournaled(wiro.runs[before:], out)
+                failures += [f"chain {chains}: {p}" for p in crash.store_problems(out)]
+                failures += [f"chain {chains}: {p} differs" for p, d in crash.deliverables(out, "lamp").items() if d != expected[p]]
+            if result.returncode != 0:
+                failures.append(f"chain {chains}: final run exited {result.returncode}")
+            if crash.deliverables(out, "lamp") != expected:
+                failures.append(f"chain {chains}: the finished book differs")
+            paid = Counter(r["inputs"]["prompt"] for r in wiro.runs[first_run:])
+            if sum(paid.values()) != HOSTED_ROWS + chain_window:
+                failures.append(f"chain {chains}: {dict(paid)} submissions with {chain_window} round-trip kills")
+            window += chain_window
+    doc = {
+        "kills": len(kills),
+        "chains": chains,
+        "uninterrupted_run_s": round(full_s, 1),
+        "kills_in_a_submission_round_trip": window,
+        "failures": failures,
+        "ok": not failures,
+    }
+    save("crash", doc)
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
