@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -67,4 +69,114 @@ def test_credentials_never_leave_the_environment(monkeypatch, tmp_path, write_ma
     stored = asyncio.run(stored_in_prefect())
     assert "secrets" in stored  # the run's artifacts and logs are there
     for secret in SECRETS:
+        assert secret not in stored
+
+
+# -- voxcpm-http against `mediamill serve` with an API key ------------------------------------------
+
+SERVE_KEY = "SERVEKEY-3c59dc048e885024"  # the server's key, which the client sends as its VOXCPM_HTTP_API_KEY
+WRONG_KEY = "WRONGKEY-a87ff679a2f3e71d"  # a client key the server refuses
+URL_PASSWORD = "URLPASS-e4da3b7fbbce2345"  # basic-auth credentials written into VOXCPM_HTTP_URL
+HTTP_SECRETS = (SERVE_KEY, WRONG_KEY, URL_PASSWORD)
+
+
+def _files_under(*roots: Path) -> list[Path]:
+    return [p for root in roots for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def _prefect_database() -> list[Path]:
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    url = PREFECT_API_DATABASE_CONNECTION_URL.value() or ""
+    if not url.startswith("sqlite"):
+        return []
+    db = Path(url.split("///", 1)[-1])
+    return [p for p in (db, db.with_name(db.name + "-wal")) if p.is_file()]
+
+
+def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, tmp_path, write_manifest, caplog):
+    from .fakes import write_tone_wav
+    from .loadgen import serve_process
+
+    caplog.set_level(logging.DEBUG)
+    scratch = tmp_path / "scratch"  # every temporary file of this run, ours and the server's
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    voices = tmp_path / "server-voices"
+    env = {"VOXCPM_MODEL": str(tiny_voxcpm), "VOXCPM_DEVICE": "cpu", "VOXCPM_CPU_THREADS": "1",
+           "MEDIAMILL_SERVE_API_KEY": SERVE_KEY, "TMPDIR": str(scratch)}  # fmt: skip
+    write_tone_wav(tmp_path / "guest.wav", 1.5)
+    good = write_manifest(
+        "id,kind,text,reference,reference_text,style\n"
+        "plain,tts,The lamps came on along the street.,,,\n"
+        "designed,tts,Nobody looked up.,,,a warm voice\n"
+        "cont,clone,In the guest's voice.,guest.wav,Hello from the guest.,\n"
+        "ref,clone,Only the guest's timbre.,guest.wav,,\n",
+        name="http-good",
+    )
+    refused = write_manifest(
+        "id,kind,text,reference\nr1,tts,Refused at the door.,\nr2,clone,A refused clone.,guest.wav\n", name="http-refused"
+    )
+    proxied = write_manifest("id,text\np1,Through a proxy that wants a password.\n", name="http-proxied")
+    out = tmp_path / "out"
+    monkeypatch.setenv("VOXCPM_HTTP_MAX_CHARS", "60")
+    monkeypatch.setenv("MEDIAMILL_RETRIES", "1")
+    states = {}
+    with serve_process(env, ["--voices", str(voices)], tmp_path / "server.log") as served:
+        host = served.url.removeprefix("http://")
+        runs = [
+            (good, served.url, SERVE_KEY),
+            (refused, served.url, WRONG_KEY),  # the server answers 401: an auth error, raised and logged
+            (proxied, f"http://mediamill:{URL_PASSWORD}@{host}", SERVE_KEY),  # basic auth replaces the key: 401 too
+        ]
+        for manifest, url, key in runs:
+            monkeypatch.setenv("VOXCPM_HTTP_URL", url)
+            monkeypatch.setenv("VOXCPM_HTTP_API_KEY", key)
+            _instances.pop("voxcpm-http", None)
+            states[manifest.stem] = asyncio.run(
+                produce(manifest=str(manifest), backend="voxcpm-http", outputs=str(out), return_state=True)
+            )
+        server_output = served.output()
+
+    assert states["http-good"].is_completed(), states["http-good"].message
+    assert states["http-refused"].is_failed() and states["http-proxied"].is_failed()
+    import pyarrow.parquet as pq
+
+    for name in ("http-refused", "http-proxied"):
+        rows = pq.read_table(out / name / "results.parquet").to_pylist()
+        assert {r["status"] for r in rows} == {"failed"}
+        assert all("401" in r["error"] and "VOXCPM_HTTP_API_KEY" in r["error"] for r in rows), rows
+    assert any(p.name.startswith("ref-") for p in voices.iterdir())  # the clone rows uploaded their reference
+
+    written = _files_under(out, scratch, voices, tmp_path / "server.log") + _prefect_database()
+    assert any(p.name == "results.csv" for p in written) and any(p.suffix == ".json" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        for secret in HTTP_SECRETS:
+            assert secret.encode() not in data, f"{secret} found in {path}"
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "HTTP 401" in logged  # the refusals were logged
+    failures = []
+    for state in states.values():
+        failures.append(str(state.message))
+        if state.is_failed():
+            failures.append(repr(state.result(raise_on_failure=False)))
+    for secret in HTTP_SECRETS:
+        assert secret not in logged
+        assert secret not in server_output
+        for text in failures:
+            assert secret not in text
+
+    async def stored_in_prefect() -> str:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            artifacts = await client.read_artifacts()
+            logs = await client.read_logs()
+        return "\n".join([str(a.data) for a in artifacts] + [log.message for log in logs])
+
+    stored = asyncio.run(stored_in_prefect())
+    assert "http-refused" in stored and "HTTP 401" in stored  # the run's artifacts and logs are there
+    for secret in HTTP_SECRETS:
         assert secret not in stored

@@ -6,34 +6,47 @@ POST ``/v1/audio/speech/cancel``, POST ``/v1/voices`` and GET ``/voices``
 (the voice registry), GET ``/health``, and a playground page at ``/``.
 
 Safety: binds to 127.0.0.1 unless told otherwise; with
-``MEDIAMILL_SERVE_API_KEY`` set, every endpoint but ``/health`` and ``/``
-needs ``Authorization: Bearer KEY`` (or ``X-API-Key``). ``prompt_wav_path``
-may only name audio files inside the voice and prompt folders; request
-bodies and texts are bounded.
+``MEDIAMILL_SERVE_API_KEY`` set, every path but ``GET /health`` and ``GET /``
+(``/docs`` and ``/openapi.json`` included) needs ``Authorization: Bearer KEY``
+(or ``X-API-Key``), checked before the body is read; a key in the query string
+is not accepted. ``prompt_wav_path`` may only name a readable audio file inside
+the voice and prompt folders (403 otherwise, never echoing the path), and a
+``voice`` is a registry name, never a path. Bodies are bounded whether they
+come with a Content-Length or chunked (413), texts by
+``MEDIAMILL_SERVE_MAX_INPUT_CHARS``; requests beyond ``MAX_PENDING`` get 429
+with ``Retry-After``. Malformed bodies get 422; an unexpected failure gets a
+JSON 500 that says nothing of the request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import itertools
+import json
 import shutil
 import tempfile
 import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .longform import BadCaseError, Reading
 from .serve_engines import Cancelled, RequestProblem, Speech, as_voice, make_engine
-from .voices import AUDIO_SUFFIXES, add_voice, find_voice_in, list_voices
+from .manifest import check_safe_id
+from .voices import AUDIO_SUFFIXES, Voice, add_voice, find_voice_in, list_voices
 
 FORMATS = {
     "wav": ("audio/wav", None),
@@ -45,6 +58,9 @@ FORMATS = {
 }
 # OpenAI clients always send one of these; they mean "the server's default voice" here.
 STOCK_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"}
+# Reachable without the API key (GET only): the health check and the playground page.
+OPEN_PATHS = {"/", "/health"}
+MAX_PROMPT_PATH = 4096
 
 
 class ServeSettings(BaseSettings):
@@ -87,10 +103,14 @@ class _Jobs:
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
 
+    def check(self) -> None:
+        if len(self.active) >= self.limit:
+            raise HTTPException(429, {"message": "server busy: too many requests in flight; retry shortly",
+                                      "type": "rate_limit_error"}, headers={"Retry-After": "1"})  # fmt: skip
+
     def admit(self) -> tuple[int, threading.Event]:
         with self.lock:
-            if len(self.active) >= self.limit:
-                raise HTTPException(429, "server busy: too many requests in flight; retry shortly")
+            self.check()
             job = next(self.ids)
             self.active[job] = threading.Event()
             return job, self.active[job]
@@ -100,25 +120,95 @@ class _Jobs:
             self.active.pop(job, None)
 
 
-class _BodyLimit:
-    """Refuse bodies over the limit before reading them (and bodies of unknown length)."""
+class _JSON(JSONResponse):
+    """JSON that always renders: ASCII escapes, so a lone surrogate in a name cannot turn an answer into a 500."""
 
-    def __init__(self, app: Any, max_bytes: int):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, max_bytes: int):
+        super().__init__(413, {"message": f"request body over {max_bytes} bytes", "type": "invalid_request_error"})
+
+
+def _key_given(headers: Headers) -> bytes:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else headers.get("x-api-key", "")
+    return given.encode("latin-1", "replace")  # the header's own bytes (Starlette decodes them as latin-1)
+
+
+class _Guard:
+    """Every HTTP request passes here first: the API key, then the body's size, before any body is read.
+
+    A body with a Content-Length over the limit is refused at once; every body
+    (chunked ones included, whatever Content-Length they also claim) is counted
+    as it arrives and refused when it passes the limit.
+    """
+
+    def __init__(self, app: Any, key: str | None, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
+        self.key = key.encode("utf-8") if key is not None else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
-            length = headers.get(b"content-length")
-            status, message = 0, ""
-            if length is None and headers.get(b"transfer-encoding"):
-                status, message = 411, "send a Content-Length"
-            elif length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                status, message = 413, f"request body over {self.max_bytes} bytes"
-            if status:
-                await JSONResponse({"error": {"message": message}}, status_code=status)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        is_open = scope["path"] in OPEN_PATHS and scope["method"] == "GET"
+        if self.key is not None and not is_open and not hmac.compare_digest(_key_given(headers), self.key):
+            error = {"message": "missing or wrong API key", "type": "authentication_error"}
+            await _JSON({"error": error}, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            status = 413 if length.isdigit() else 400
+            message = f"request body over {self.max_bytes} bytes" if status == 413 else "bad Content-Length"
+            await _JSON({"error": {"message": message, "type": "invalid_request_error"}}, status)(scope, receive, send)
+            return
+        # Count what arrives whatever the headers say: with Transfer-Encoding, a Content-Length is not the size.
+        received, started = 0, False
+
+        async def counted() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge(self.max_bytes)
+            return message
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge as exc:  # read outside a route (routes answer it themselves)
+            if started:
+                raise
+            await _JSON({"error": exc.detail}, 413)(scope, receive, send)
+
+
+class _Stream(StreamingResponse):
+    """A streamed answer whose clean-up runs however it ends: done, failed, or the client gone before a byte.
+
+    (A generator's own ``finally`` never runs when the client leaves before it
+    starts, and cannot await once its task is cancelled: that leaked the slot.)
+    """
+
+    def __init__(self, content: Any, on_close: Any, **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._on_close()
 
 
 def _error(status: int, message: str, field: str | None = None) -> HTTPException:
@@ -136,6 +226,34 @@ def _under(path: Path, root: Path) -> bool:
     return True
 
 
+def _safe_name(name: str) -> bool:
+    try:
+        check_safe_id(name)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=512)
+def _decodes(path: str, size: int, mtime_ns: int) -> bool:
+    from .media.probe import probe
+
+    try:
+        info = probe(path)
+    except Exception:  # noqa: BLE001 - whatever the reason, the engine could not read it either
+        return False
+    return bool(info.sample_rate) and info.duration_s > 0
+
+
+def _readable_audio(path: Path) -> bool:
+    """Whether a file holds audio (headers only, cached by size and time), before a model is given it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return _decodes(str(path), st.st_size, st.st_mtime_ns)
+
+
 def create_app(settings: ServeSettings | None = None, engine: Any = None) -> FastAPI:
     cfg = settings or ServeSettings()
     engine = engine or make_engine(cfg.engine)
@@ -144,57 +262,98 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
     jobs = _Jobs(cfg.max_pending)
     key = cfg.api_key.get_secret_value() if cfg.api_key else None
 
+    model_threads: list[ThreadPoolExecutor] = []
+
     async def lifespan(app: FastAPI):
         await anyio.to_thread.run_sync(engine.start)
+        # Readings run on one long-lived thread per replica: waiting requests hold no thread, and the
+        # engine's native memory stays with those threads instead of spreading over dozens of workers'
+        # allocator caches (which grew the process by ~0.5 MB per request under concurrent load).
+        model_threads.append(ThreadPoolExecutor(max(1, len(engine.devices())), thread_name_prefix="mediamill-model"))
         yield
+        model_threads.pop().shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="mediamill speech", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    async def on_model_thread(fn: Any, *args: Any) -> Any:
+        if not model_threads:  # an app driven without its lifespan (some test clients)
+            return await anyio.to_thread.run_sync(fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(model_threads[0], fn, *args)
+        with anyio.CancelScope(shield=True):  # a request never leaves its generation running unattended
+            return await future
 
-    def authorised(request: Request) -> None:
-        if key is None:
-            return
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not hmac.compare_digest(given.encode(), key.encode()):
-            raise HTTPException(401, {"message": "missing or wrong API key", "type": "authentication_error"})
+    # Without a key the documentation is open like the rest; with one, the guard asks for it there too.
+    app = FastAPI(title="mediamill speech", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  default_response_class=_JSON)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
         summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
-        return JSONResponse({"error": {"message": summary, "type": "invalid_request_error"}, "detail": errors}, 422)
+        return _JSON({"error": {"message": summary, "type": "invalid_request_error"}, "detail": errors}, 422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+            # FastAPI could not decode the body at all (not UTF-8, nested too deep): as malformed as bad JSON.
+            error = {"message": "body: not a JSON object in UTF-8", "type": "invalid_request_error"}
+            return _JSON({"error": error}, 422)
         detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
-        return JSONResponse({"error": detail}, exc.status_code, headers=exc.headers)
+        return _JSON({"error": detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the server's log; the client learns nothing of paths or internals.
+        return _JSON({"error": {"message": "internal error; see the server's log", "type": "server_error"}}, 500)
 
     def resolve_prompt(value: str) -> Path:
+        refused = _error(403, "prompt_wav_path must name an audio file inside the server's voice or prompt folders",
+                         "prompt_wav_path")  # fmt: skip
+        if "\x00" in value or len(value) > MAX_PROMPT_PATH:
+            raise refused
         for root in prompt_roots:
-            candidate = (root / value).resolve()  # an absolute value replaces root; resolve() follows links
-            if _under(candidate, root) and candidate.is_file() and candidate.suffix.lower() in AUDIO_SUFFIXES:
+            try:
+                candidate = (root / value).resolve()  # an absolute value replaces root; resolve() follows links
+                found = _under(candidate, root) and candidate.suffix.lower() in AUDIO_SUFFIXES and candidate.is_file()
+            except (OSError, ValueError, RuntimeError):  # a name too long, a symlink loop
+                continue
+            if found:
+                if not _readable_audio(candidate):
+                    raise _error(422, "prompt_wav_path: the file holds no readable audio", "prompt_wav_path")
                 return candidate
-        raise _error(403, "prompt_wav_path must name an audio file inside the server's voice or prompt folders",
-                     "prompt_wav_path")  # fmt: skip
+        raise refused
+
+    def registry_voice(name: str) -> Voice | None:
+        if not _safe_name(name):  # a voice is a name, never a path
+            return None
+        for folder in voice_dirs:
+            try:
+                voice = find_voice_in(folder, name)
+            except (OSError, ValueError):
+                voice = None
+            if voice is not None:
+                if not _readable_audio(voice.audio):
+                    raise _error(422, f"voice '{name}': its recording holds no readable audio", "voice")
+                return voice
+        return None
 
     def speech_of(req: SpeechRequest) -> Speech:
         if len(req.input) > cfg.max_input_chars:
             raise _error(422, f"input: at most {cfg.max_input_chars} characters per request", "input")
         if not req.input.strip():
             raise _error(422, "input: nothing to say", "input")
+        if req.prompt_text and len(req.prompt_text) > cfg.max_input_chars:
+            raise _error(422, f"prompt_text: at most {cfg.max_input_chars} characters", "prompt_text")
         voice = engine_voice = None
         if req.prompt_wav_path:
             voice = as_voice(resolve_prompt(req.prompt_wav_path), req.prompt_text)
         elif req.prompt_text:
             raise _error(422, "prompt_text needs prompt_wav_path", "prompt_text")
         elif req.voice and req.voice.lower() not in STOCK_VOICES:
-            voice = next((v for d in voice_dirs if (v := find_voice_in(d, req.voice))), None)
+            voice = registry_voice(req.voice)
             if voice is None:
                 if req.voice not in engine.native_voices():
                     known = sorted({v.name for v in list_voices(voice_dirs)} | set(engine.native_voices()))
-                    raise _error(422, f"unknown voice '{req.voice}' (known: {', '.join(known) or 'none'})", "voice")
+                    named = f" '{req.voice}'" if _safe_name(req.voice) else ""  # never echo a path or odd bytes
+                    raise _error(422, f"unknown voice{named} (known: {', '.join(known) or 'none'})", "voice")
                 engine_voice = req.voice
         speech = Speech(
             text=req.input, voice=voice, style=req.instructions, cfg_value=req.cfg_value,
@@ -207,16 +366,17 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
             raise _error(422, str(exc), exc.field) from None
         return speech
 
-    @app.post("/v1/audio/speech", dependencies=[Depends(authorised)])
+    @app.post("/v1/audio/speech")
     async def speech(req: SpeechRequest) -> Response:
-        spoken = speech_of(req)
+        jobs.check()  # refuse at once when busy, before any work
+        spoken = await anyio.to_thread.run_sync(speech_of, req)  # it looks at files: off the event loop
         job, cancel = jobs.admit()
         folder = Path(tempfile.mkdtemp(prefix="mediamill-serve-"))
         try:
             reading = Reading(kept_bad=[])
             wav_path = folder / "speech.wav"
             try:
-                await anyio.to_thread.run_sync(_write_wav, engine.read(spoken, cancel, reading), wav_path, engine.sample_rate)
+                await on_model_thread(_write_wav, engine.read(spoken, cancel, reading), wav_path, engine.sample_rate)
             except Cancelled:
                 raise _error(409, "cancelled") from None
             except BadCaseError as exc:
@@ -229,31 +389,34 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
             jobs.done(job)
             shutil.rmtree(folder, ignore_errors=True)
 
-    @app.post("/v1/audio/speech/stream", dependencies=[Depends(authorised)])
+    @app.post("/v1/audio/speech/stream")
     async def stream(req: SpeechRequest) -> StreamingResponse:
-        spoken = speech_of(req)
+        jobs.check()
+        spoken = await anyio.to_thread.run_sync(speech_of, req)
         job, cancel = jobs.admit()
         chunks = engine.stream(spoken, cancel)
 
         async def body():
+            while True:
+                try:
+                    chunk = await anyio.to_thread.run_sync(next, chunks, None)
+                except Cancelled:
+                    return
+                if chunk is None:
+                    return
+                yield chunk
+
+        async def close() -> None:  # however the stream ended: free the model and the slot for the next request
+            cancel.set()
             try:
-                while True:
-                    try:
-                        chunk = await anyio.to_thread.run_sync(next, chunks, None)
-                    except Cancelled:
-                        return
-                    if chunk is None:
-                        return
-                    yield chunk
-            finally:  # also when the client goes away: free the model for the next request
-                cancel.set()
                 await anyio.to_thread.run_sync(chunks.close)
+            finally:
                 jobs.done(job)
 
         headers = {"X-Sample-Rate": str(engine.sample_rate), "X-Request-Id": str(job)}
-        return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
+        return _Stream(body(), close, media_type="application/octet-stream", headers=headers)
 
-    @app.post("/v1/audio/speech/cancel", dependencies=[Depends(authorised)])
+    @app.post("/v1/audio/speech/cancel")
     async def cancel(request_id: int | None = None) -> dict:
         with jobs.lock:
             targets = [j for j in jobs.active if request_id in (None, j)]
@@ -265,8 +428,8 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
     def _voice_doc(v) -> dict:
         return {"name": v.name, "transcript": v.transcript}
 
-    @app.get("/voices", dependencies=[Depends(authorised)])
-    @app.get("/v1/voices", dependencies=[Depends(authorised)])
+    @app.get("/voices")
+    @app.get("/v1/voices")
     async def voices() -> dict:
         registered = list_voices(voice_dirs)
         return {
@@ -276,7 +439,7 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
             "engine_voices": engine.native_voices(),
         }
 
-    @app.post("/v1/voices", status_code=201, dependencies=[Depends(authorised)])
+    @app.post("/v1/voices", status_code=201)
     async def create_voice(name: str = Form(...), file: UploadFile = File(...), text: str | None = Form(None)) -> dict:
         suffix = Path(file.filename or "").suffix.lower()
         if suffix not in AUDIO_SUFFIXES:
@@ -310,7 +473,7 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
     async def playground() -> str:
         return PLAYGROUND
 
-    app.add_middleware(_BodyLimit, max_bytes=int(cfg.max_body_mb * 1024 * 1024))
+    app.add_middleware(_Guard, key=key, max_bytes=int(cfg.max_body_mb * 1024 * 1024))
     return app
 
 

@@ -49,6 +49,23 @@ class VoxcpmHttpSettings(BaseSettings):
     retries: int = Field(4, ge=0, le=20, description="Per request, for busy or failing servers.")
 
 
+def _split_url(url: str | None) -> tuple[str, httpx.BasicAuth | None]:
+    """The server's address without any ``user:password@`` in it, and those credentials as basic auth.
+
+    The address is shown in messages and recorded as the rows' model (it decides
+    their content keys), so credentials written into it must not travel with it.
+    """
+    if not url:
+        return "", None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url, None
+    if not (parsed.username or parsed.password):
+        return url, None
+    return str(parsed.copy_with(userinfo=b"")), httpx.BasicAuth(parsed.username, parsed.password)
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -111,8 +128,9 @@ class VoxcpmHttpBackend(ThreadedBackend):
             inputs["reference"] = resolve_input(row.reference, base_dir)
             params["reference_text"] = row.reference_text
             params["voice"] = None
-        # The server decides the model: its address and model name are the key's model.
-        return JobSpec(model=f"{(cfg.url or '').rstrip('/')}#{cfg.model or 'default'}", params=params, inputs=inputs)
+        # The server decides the model: its address (never its credentials) and model name are the key's model.
+        address, _ = _split_url(cfg.url)
+        return JobSpec(model=f"{address.rstrip('/')}#{cfg.model or 'default'}", params=params, inputs=inputs)
 
     # -- HTTP ------------------------------------------------------------
     def _client(self, cfg: VoxcpmHttpSettings) -> httpx.Client:
@@ -121,8 +139,10 @@ class VoxcpmHttpBackend(ThreadedBackend):
             client = self._clients.get(key)
             if client is None:
                 headers = {"Authorization": f"Bearer {key[1]}"} if key[1] else {}
+                # Credentials in the URL go as client auth, so no URL httpx logs or raises carries them.
+                address, auth = _split_url(cfg.url)
                 client = self._clients[key] = httpx.Client(
-                    base_url=cfg.url or "", headers=headers, timeout=httpx.Timeout(cfg.timeout_s, connect=10.0)
+                    base_url=address, auth=auth, headers=headers, timeout=httpx.Timeout(cfg.timeout_s, connect=10.0)
                 )
             return client
 
@@ -133,7 +153,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
                 response = client.request(method, path, **kw)
             except httpx.TransportError as exc:
                 if attempt == cfg.retries:
-                    raise BackendError(f"voxcpm-http: cannot reach {cfg.url}: {type(exc).__name__}") from None
+                    raise BackendError(f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {type(exc).__name__}") from None
                 time.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
             if response.status_code < 400:
