@@ -41,7 +41,8 @@ def manifest(write_manifest, n: int = 2, name: str = "px") -> Path:
     return write_manifest("id,text\n" + "".join(f"p{i},Pixazo line {i}.\n" for i in range(n)), name=name)
 
 
-def test_speech_and_cloning(pixazo, write_manifest, tmp_path):
+def test_speech_and_cloning(pixazo, write_manifest, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIAMILL_ALLOW_PRIVATE_URLS", "true")  # the reference lives on the emulator, on loopback
     ref = f"{pixazo.url}/files/reference.wav"
     path = write_manifest(
         f"""

@@ -26,18 +26,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .server import Emulator, sample_media
+from .server import HOSTILE_DOWNLOADS, Emulator, add_elsewhere, sample_media
 from .wiro import TruncatedResponse
 
 CALL_FAULTS = {
     "http400", "http401", "http402", "http403", "http429", "http500", "http502",
     "malformed",  # HTTP 200 with broken JSON
     "timeout",  # answers only after slow_s (other requests are not blocked)
+    "drip",  # HTTP 200 headers, then one space every drip_s, forever (slow-loris)
+    "redirect",  # 307 to /elsewhere on another host name (records what arrives there)
+    "html_200",  # HTTP 200 with an HTML page, not JSON
 }  # fmt: skip
+# The synthesis runs, then its answer comes back in the wrong shape.
+SHAPE_FAULTS = {
+    "list": lambda answer: [answer],  # a JSON list, not an object
+    "no_output": lambda answer: {"status": "success"},  # no URL field at all
+    "output_object": lambda answer: {k: {"href": v} if k in ("output", "url", "audio_url") else v for k, v in answer.items()},
+}
+CALL_FAULTS |= set(SHAPE_FAULTS)
 DOWNLOAD_FAULTS = {
     "download_broken",  # half the bytes under the full Content-Length, then the socket is dropped
     "download_404",
-}
+} | HOSTILE_DOWNLOADS  # see tests/emulators/server.py
 FAULTS = CALL_FAULTS | DOWNLOAD_FAULTS
 
 CFG_RANGE = (1.0, 3.0)  # cfg_value, default 2.0
@@ -158,6 +168,12 @@ class PixazoEmulator(Emulator):
         fault = self._take(*CALL_FAULTS)
         if fault in FAULT_ANSWERS:
             return FAULT_ANSWERS[fault]()
+        if fault == "redirect":
+            return self.redirect_elsewhere(request)
+        if fault == "drip":
+            return self.drip("application/json")
+        if fault == "html_200":
+            return Response("<html><body><h1>Service is busy</h1></body></html>", media_type="text/html")
         if not isinstance(body, dict):
             return _error(400, "Invalid JSON body")
         if problem := _validate(operation, body):
@@ -175,6 +191,8 @@ class PixazoEmulator(Emulator):
         if fault == "malformed":
             text = json.dumps(answer)
             return Response(text[: len(text) // 2], media_type="application/json")
+        if fault in SHAPE_FAULTS:
+            return JSONResponse(SHAPE_FAULTS[fault](answer))
         return answer
 
     # -- endpoints --------------------------------------------------------------------------
@@ -196,12 +214,15 @@ class PixazoEmulator(Emulator):
         async def voice_cloning(request: Request):
             return await self._call("voice-cloning", request)
 
+        add_elsewhere(app, self)
+
         @app.get("/files/{name}")
-        async def download(name: str):
+        async def download(name: str, request: Request):
             """The public file bucket: no subscription key needed.
 
             Any <id>.wav is served, not only the ones this instance handed out: the files are
             public and long-lived, so a URL noted by an earlier run still downloads."""
+            self._visit(request)
             with self._lock:
                 self._downloads += 1
             known = name.endswith(".wav") and len(name) > len(".wav")
@@ -210,6 +231,8 @@ class PixazoEmulator(Emulator):
                 return Response("Not Found", status_code=404, media_type="text/plain")
             if fault == "download_broken":
                 return TruncatedResponse(sample_media("wav"), media_type="audio/wav")
+            if fault in HOSTILE_DOWNLOADS:
+                return self.hostile_download(fault, request, sample_media("wav"), "audio/wav")
             return Response(sample_media("wav"), media_type="audio/wav")
 
         return app

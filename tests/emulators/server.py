@@ -10,6 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from mediamill.media.ffmpeg import run_ffmpeg
 
@@ -82,6 +84,8 @@ class Emulator:
         self._closing = threading.Event()
         self._faults: dict[str, int] = {}  # insertion-ordered: older injections are consumed first
         self._server: ServerThread | None = None
+        self.drip_s = 1.0  # slow-loris faults send one byte this often, forever
+        self._visits: list[dict] = []
 
     def __enter__(self):
         self._closing.clear()
@@ -125,3 +129,106 @@ class Emulator:
             if left <= 0:
                 return
             await asyncio.sleep(min(left, 0.05))
+
+    # -- hostile answers shared by the emulators (faults named in HOSTILE_DOWNLOADS, *_drip, *_redirect) --
+
+    @property
+    def visits(self) -> list[dict]:
+        """Every file download and every request that reached /elsewhere: host, path and headers."""
+        with self._lock:
+            return [dict(v) for v in self._visits]
+
+    def _visit(self, request: Request) -> None:
+        with self._lock:
+            self._visits.append({"host": request.headers.get("host", ""), "path": request.url.path,
+                                 "headers": {k.lower(): v for k, v in request.headers.items()}})  # fmt: skip
+
+    def _other_host(self, request: Request, path: str) -> str:
+        """The same server under another host name (localhost for 127.0.0.1): another origin to clients."""
+        return f"http://localhost:{request.url.port}{path}"
+
+    def redirect_elsewhere(self, request: Request) -> Response:
+        """An API answer that sends the client to another host, which records whatever arrives."""
+        return RedirectResponse(self._other_host(request, "/elsewhere" + request.url.path), status_code=307)
+
+    def drip(self, media_type: str, byte: bytes = b" ") -> StreamingResponse:
+        """Slow-loris: headers at once, then one byte every drip_s until the client gives up.
+
+        A space keeps a JSON body valid but unfinished; no single read ever waits long."""
+
+        async def body():
+            while not self._closing.is_set():
+                yield byte
+                await self._sleep(self.drip_s)
+
+        return StreamingResponse(body(), media_type=media_type)
+
+    def hostile_download(self, fault: str, request: Request, data: bytes, media_type: str) -> Response:
+        """The answer of a file host for one of HOSTILE_DOWNLOADS."""
+        if fault == "download_huge":
+            return DeclaredResponse(data, declared=8 * 1024**3, media_type=media_type)
+        if fault == "download_endless":
+            return StreamingResponse(self._endless(), media_type=media_type)
+        if fault == "download_drip":
+            return self.drip(media_type, b"\0")
+        if fault == "download_html":
+            return Response(ERROR_PAGE, media_type="text/html")
+        if fault == "download_json":
+            return Response('{"error": "object expired"}', media_type="application/json")
+        if fault in ("download_garbage", "download_untyped"):
+            garbage = b"NOT MEDIA " * 2000
+            return Response(garbage, media_type="application/octet-stream" if fault == "download_garbage" else None)
+        if fault == "download_offsite":
+            return RedirectResponse(self._other_host(request, request.url.path), status_code=302)
+        if fault == "download_bad_scheme":
+            return RedirectResponse("file:///etc/passwd", status_code=302)
+        if fault == "download_loop":
+            with self._lock:
+                self._faults[fault] = self._faults.get(fault, 0) + 1  # so the next hop loops again
+            return RedirectResponse(request.url.path, status_code=302)
+        raise ValueError(fault)
+
+    async def _endless(self):
+        chunk = bytes(64 * 1024)
+        for _ in range(16 * 1024):  # 1 GiB at most, in case a client never stops reading
+            if self._closing.is_set():
+                return
+            yield chunk
+
+
+HOSTILE_DOWNLOADS = {
+    "download_huge",  # declares 8 GiB in Content-Length (sends the real file, then stops)
+    "download_endless",  # no Content-Length, 64 KiB chunks of zeros until the client stops reading
+    "download_drip",  # headers, then one zero byte every drip_s, forever
+    "download_html",  # HTTP 200 with an HTML error page
+    "download_json",  # HTTP 200 with a JSON error body
+    "download_garbage",  # HTTP 200 application/octet-stream, bytes that are no media
+    "download_untyped",  # HTTP 200 without a Content-Type, bytes that are no media
+    "download_offsite",  # 302 to the same file on another host name (localhost)
+    "download_bad_scheme",  # 302 to file:///etc/passwd
+    "download_loop",  # 302 to itself, forever (every hop consumes the fault and puts it back)
+}
+
+ERROR_PAGE = "<html><head><title>Error</title></head><body><h1>This object has expired</h1></body></html>"
+
+
+class DeclaredResponse(Response):
+    """Declares ``declared`` bytes in Content-Length, sends ``body``, then drops the connection."""
+
+    def __init__(self, body: bytes, declared: int, media_type: str):
+        super().__init__(body, media_type=media_type)
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.raw_headers.append((b"content-length", str(declared).encode()))
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+
+
+def add_elsewhere(app: FastAPI, emulator: Emulator) -> None:
+    """The target of redirect_elsewhere: records each visit; a client that follows gets a plain 200."""
+
+    @app.api_route("/elsewhere/{path:path}", methods=["GET", "POST"])
+    async def elsewhere(path: str, request: Request):
+        emulator._visit(request)
+        return {"result": True, "followed": path}

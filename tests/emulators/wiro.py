@@ -39,7 +39,7 @@ from starlette.datastructures import UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .server import Emulator, sample_media
+from .server import HOSTILE_DOWNLOADS, Emulator, add_elsewhere, sample_media
 
 # --------------------------------------------------------------------------------------------
 # Faults
@@ -54,7 +54,29 @@ REQUEST_FAULTS = {
     "detail_timeout",  # Task/Detail waits slow_s before answering (other requests are not blocked)
     "download_broken",  # file GET sends half the bytes under the full Content-Length, then drops the socket
     "download_http500",  # file GET answers HTTP 500
+    "run_redirect",  # Run answers 307 to /elsewhere on another host name (which records what arrives)
+    "detail_redirect",  # the same for Task/Detail
+    "run_html_200",  # Run creates the task, then answers HTTP 200 with an HTML page
+    "detail_drip",  # Task/Detail sends HTTP 200 headers, then one space every drip_s, forever
+} | HOSTILE_DOWNLOADS  # file GETs; see tests/emulators/server.py
+# The request is handled as usual, then its answer comes back in the wrong shape.
+RUN_SHAPES = {
+    "run_list": lambda answer: [answer],  # a JSON list, not the envelope object
+    "run_taskid_object": lambda answer: {**answer, "taskid": {"id": answer["taskid"]}},
 }
+DETAIL_SHAPES = {
+    "detail_list": lambda answer: [answer],
+    "detail_no_tasklist": lambda answer: {"result": True, "errors": []},
+    "detail_status_numeric": lambda answer: _task_edit(answer, status=7),
+}
+# Only a finished task's Detail consumes these: they spoil its outputs.
+OUTPUT_SHAPES = {
+    "detail_outputs_string": lambda answer: _task_edit(answer, outputs=answer["tasklist"][0]["outputs"][0]["url"]),
+    "detail_output_url_object": lambda answer: _task_edit(
+        answer, outputs=[{**o, "url": {"href": o["url"]}} for o in answer["tasklist"][0]["outputs"]]
+    ),
+}
+REQUEST_FAULTS |= set(RUN_SHAPES) | set(DETAIL_SHAPES) | set(OUTPUT_SHAPES)
 TASK_FAULTS = {
     "task_pexit1": "pexit1",  # reaches task_postprocess_end with pexit "1", no outputs, unbilled
     "task_service_cancel": "service_cancel",  # Wiro cancels it mid-run: task_cancel, unbilled
@@ -66,6 +88,10 @@ FAULTS = REQUEST_FAULTS | set(TASK_FAULTS)
 
 # --------------------------------------------------------------------------------------------
 # Models
+
+
+def _task_edit(answer: dict, **fields) -> dict:
+    return {**answer, "tasklist": [{**answer["tasklist"][0], **fields}]}
 
 
 def _err(code: int, message: str) -> dict:
@@ -573,7 +599,10 @@ class WiroEmulator(Emulator):
             if body is None:
                 return _err(0, "Request parameters are invalid.")
 
-            fault = self._take("run_http500", "run_code96", "run_code97", "run_timeout")
+            fault = self._take("run_http500", "run_code96", "run_code97", "run_timeout", "run_redirect",
+                               "run_html_200", *RUN_SHAPES)  # fmt: skip
+            if fault == "run_redirect":
+                return self.redirect_elsewhere(request)
             if fault == "run_http500":
                 return _html_500()
             if fault == "run_code96":
@@ -608,7 +637,10 @@ class WiroEmulator(Emulator):
             # the cost is held from here; it is released if the task ends unbilled (see balance_usd)
             if fault == "run_timeout":
                 await self._sleep(self.slow_s)
-            return {"result": True, "errors": [], "taskid": task.taskid, "socketaccesstoken": task.token}
+            if fault == "run_html_200":
+                return Response(HTML_500.replace("500 ", ""), media_type="text/html")
+            answer = {"result": True, "errors": [], "taskid": task.taskid, "socketaccesstoken": task.token}
+            return JSONResponse(RUN_SHAPES[fault](answer)) if fault in RUN_SHAPES else answer
 
         async def lookup(op: str, request: Request) -> tuple[Task | None, dict | None]:
             """Shared start of Detail/Cancel/Kill: log the call, then (task, None) or (None, error body).
@@ -630,7 +662,14 @@ class WiroEmulator(Emulator):
             task, error = await lookup("Detail", request)
             if denied := self._auth(request):
                 return denied
-            fault = self._take("detail_http500", "detail_malformed", "detail_timeout")
+            fault = self._take("detail_http500", "detail_malformed", "detail_timeout", "detail_redirect",
+                               "detail_drip", *DETAIL_SHAPES)  # fmt: skip
+            if fault is None and task is not None and task.finished and task.snapshot()["outputs"]:
+                fault = self._take(*OUTPUT_SHAPES)
+            if fault == "detail_redirect":
+                return self.redirect_elsewhere(request)
+            if fault == "detail_drip":
+                return self.drip("application/json")
             if fault == "detail_http500":
                 return _html_500()
             if fault == "detail_timeout":
@@ -641,7 +680,8 @@ class WiroEmulator(Emulator):
             if fault == "detail_malformed":
                 text = json.dumps(answer)
                 return Response(text[: len(text) // 2], media_type="application/json")
-            return answer
+            shapes = {**DETAIL_SHAPES, **OUTPUT_SHAPES}
+            return JSONResponse(shapes[fault](answer)) if fault in shapes else answer
 
         @app.post("/v1/Task/Cancel")
         async def cancel(request: Request):
@@ -704,9 +744,12 @@ class WiroEmulator(Emulator):
             }
             return {"result": True, "errors": [], "list": [item]}
 
+        add_elsewhere(app, self)
+
         @app.get("/files/{path:path}")
-        async def download(path: str):
+        async def download(path: str, request: Request):
             """The public "CDN": finished outputs and uploaded files, no auth."""
+            self._visit(request)
             parts = path.split("/")
             taskid = parts[0] if len(parts) == 2 else None
             self._log("Download", taskid)
@@ -723,11 +766,13 @@ class WiroEmulator(Emulator):
                         data, ctype = sample_media(task.spec.media), task.spec.content_type
             if data is None:
                 return Response("Not Found", status_code=404, media_type="text/plain")
-            fault = self._take("download_broken", "download_http500")
+            fault = self._take("download_broken", "download_http500", *HOSTILE_DOWNLOADS)
             if fault == "download_http500":
                 return _html_500()
             if fault == "download_broken":
                 return TruncatedResponse(data, media_type=ctype)
+            if fault in HOSTILE_DOWNLOADS:
+                return self.hostile_download(fault, request, data, ctype)
             return Response(data, media_type=ctype)
 
         return app

@@ -10,6 +10,7 @@ and is 0 by default since VoxCPM2 is a free model there.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, Price, download, lookup_price
+from .hosted import CreditBreaker, LoopClients, Price, download, lookup_price, url_host
 
 MODEL = "voxcpm2"
 CFG_RANGE = (1.0, 3.0)
@@ -37,7 +38,7 @@ class PixazoSettings(BaseSettings):
 
     api_key: SecretStr | None = None
     base_url: str = "https://gateway.pixazo.ai"
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, description="Longest wait for one API answer, body included.")
 
 
 class PixazoError(BackendError):
@@ -80,14 +81,23 @@ class PixazoClient:
         url = f"{self.settings.base_url.rstrip('/')}/voxcpm/v1/{operation}"
         client = self.clients.get()
         for attempt in range(RATE_LIMIT_RETRIES + 1):
+            timeout = self.settings.timeout_s
             try:
-                async with self.clients.slot():
-                    response = await client.post(url, json=body, headers=self._headers(), timeout=self.settings.timeout_s)
-            except httpx.TimeoutException:
-                raise PixazoError(f"pixazo {operation} timed out after {self.settings.timeout_s:.0f} s") from None
+                async with self.clients.slot(), asyncio.timeout(timeout):  # httpx times each read; this, the whole answer
+                    response = await client.post(
+                        url, json=body, headers=self._headers(), timeout=timeout,
+                        follow_redirects=False,  # the key is a custom header: httpx would send it to any host
+                    )  # fmt: skip
+            except (httpx.TimeoutException, TimeoutError):
+                raise PixazoError(f"pixazo {operation}: no complete answer within {timeout:g} s") from None
             except httpx.HTTPError as exc:
                 raise PixazoError(f"pixazo {operation}: {type(exc).__name__}") from None
             status = response.status_code
+            if response.is_redirect:
+                raise PermanentError(
+                    f"pixazo {operation}: answered with a redirect (HTTP {status}) to {url_host(response.headers['location'])};"
+                    " not followed, so the key stays here: check PIXAZO_BASE_URL"
+                )
             if status == 429 and attempt < RATE_LIMIT_RETRIES:
                 await asyncio.sleep(_retry_after(response, attempt))
                 continue
@@ -95,9 +105,9 @@ class PixazoClient:
                 try:
                     doc = response.json()
                 except ValueError:
-                    raise PixazoError("pixazo answered with malformed JSON") from None
+                    raise PixazoError(f"pixazo {operation}: malformed JSON (HTTP 200)") from None
                 if not isinstance(doc, dict):
-                    raise PixazoError("pixazo answered with unexpected JSON")
+                    raise PixazoError(f"pixazo {operation}: answered a JSON {type(doc).__name__}, not an object")
                 return doc
             message = _message(response)
             if status == 400:
@@ -121,12 +131,20 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
         return min(60.0, 2.0 * 2**attempt)
 
 
-def output_url(doc: dict[str, Any]) -> str:
+def output_url(doc: dict[str, Any], operation: str = "call") -> str:
     for key in ("output", "url", "audio_url"):
         value = doc.get(key)
         if isinstance(value, str) and value.startswith(("http://", "https://")):
             return value
-    raise PixazoError("pixazo response has no output URL")
+    shown = {k: str(doc[k])[:60] for k in list(doc)[:5]}
+    raise PixazoError(f"pixazo {operation}: answered without an http(s) output URL ({shown or 'empty object'})")
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration the service reported, if it is a sane number (not a bool, NaN or negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        return None
+    return float(value)
 
 
 class PixazoBackend(Backend):
@@ -185,8 +203,8 @@ class PixazoBackend(Backend):
         else:
             started = time.perf_counter()
             doc = await self.client().call(operation, dict(job.spec.params))
-            url = output_url(doc)
-            elapsed = doc.get("elapsed_s") if isinstance(doc.get("elapsed_s"), (int, float)) else None
+            url = output_url(doc, operation)
+            elapsed = _seconds(doc.get("elapsed_s"))
             elapsed = elapsed if elapsed is not None else round(time.perf_counter() - started, 3)
             note = {"backend": self.name, "output_url": url, "elapsed_s": elapsed, "at": time.time()}
             await anyio.to_thread.run_sync(journal.write, note)

@@ -35,7 +35,7 @@ from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..plan import file_digest
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, stopping
+from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, stopping, url_host
 
 log = logging.getLogger("mediamill.wiro")
 
@@ -58,7 +58,7 @@ class WiroSettings(BaseSettings):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     base_url: str = "https://api.wiro.ai/v1"
-    request_timeout_s: float = Field(60.0, gt=0)
+    request_timeout_s: float = Field(60.0, gt=0, description="Longest wait for one API answer, body included.")
     poll_initial_s: float = Field(2.0, gt=0, description="First wait between status checks.")
     poll_max_s: float = Field(10.0, gt=0, description="Longest wait between status checks.")
     task_timeout_s: float = Field(3600.0, gt=0, description="A task not finished by then is killed.")
@@ -117,18 +117,25 @@ class WiroClient:
 
     async def post(self, path: str, json: dict | None = None, data: dict | None = None, files: Any = None) -> dict:
         """POST and return the JSON body of a successful call; raise ApiError or WiroError otherwise."""
+        timeout = self.settings.request_timeout_s
         try:
-            async with self.slot:
+            async with self.slot, asyncio.timeout(timeout):  # httpx times each read; this, the whole answer
                 response = await self.http.post(
                     f"{self.base}/{path}", json=json, data=data, files=files,
-                    headers=self._headers(), timeout=self.settings.request_timeout_s,
+                    headers=self._headers(), timeout=timeout,
+                    follow_redirects=False,  # x-api-key is a custom header: httpx would send it to any host
                 )  # fmt: skip
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise WiroError(f"wiro {path}: {type(exc).__name__} (request not sent)") from None
-        except httpx.TimeoutException:
-            raise UncertainError(f"wiro {path}: no answer within {self.settings.request_timeout_s:.0f} s") from None
+        except (httpx.TimeoutException, TimeoutError):
+            raise UncertainError(f"wiro {path}: no complete answer within {timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise UncertainError(f"wiro {path}: {type(exc).__name__}") from None
+        if response.is_redirect:
+            raise PermanentError(
+                f"wiro {path}: answered with a redirect (HTTP {response.status_code}) to "
+                f"{url_host(response.headers['location'])}; not followed, so the key stays here: check WIRO_BASE_URL"
+            )
         if response.status_code in (401, 403):
             raise PermanentError(f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET")
         if response.status_code == 429 or response.status_code >= 500:
@@ -138,7 +145,7 @@ class WiroClient:
         except ValueError:
             raise UncertainError(f"wiro {path}: malformed JSON (HTTP {response.status_code})") from None
         if not isinstance(body, dict):
-            raise UncertainError(f"wiro {path}: unexpected JSON")
+            raise UncertainError(f"wiro {path}: answered a JSON {type(body).__name__}, not an object")
         if body.get("result") is not True:
             errors = body.get("errors") or [{}]
             first = errors[0] if isinstance(errors, list) and isinstance(errors[0], dict) else {}
@@ -154,15 +161,18 @@ class WiroClient:
         else:
             body = await self.post(f"Run/{model}", json=inputs)
         taskid, token = body.get("taskid"), body.get("socketaccesstoken")
-        if not taskid:
-            raise WiroError("wiro Run answered without a taskid")
-        return str(taskid), str(token or "")
+        if not _scalar(taskid):
+            # The call was accepted, so a task may exist: uncertain, never simply resubmitted.
+            raise UncertainError(f"wiro Run/{model}: answered without a usable taskid ({_shown(taskid)})")
+        return str(taskid), str(token) if _scalar(token) else ""
 
     async def detail(self, taskid: str, token: str = "") -> dict[str, Any]:
         body = await self.post("Task/Detail", json={"taskid": taskid, **({"tasktoken": token} if token else {})})
         tasks = body.get("tasklist")
         if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
-            raise WiroError("wiro Task/Detail answered without the task")
+            raise WiroError(f"wiro Task/Detail answered without the task (tasklist: {_shown(tasks)})")
+        if not isinstance(tasks[0].get("status"), str):  # an unknown status would be polled until the task timeout
+            raise WiroError(f"wiro Task/Detail answered a status that is no text ({_shown(tasks[0].get('status'))})")
         return tasks[0]
 
     async def stop(self, taskid: str, token: str, status: str) -> bool:
@@ -184,15 +194,30 @@ class WiroClient:
         content = await anyio.to_thread.run_sync(path.read_bytes)
         body = await self.post("File/Upload", files=[("file", (path.name, content))])
         listing = body.get("list")
-        if not isinstance(listing, list) or not listing or not listing[0].get("url"):
-            raise WiroError("wiro File/Upload answered without a URL")
-        return str(listing[0]["url"])
+        url = listing[0].get("url") if isinstance(listing, list) and listing and isinstance(listing[0], dict) else None
+        if not _is_http(url):
+            raise WiroError(f"wiro File/Upload answered without a usable URL ({_shown(url)})")
+        return url
 
 
 def _form_value(value: Any) -> Any:
     if isinstance(value, list):
         return [str(v) for v in value]
     return str(value)
+
+
+def _scalar(value: Any) -> bool:
+    """A usable id: a non-empty string or an integer (JSON ids come either way)."""
+    return (isinstance(value, str) and value.strip() != "") or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_http(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _shown(value: Any) -> str:
+    """A value from an answer, short enough for an error message."""
+    return f"{type(value).__name__} {str(value)[:60]!r}" if value is not None else "missing"
 
 
 def _num(value: Any) -> float | None:
@@ -514,9 +539,10 @@ class WiroBackend(Backend):
 
     @staticmethod
     def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
-        outputs = [o for o in task.get("outputs") or [] if isinstance(o, dict) and o.get("url")]
+        listed = task.get("outputs")
+        outputs = [o for o in listed if isinstance(o, dict) and _is_http(o.get("url"))] if isinstance(listed, list) else []
         if not outputs:
-            raise WiroError(f"wiro task {task.get('id')} finished without output files")
+            raise WiroError(f"wiro task {task.get('id')} finished without a usable output URL (outputs: {_shown(listed)})")
         for output in outputs:
             if str(output.get("contenttype", "")).startswith(wanted):
                 return output
