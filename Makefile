@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/voxcpm_speed.py
 	$(BIN)/python bench/mastering.py --hours 1
 	$(BIN)/python bench/crash.py
+	$(BIN)/python bench/serve_load.py
 
 clean:
 	rm -rf outputs .pytest_cache

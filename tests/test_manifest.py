@@ -76,6 +76,15 @@ types,Words.,joe,abc,9,
     assert len(found) >= 7
 
 
+def test_a_problem_quoting_a_multiline_cell_stays_on_one_line(write_manifest):
+    # Found by fuzzing: a value quoted in a message broke the one-problem-per-line report.
+    path = write_manifest('id,kind,text\nr1,"tts\nx",Words.\n"a\nb",tts,Words.\n')
+    found = problems_of(path)
+    assert "row 1 (line 2), column 'kind': unknown kind 'tts\\nx' (known: clone, song, tts, video)" in found
+    assert all("\n" not in p for p in found), found
+    assert str(ManifestError(path, [])).count("\n") == 0
+
+
 @pytest.mark.parametrize(
     "bad_id",
     ["../escape", "/abs", "a/b", "con", "NUL.txt", ".hidden", "x" * 101, "semi;colon", "tab\there"],

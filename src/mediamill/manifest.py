@@ -15,6 +15,7 @@ import csv
 import json
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -46,8 +47,23 @@ class Problem:
         if self.row is not None:
             where.append(f"row {self.row}" + (f" (line {self.line})" if self.line else ""))
         if self.column:
-            where.append(f"column '{self.column}'")
-        return (", ".join(where) + ": " if where else "") + self.message
+            where.append(f"column '{_one_line(self.column)}'")
+        return (", ".join(where) + ": " if where else "") + _one_line(self.message)
+
+
+_LINE_BREAKS = {"\u0085", "\u2028", "\u2029"}
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: one problem, one line.
+
+    Messages quote the manifest's own values, and a cell may hold a newline."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" or ch in _LINE_BREAKS else ch
+        for ch in text
+    )
 
 
 class ManifestError(Exception):
