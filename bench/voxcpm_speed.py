@@ -8,17 +8,25 @@ Prefect task runs, the store, stitching and the results table.
 
 Without ``--model`` it builds the tiny random checkpoint the tests use, so
 the figure is mediamill's per-row overhead, not the model's speed. On a GPU
-machine, ``--device cuda --model DIR`` times a real-architecture checkpoint
-(random weights time like trained ones): audio seconds per wall second for
-the pool (one replica per GPU) against the plain loop on one GPU.
+machine, ``--device cuda --size full`` builds VoxCPM2's real architecture with
+random weights (they take as long per step as trained ones; the stop head is
+set to stop as soon as the length bounds allow, so both sides make the same
+audio), or ``--model DIR`` loads a checkpoint: audio seconds per wall second
+for the pool (one replica per GPU) against the plain loop on one GPU.
 
-Usage: python bench/voxcpm_speed.py [--rows 200] [--device cpu|cuda] [--model DIR]
+``--no-flow`` leaves Prefect and ffmpeg out (for GPU machines that have
+neither): mediamill's side is then the ``voxcpm`` backend itself, planning the
+manifest and generating every row through the model pool (long-form reading,
+length checks, WAV writing), one thread per replica.
+
+Usage: python bench/voxcpm_speed.py [--rows 200] [--device cpu|cuda] [--model DIR | --size tiny|full] [--no-flow]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -73,22 +81,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", help="checkpoint folder (default: build the tiny test checkpoint)")
+    parser.add_argument("--size", choices=["tiny", "full"], default="tiny", help="random checkpoint to build without --model")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--no-flow", action="store_true", help="time the backend and its pool without Prefect")
+    parser.add_argument("--loop-again", action="store_true", help="time the plain loop again after mediamill")
     args = parser.parse_args()
 
     import torch
 
     from mediamill.backends import voxcpm_pool
-    from mediamill.flows import produce
 
     torch.set_num_threads(args.threads)
     texts = lines(args.rows)
-    with prefect_api(), tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext() if args.no_flow else prefect_api(), tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if model_dir is None:
             from tests.tiny_voxcpm import build
 
-            model_dir = str(build(Path(tmp, "tiny")))
+            with Timer() as t_build:
+                model_dir = str(build(Path(tmp, "random"), size=args.size))
+            print(f"built the {args.size} random checkpoint in {t_build.seconds:.1f} s", flush=True)
         os.environ.update(VOXCPM_MODEL=model_dir, VOXCPM_DEVICE=args.device, VOXCPM_CPU_THREADS=str(args.threads))
         manifest = Path(tmp, "bench.csv")
         manifest.write_text("id,text\n" + "".join(f'r{i:05d},"{t}"\n' for i, t in enumerate(texts)))
@@ -97,29 +109,78 @@ def main() -> None:
         direct(model_dir, first_device, texts[:5], Path(tmp, "direct"))  # warm caches and kernels for both
         with Timer() as t_direct:
             audio = direct(model_dir, first_device, texts, Path(tmp, "direct"))
+        print(f"plain loop: {audio:.1f} s of audio in {t_direct.seconds:.2f} s", flush=True)
         voxcpm_pool._pools.clear()  # mediamill loads its own replicas, as a fresh worker would
-        with Timer() as t_mm:
-            state = asyncio.run(produce(str(manifest), backend="voxcpm", outputs=f"{tmp}/mm", return_state=True))
-        assert state.is_completed(), state.message
-        summary = json.loads(Path(tmp, "mm", "bench", "summary.json").read_text())
-        rows_s = summary["phases_s"]["plan"] + summary["phases_s"]["generate"]
+        if args.no_flow:
+            pool = voxcpm_pool.get_pool()
+            with pool.replica():  # loading is not generating: the plain loop's load is outside its time too
+                pass
+            with Timer() as t_mm:
+                mm_audio, devices = backend_only(manifest, Path(tmp, "mm"))
+            rows_s = t_mm.seconds
+            assert abs(mm_audio - audio) < 0.01 * audio, (mm_audio, audio)  # the same rows, the same audio
+        else:
+            from mediamill.flows import produce
+
+            with Timer() as t_mm:
+                state = asyncio.run(produce(str(manifest), backend="voxcpm", outputs=f"{tmp}/mm", return_state=True))
+            assert state.is_completed(), state.message
+            summary = json.loads(Path(tmp, "mm", "bench", "summary.json").read_text())
+            rows_s = summary["phases_s"]["plan"] + summary["phases_s"]["generate"]
+            import pyarrow.parquet as pq
+
+            devices = sorted({r["device"] for r in pq.read_table(Path(tmp, "mm", "bench", "results.parquet")).to_pylist()})
         replicas = next(iter(voxcpm_pool._pools.values())).size
+        direct_after = None
+        if args.loop_again:  # the plain loop once more, after mediamill: shows drift between the two timings
+            voxcpm_pool._pools.clear()
+            with Timer() as t_again:
+                direct(model_dir, first_device, texts, Path(tmp, "direct"))
+            direct_after = round(t_again.seconds, 2)
     doc = {
         "rows": args.rows,
         "device": args.device,
         "replicas": replicas,
-        "model": "tiny random checkpoint" if args.model is None else Path(args.model).name,
+        "devices_used": devices,
+        "model": f"{args.size} random checkpoint" if args.model is None else Path(args.model).name,
+        "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        "mediamill_side": "voxcpm backend and pool, no Prefect" if args.no_flow else "produce flow",
         "audio_s": round(audio, 1),
         "direct_s": round(t_direct.seconds, 2),
-        "direct_audio_s_per_s": round(audio / t_direct.seconds, 1),
+        "direct_audio_s_per_s": round(audio / t_direct.seconds, 2),
+        "direct_again_s": direct_after,
         "rows_phase_s": round(rows_s, 2),
-        "rows_phase_audio_s_per_s": round(audio / rows_s, 1),
+        "rows_phase_audio_s_per_s": round(audio / rows_s, 2),
         "rows_phase_ratio_vs_direct": round(rows_s / t_direct.seconds, 2),
         "overhead_ms_per_row": round((rows_s - t_direct.seconds) / args.rows * 1000, 1),
         "mediamill_s": round(t_mm.seconds, 2),
         "mediamill_ratio_vs_direct": round(t_mm.seconds / t_direct.seconds, 2),
     }
-    save(f"voxcpm_speed_{args.device.replace(':', '')}", doc)
+    save(f"voxcpm_speed_{args.device.replace(':', '')}_{args.size}{'_noflow' if args.no_flow else ''}", doc)
+
+
+def backend_only(manifest: Path, out: Path) -> tuple[float, list[str]]:
+    """Plan the manifest and generate every row through the ``voxcpm`` backend, one thread per replica."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mediamill.backends import get_backend
+    from mediamill.plan import validate
+
+    name = "mediamill.backends.voxcpm_local:VoxcpmBackend"  # by path: works where mediamill is only on sys.path
+    backend = get_backend(name)
+    jobs = validate(manifest, name).jobs
+
+    def one(n_job: tuple[int, object]) -> tuple[float, str]:
+        n, job = n_job
+        folder = out / f"{n:05d}"
+        folder.mkdir(parents=True)
+        made = backend.generate_sync(job, folder)
+        with wave.open(str(made.path)) as f:
+            return f.getnframes() / f.getframerate(), made.extra["device"]
+
+    with ThreadPoolExecutor(backend.default_concurrency) as workers:
+        made = list(workers.map(one, enumerate(jobs)))
+    return sum(a for a, _ in made), sorted({d for _, d in made})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ that arbitrary, so it is set explicitly:
 - ``stop="early"``: the model asks to stop at every step, so it stops as soon
   as ``min_len`` allows (generation length is whatever the caller's minimum is);
 - ``stop="never"``: it never asks to stop and runs to ``max_len`` (a babbling model).
+
+``size="full"`` builds the published VoxCPM2 dimensions instead (about 2.3 B
+parameters, bf16), still with random weights: for GPU benchmarks, where random
+weights of the real architecture take as long per step as trained ones.
 """
 
 from __future__ import annotations
@@ -60,6 +64,37 @@ def _config() -> dict:
     }  # fmt: skip
 
 
+def _full_config() -> dict:
+    """VoxCPM2's published sizes (2048-wide 28-layer MiniCPM4 with an 8-layer residual LM, 12-layer
+    encoder and DiT); only the vocabulary's contents differ (random weights need no real tokens)."""
+    head = 128
+    return {
+        "architecture": "voxcpm2",
+        "lm_config": {
+            "bos_token_id": 1, "eos_token_id": 2, "hidden_size": 2048, "intermediate_size": 6144,
+            "max_position_embeddings": 32768, "num_attention_heads": 16, "num_hidden_layers": 28,
+            "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "vocab_size": 73448, "kv_channels": head,
+            "rope_scaling": {"type": "longrope", "long_factor": [1.0] * (head // 2), "short_factor": [1.0] * (head // 2),
+                             "original_max_position_embeddings": 32768},
+            "use_mup": False, "scale_emb": 12, "dim_model_base": 256, "scale_depth": 1.4, "rope_theta": 10000.0,
+        },
+        "patch_size": 4, "feat_dim": 64, "residual_lm_num_layers": 8, "residual_lm_no_rope": True,
+        "scalar_quantization_latent_dim": 512, "scalar_quantization_scale": 9,
+        "encoder_config": {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12, "kv_channels": head},
+        "dit_config": {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12, "kv_channels": head,
+                       "dit_mean_mode": False,
+                       "cfm_config": {"sigma_min": 1e-6, "solver": "euler", "t_scheduler": "log-norm",
+                                      "inference_cfg_rate": 2.0}},
+        "audio_vae_config": {
+            "encoder_dim": 128, "encoder_rates": [2, 5, 8, 8], "latent_dim": 64, "decoder_dim": 2048,
+            "decoder_rates": [8, 6, 5, 2, 2, 2], "depthwise": True, "sample_rate": 16000, "out_sample_rate": 48000,
+            "use_noise_block": False, "sr_bin_boundaries": [20000, 30000, 40000], "cond_type": "scale_bias",
+            "cond_dim": 128, "cond_out_layer": False,
+        },
+        "max_length": 8192, "device": "cuda", "dtype": "bfloat16",
+    }  # fmt: skip
+
+
 def _write_tokenizer(folder: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
@@ -75,7 +110,8 @@ def _write_tokenizer(folder: Path) -> None:
     )
 
 
-def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0) -> Path:
+def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0,
+          size: Literal["tiny", "full"] = "tiny") -> Path:  # fmt: skip
     """Write the checkpoint into ``folder`` (created) and return it."""
     import torch
     from safetensors.torch import save_file
@@ -84,7 +120,7 @@ def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0
     from voxcpm.modules.audiovae import AudioVAEConfigV2, AudioVAEV2
 
     folder.mkdir(parents=True, exist_ok=True)
-    config = _config()
+    config = _config() if size == "tiny" else _full_config()
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     _write_tokenizer(folder)
 
@@ -101,7 +137,8 @@ def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0
             model.stop_proj.bias.fill_(1.0)
             model.stop_head.weight.zero_()
             model.stop_head.weight[1].fill_(0.1)  # "stop" always wins
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("audio_vae.")}
+    dtype = torch.bfloat16 if size == "full" else torch.float32
+    state = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items() if not k.startswith("audio_vae.")}
     save_file(state, str(folder / "model.safetensors"))
     save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(folder / "audiovae.safetensors"))
     return folder
