@@ -29,7 +29,6 @@ from _common import save  # noqa: E402
 
 from tests import crash  # noqa: E402
 from tests.emulators.wiro import WiroEmulator  # noqa: E402
-from tests.test_crash import HOSTED_ROWS, KEY, MANIFEST, SECRET  # noqa: E402
 
 
 def at(seconds: float) -> crash.KillPoint:
@@ -45,16 +44,9 @@ def unjournaled(runs: list[dict], out: Path) -> int:
 def main(kills_wanted: int = 30, seed: int = 7) -> None:
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="mediamill-crash-"))
-    book = work / "book"
-    book.mkdir()
-    manifest = book / "lamp.csv"
-    manifest.write_text(MANIFEST)
-    (book / "lamp.toml").write_text('profiles = ["audiobook", "acx"]\n')
-    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.2, run_s=2.5) as wiro:
-        env = crash.env_for(
-            work / "prefect", WIRO_BASE_URL=wiro.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
-            WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
-        )  # fmt: skip
+    manifest = crash.lamp_book(work)
+    with WiroEmulator(api_key=crash.KEY, api_secret=crash.SECRET, queue_s=0.2, run_s=2.5) as wiro:
+        env = crash.wiro_env(work / "prefect", wiro.url)
         clean = crash.launch(manifest, work / "reference", env, [])
         assert clean.returncode == 0, clean.log[-2000:]
         expected = crash.deliverables(work / "reference", "lamp")
@@ -80,7 +72,7 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
             if crash.deliverables(out, "lamp") != expected:
                 failures.append(f"chain {chains}: the finished book differs")
             paid = Counter(r["inputs"]["prompt"] for r in wiro.runs[first_run:])
-            if sum(paid.values()) != HOSTED_ROWS + chain_window:
+            if sum(paid.values()) != crash.HOSTED_ROWS + chain_window:
                 failures.append(f"chain {chains}: {dict(paid)} submissions with {chain_window} round-trip kills")
             window += chain_window
     doc = {

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +138,37 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", PREFECT_HOME=str(home), **extra)
     return env
+
+
+# The production the crash test and benchmark kill: Piper without its random noise (deterministic, so a
+# resumed book can be compared byte for byte) and two rows on the Wiro emulator, as audiobook + ACX.
+KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
+NOISELESS = '"{""noise_scale"": 0, ""noise_w_scale"": 0}"'
+MANIFEST = f"""id,chapter,text,backend,options
+p1,The Lamp,The lamp was lit at dusk.,piper,{NOISELESS}
+p2,,Then the street went dark again.,piper,{NOISELESS}
+h1,,A hosted voice reads this line.,wiro,
+h2,The Morning,Morning came slowly to the town.,wiro,
+p3,,Nobody spoke of the lamp that night.,piper,{NOISELESS}
+p4,,And the town slept on until the bells.,piper,{NOISELESS}
+"""
+HOSTED_ROWS = 2
+
+
+def lamp_book(work: Path) -> Path:
+    """Write the production's manifest and sidecar under ``work``; return the manifest."""
+    book = work / "book"
+    book.mkdir()
+    manifest = book / "lamp.csv"
+    manifest.write_text(MANIFEST)
+    (book / "lamp.toml").write_text('profiles = ["audiobook", "acx"]\n')
+    return manifest
+
+
+def wiro_env(home: Path, wiro_url: str) -> dict[str, str]:
+    """The CLI's environment against the emulator, with quick polls and retries."""
+    return env_for(home, WIRO_BASE_URL=wiro_url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
+                   WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05")  # fmt: skip
 
 
 def deliverables(out: Path, name: str) -> dict[str, bytes]:

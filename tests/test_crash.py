@@ -14,32 +14,11 @@ from .emulators.wiro import WiroEmulator
 
 pytestmark = pytest.mark.slow
 
-KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
-# Piper without its random noise is deterministic, so a resumed book can be compared byte for byte.
-NOISELESS = '"{""noise_scale"": 0, ""noise_w_scale"": 0}"'
-MANIFEST = f"""id,chapter,text,backend,options
-p1,The Lamp,The lamp was lit at dusk.,piper,{NOISELESS}
-p2,,Then the street went dark again.,piper,{NOISELESS}
-h1,,A hosted voice reads this line.,wiro,
-h2,The Morning,Morning came slowly to the town.,wiro,
-p3,,Nobody spoke of the lamp that night.,piper,{NOISELESS}
-p4,,And the town slept on until the bells.,piper,{NOISELESS}
-"""
-HOSTED_ROWS = 2
-
 
 def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path: Path):
-    book = tmp_path / "book"
-    book.mkdir()
-    manifest = book / "lamp.csv"
-    manifest.write_text(MANIFEST)
-    (book / "lamp.toml").write_text('profiles = ["audiobook", "acx"]\n')
-
-    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.2, run_s=2.5) as wiro:
-        env = crash.env_for(
-            tmp_path / "prefect", WIRO_BASE_URL=wiro.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
-            WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
-        )  # fmt: skip
+    manifest = crash.lamp_book(tmp_path)
+    with WiroEmulator(api_key=crash.KEY, api_secret=crash.SECRET, queue_s=0.2, run_s=2.5) as wiro:
+        env = crash.wiro_env(tmp_path / "prefect", wiro.url)
 
         reference = tmp_path / "reference"
         clean = crash.launch(manifest, reference, env, [])
@@ -47,10 +26,10 @@ def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path
         expected = crash.deliverables(reference, "lamp")
         assert {"lamp.m4b", "chapters/01-the-lamp.flac", "acx/02-the-morning.mp3"} <= set(expected)
         reference_runs = len(wiro.runs)
-        assert reference_runs == HOSTED_ROWS
+        assert reference_runs == crash.HOSTED_ROWS
 
         out = tmp_path / "out"
-        points = crash.kill_points("lamp", HOSTED_ROWS)
+        points = crash.kill_points("lamp", crash.HOSTED_ROWS)
         kills, window_kills = [], 0
         for _ in range(len(points) + 1):
             submitted_before = len(wiro.runs)
@@ -80,8 +59,8 @@ def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path
         assert not list((out / ".store" / "journal").glob("[!.]*.json"))  # every hosted task collected
         # Every hosted row was paid for once, plus once per kill that fell inside a submission's round trip.
         prompts = Counter(r["inputs"]["prompt"] for r in wiro.runs[reference_runs:])
-        assert len(prompts) == HOSTED_ROWS
-        assert sum(prompts.values()) == HOSTED_ROWS + window_kills, (prompts, window_kills)
+        assert len(prompts) == crash.HOSTED_ROWS
+        assert sum(prompts.values()) == crash.HOSTED_ROWS + window_kills, (prompts, window_kills)
         leftovers = crash.partial_files(out)  # a killed write's temp file: hidden, never taken as done
         assert all(Path(p).name.startswith(".") or "/.store/tmp/" in p for p in leftovers), leftovers
         print(f"kill points survived: {len(kills)}: {kills}; in a submission's round trip: {window_kills}")

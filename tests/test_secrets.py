@@ -58,15 +58,7 @@ def test_credentials_never_leave_the_environment(monkeypatch, tmp_path, write_ma
         assert secret not in logged
         assert secret not in str(state.message)
 
-    async def stored_in_prefect() -> str:
-        from prefect.client.orchestration import get_client
-
-        async with get_client() as client:
-            artifacts = await client.read_artifacts()
-            logs = await client.read_logs()
-        return "\n".join([str(a.data) for a in artifacts] + [log.message for log in logs])
-
-    stored = asyncio.run(stored_in_prefect())
+    stored = stored_in_prefect()
     assert "secrets" in stored  # the run's artifacts and logs are there
     for secret in SECRETS:
         assert secret not in stored
@@ -168,7 +160,16 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
         for text in failures:
             assert secret not in text
 
-    async def stored_in_prefect() -> str:
+    stored = stored_in_prefect()
+    assert "http-refused" in stored and "HTTP 401" in stored  # the run's artifacts and logs are there
+    for secret in HTTP_SECRETS:
+        assert secret not in stored
+
+
+def stored_in_prefect() -> str:
+    """Every artifact and log line the Prefect API holds, as one text."""
+
+    async def read() -> str:
         from prefect.client.orchestration import get_client
 
         async with get_client() as client:
@@ -176,7 +177,4 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
             logs = await client.read_logs()
         return "\n".join([str(a.data) for a in artifacts] + [log.message for log in logs])
 
-    stored = asyncio.run(stored_in_prefect())
-    assert "http-refused" in stored and "HTTP 401" in stored  # the run's artifacts and logs are there
-    for secret in HTTP_SECRETS:
-        assert secret not in stored
+    return asyncio.run(read())
