@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import wave
@@ -21,15 +17,10 @@ from mediamill.flows import produce
 from mediamill.media.probe import probe
 
 from .fakes import write_tone_wav
+from .loadgen import serve_process
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +33,13 @@ def server(tiny_voxcpm, tmp_path_factory):
     (prompts / "notes.txt").write_text("not audio")
     write_tone_wav(root / "secret.wav", 1.0)
     (prompts / "escape.wav").symlink_to(root / "secret.wav")
-    port = _free_port()
     env = dict(
-        os.environ, VOXCPM_MODEL=str(tiny_voxcpm), VOXCPM_DEVICE="cpu", VOXCPM_CPU_THREADS="1",
+        VOXCPM_MODEL=str(tiny_voxcpm), VOXCPM_DEVICE="cpu", VOXCPM_CPU_THREADS="1",
         VOXCPM_MAX_CHARS="60", MEDIAMILL_SERVE_API_KEY=KEY, MEDIAMILL_SERVE_MAX_INPUT_CHARS="3000",
         MEDIAMILL_SERVE_MAX_BODY_MB="1",
     )  # fmt: skip
-    cmd = [sys.executable, "-m", "mediamill.cli", "serve", "--port", str(port), "--voices", str(voices), "--prompts", str(prompts)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).json()["status"] == "healthy":
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stdout.read()}")
-        time.sleep(0.3)
-    yield {"url": url, "root": root, "voices": voices, "prompts": prompts, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve_process(env, ["--voices", str(voices), "--prompts", str(prompts)], root / "server.log") as served:
+        yield {"url": served.url, "root": root, "voices": voices, "prompts": prompts, "proc": served.proc}
 
 
 def say(server, **body) -> httpx.Response:
