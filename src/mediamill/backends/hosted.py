@@ -198,6 +198,11 @@ async def download(
     raise BackendError(f"download failed after {DOWNLOAD_ATTEMPTS} attempts: {last}")
 
 
+def is_http_url(value: object) -> bool:
+    """Whether a value from a service's answer is an http(s) URL we may fetch."""
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
 def url_host(url: str | httpx.URL) -> str:
     try:
         return httpx.URL(url).netloc.decode("ascii", "replace") or "?"

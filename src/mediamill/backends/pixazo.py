@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, Price, download, lookup_price, url_host
+from .hosted import CreditBreaker, LoopClients, Price, download, is_http_url, lookup_price, url_host
 
 MODEL = "voxcpm2"
 CFG_RANGE = (1.0, 3.0)
@@ -134,7 +134,7 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 def output_url(doc: dict[str, Any], operation: str = "call") -> str:
     for key in ("output", "url", "audio_url"):
         value = doc.get(key)
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
+        if is_http_url(value):
             return value
     shown = {k: str(doc[k])[:60] for k in list(doc)[:5]}
     raise PixazoError(f"pixazo {operation}: answered without an http(s) output URL ({shown or 'empty object'})")

@@ -35,7 +35,7 @@ from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..plan import file_digest
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, stopping, url_host
+from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, is_http_url, stopping, url_host
 
 log = logging.getLogger("mediamill.wiro")
 
@@ -195,7 +195,7 @@ class WiroClient:
         body = await self.post("File/Upload", files=[("file", (path.name, content))])
         listing = body.get("list")
         url = listing[0].get("url") if isinstance(listing, list) and listing and isinstance(listing[0], dict) else None
-        if not _is_http(url):
+        if not is_http_url(url):
             raise WiroError(f"wiro File/Upload answered without a usable URL ({_shown(url)})")
         return url
 
@@ -209,10 +209,6 @@ def _form_value(value: Any) -> Any:
 def _scalar(value: Any) -> bool:
     """A usable id: a non-empty string or an integer (JSON ids come either way)."""
     return (isinstance(value, str) and value.strip() != "") or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _is_http(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
 def _shown(value: Any) -> str:
@@ -540,7 +536,7 @@ class WiroBackend(Backend):
     @staticmethod
     def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
         listed = task.get("outputs")
-        outputs = [o for o in listed if isinstance(o, dict) and _is_http(o.get("url"))] if isinstance(listed, list) else []
+        outputs = [o for o in listed if isinstance(o, dict) and is_http_url(o.get("url"))] if isinstance(listed, list) else []
         if not outputs:
             raise WiroError(f"wiro task {task.get('id')} finished without a usable output URL (outputs: {_shown(listed)})")
         for output in outputs:
