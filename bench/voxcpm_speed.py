@@ -55,7 +55,7 @@ def direct(model_dir: str, device: str, texts: list[str], out: Path) -> float:
 
     from mediamill.backends.voxcpm_local import default_seed
     from mediamill.backends.voxcpm_pool import Replica, VoxcpmSettings, to_pcm16
-    from mediamill.longform import DurationCheck
+    from mediamill.verify import DurationCheck
 
     model = VoxCPM(voxcpm_model_path=model_dir, zipenhancer_model_path=None, enable_denoiser=False,
                    optimize=False, device=device)  # fmt: skip

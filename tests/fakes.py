@@ -130,7 +130,7 @@ class SpeechlikeBackend(Backend):
         return JobSpec(model="speechlike", params={"text": row.text, **row.options})  # type: ignore[attr-defined]
 
     async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
-        from mediamill.longform import predicted_seconds
+        from mediamill.text import predicted_seconds
 
         p = job.spec.params
         seconds = max(1.0, predicted_seconds(p["text"]))

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.book import BookOutputs
-from mediamill.delivery import deliver_acx
+from mediamill.assemble import BookOutputs
+from mediamill.deliver import Production, deliver_acx
 from mediamill.flows import produce
 from mediamill.media import master
 from mediamill.media.ffmpeg import ffmpeg_exe, run_ffmpeg
@@ -108,7 +108,7 @@ def test_acx_refuses_an_over_long_chapter_by_name(tmp_path):
     long_chapter = lavfi(tmp_path / "long.flac", "anullsrc=r=8000:cl=mono", "-t", str(121 * 60))
     short = write_speechlike_wav(tmp_path / "short.wav", 4.0)
     plan = SimpleNamespace(chapters=[SimpleNamespace(number=1, title="The Long Night"), SimpleNamespace(number=2, title="Dawn")])
-    delivery = deliver_acx(plan, BookOutputs(chapters=[long_chapter, short]), tmp_path / "out", tmp_path)  # type: ignore[arg-type]
+    delivery = deliver_acx(Production(plan, BookOutputs(chapters=[long_chapter, short]), {}, tmp_path / "out"), tmp_path)  # type: ignore[arg-type]
     assert not delivery.ok
     assert any("The Long Night" in p and "121.0 min" in p for p in delivery.problems)
     assert [f.path.name for f in delivery.files] == ["02-dawn.mp3"] and delivery.files[0].ok
@@ -240,7 +240,7 @@ def test_the_podcast_example_is_delivered_with_music(tmp_path):
 
 
 def test_row_checks_flag_truncation_and_long_silences(tmp_path):
-    from mediamill.qc import row_flags
+    from mediamill.verify import row_flags
 
     text = "A sentence long enough that reading it aloud takes a good few seconds."
     short = write_speechlike_wav(tmp_path / "short.wav", 0.5)

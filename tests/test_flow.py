@@ -14,9 +14,9 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from mediamill.backends import get_backend
 from mediamill.flows import produce
-from mediamill.limits import limit_name
+from mediamill.generate import limit_name
 from mediamill.media.probe import probe
-from mediamill.results import SCHEMA
+from mediamill.report import SCHEMA
 from mediamill.store import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -274,7 +274,7 @@ def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(writ
 
     import prefect.concurrency.asyncio as prefect_concurrency
 
-    from mediamill import limits
+    from mediamill.flows import limits
 
     real = prefect_concurrency.concurrency
     refusals = {"left": 2}

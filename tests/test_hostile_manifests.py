@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mediamill.inputs import private_url_problem
-from mediamill.manifest import ManifestError, is_url, resolve_input
+from mediamill.manifest import ManifestError, is_url, private_url_problem, resolve_input
 from mediamill.plan import Plan, validate
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

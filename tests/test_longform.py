@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediamill.longform import BadCaseError, DurationCheck, Take, predicted_seconds, read_aloud, split_text
+from mediamill.backends.reading import BadCaseError, Take, read_aloud
+from mediamill.text import predicted_seconds, split_text
+from mediamill.verify import DurationCheck
 
 
 def test_splits_at_sentences_and_keeps_abbreviations_together():

@@ -13,7 +13,7 @@ import textwrap
 from mediamill.backends import get_backend
 from mediamill.config import RetryPolicy
 from mediamill.plan import validate
-from mediamill.rows import make_batches, retry_delay, run_batch
+from mediamill.generate import make_batches, retry_delay, run_batch
 from mediamill.store import Store
 
 COUNTING = "tests.fakes:CountingBackend"

@@ -194,7 +194,7 @@ ref,clone,Only the guest's timbre.,guest.wav,,
 def test_piper_engine_serves_its_own_voices(tmp_path):
     from fastapi.testclient import TestClient
 
-    from mediamill.server import ServeSettings, create_app
+    from mediamill.serve import ServeSettings, create_app
 
     write_tone_wav(tmp_path / "guest.wav", 1.0)
     app = create_app(ServeSettings(engine="piper", voices=[tmp_path / "voices"], prompts=[tmp_path]))

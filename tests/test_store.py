@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mediamill.redact import error_line, redact
-from mediamill.results import RowResult, read_results, write_results
-from mediamill.store import Store, atomic_path
+from mediamill.core.files import atomic_path
+from mediamill.core.redact import error_line, redact
+from mediamill.report import RowResult, read_results, write_results
+from mediamill.store import Store
 
 
 def test_put_then_get_and_partial_entries_are_ignored(tmp_path):

@@ -56,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _run_with_progress(args: argparse.Namespace) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import progress
+    from .core import progress
     from .flows import produce
 
     bar = Progress(
@@ -139,14 +139,14 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     Prefect's client would then retry reporting the interrupted run for a
     minute. Exiting hard is safe: every file mediamill writes is atomic.
     """
-    from prefect.settings import get_current_settings
+    from .flows.limits import server_configured
 
     if getattr(_on_interrupt, "armed", False):
         _exit_interrupted()
     _on_interrupt.armed = True  # type: ignore[attr-defined]
     console.print("[yellow]stopping…[/] (Ctrl-C again to quit at once)")
     grace = GRACE_WITH_SERVER_S
-    if not get_current_settings().api.url:
+    if not server_configured():
         grace = GRACE_EPHEMERAL_S
         logging.disable(logging.CRITICAL)  # only failed reports to the dead server would follow
     _exit_after(grace, time.monotonic() + GRACE_WITH_SERVER_S)
@@ -226,7 +226,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .config import settings
-    from .results import read_results, summarise, summary_markdown
+    from .report import read_results, summarise, summary_markdown
 
     target = Path(args.target)
     if (target / "results.parquet").is_file():
@@ -284,7 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from .server import ServeSettings, create_app
+    from .serve import ServeSettings, create_app
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": args.host, "port": args.port, "engine": args.engine}.items() if v is not None
@@ -316,6 +316,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .profiles import PROFILES
 
     parser = argparse.ArgumentParser(prog="mediamill", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mediamill {__version__}")
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command, func in ((run, cmd_run), (swp, cmd_sweep)):
         command.add_argument("--backend", help="backend for rows that name none (default: piper)")
         command.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
-        command.add_argument("--profile", action="append", choices=["audiobook", "acx", "podcast", "video"],
+        command.add_argument("--profile", action="append", choices=list(PROFILES),
                              help="delivery profile (repeatable; default: each sidecar's profiles, else audiobook)")  # fmt: skip
         command.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
         command.set_defaults(func=func)

@@ -9,14 +9,13 @@ until someone fixes it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .manifest import ManifestError
+from .core.files import write_json_atomic
+from .manifest import MANIFEST_SUFFIXES, ManifestError
 from .plan import Plan, validate
-from .store import write_json_atomic
-
-MANIFEST_SUFFIXES = (".csv", ".parquet")
 
 
 def find_manifests(inbox: Path) -> list[Path]:
@@ -47,8 +46,6 @@ def mark_produced(outputs: Path, plan: Plan, profiles: list[str] | None) -> None
 
 
 def is_due(path: Path, outputs: Path, backend: str | None, profiles: list[str] | None) -> bool:
-    import json
-
     try:
         plan = validate(path, backend)
         doc = json.loads(marker(outputs, plan).read_text())

@@ -1,7 +1,10 @@
 """Delivery profiles: what a platform accepts, as declarative rules on measurements.
 
-A profile names its targets (what mastering aims for) and its rules (what
-the encoded files must measure). Rules are judged on the delivered files,
+``PROFILES`` is the one registry of profiles: a profile names what it needs
+from a manifest (speech rows, video rows), its targets (what mastering aims
+for) and its rules (what the encoded files must measure). The sidecar, the
+command line and planning read their names from here; ``mediamill.deliver``
+has the mastering that runs each. Rules are judged on the delivered files,
 never on intermediates, and a failing rule is reported by name.
 """
 
@@ -53,19 +56,26 @@ class Profile:
     target_lufs: float | None = None
     target_rms_db: float | None = None
     limit_db: float = -1.0  # the limiter's ceiling (sample peak), below the rule's maximum
+    # Rows a manifest must have for this profile: "speech" (tts, clone) and/or "video".
+    needs: frozenset[str] = frozenset()
+    # Integrated loudness targets by channel count (mono, stereo), where the target depends on it.
+    lufs_by_channels: tuple[float, float] | None = None
 
     def judge(self, m: Measurement, extra: dict[str, Any] | None = None) -> list[Verdict]:
         values = {**m.summary(), **(extra or {})}
         return [rule.judge(values.get(rule.metric)) for rule in self.rules_for(m)]
 
     def rules_for(self, m: Measurement) -> tuple[Rule, ...]:
-        if self.name == "podcast":  # the loudness target depends on the episode's channel count
+        if self.lufs_by_channels is not None:  # the loudness target depends on the file's channel count
             target = self.lufs_for(m.channels or 1)
             return (Rule("integrated loudness", "integrated_lufs", target - 1, target + 1, "LUFS"), *self.rules)
         return self.rules
 
-    def lufs_for(self, channels: int) -> float:
-        return -16.0 if channels >= 2 else -19.0
+    def lufs_for(self, channels: int) -> float | None:
+        """The integrated loudness target for a file with this many channels."""
+        if self.lufs_by_channels is None:
+            return self.target_lufs
+        return self.lufs_by_channels[1] if channels >= 2 else self.lufs_by_channels[0]
 
 
 ACX = Profile(
@@ -73,6 +83,7 @@ ACX = Profile(
     description="ACX (Audible): one MP3 per chapter, 44.1 kHz 192 kbps CBR mono, RMS −23…−18 dB, peaks ≤ −3 dB",
     target_rms_db=-20.0,
     limit_db=-4.0,  # MP3 encoding can add half a decibel or more to sample peaks
+    needs=frozenset({"speech"}),
     rules=(
         Rule("RMS level", "rms_db", -23.0, -18.0, "dB"),
         Rule("peak level", "peak_db", None, -3.0, "dB"),
@@ -102,6 +113,8 @@ PODCAST = Profile(
     name="podcast",
     description="one episode MP3: −16 LUFS stereo / −19 LUFS mono, true peak ≤ −1 dBTP",
     limit_db=-2.0,
+    needs=frozenset({"speech"}),
+    lufs_by_channels=(-19.0, -16.0),
     rules=(Rule("true peak", "true_peak_dbtp", None, -1.0, "dBTP"),),
 )
 
@@ -110,6 +123,7 @@ VIDEO = Profile(
     description="clips in row order, H.264/AAC MP4, with narration or a song mixed in or replacing the clip audio",
     target_lufs=-16.0,
     limit_db=-2.5,
+    needs=frozenset({"video"}),
     rules=(
         Rule("video stream", "has_video", 1, 1),
         Rule("audio stream", "has_audio", 1, 1),

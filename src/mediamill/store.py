@@ -1,4 +1,4 @@
-"""The content-addressed store of generated media, and atomic file writes.
+"""The content-addressed store of generated media, its claims and its hosted-task journal.
 
 A generated file lives at ``<root>/.store/objects/<k[:2]>/<key><ext>`` beside
 ``<key>.json``. The JSON is written last and is the only proof that the media
@@ -26,46 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-def _fsync(path: Path) -> None:
-    """Flush a file's or a folder's entries to disk (folders: so a rename survives power loss)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def commit_file(tmp: Path, dest: Path) -> None:
-    """Move a finished file into place so readers see all of it or none of it."""
-    _fsync(tmp)
-    os.replace(tmp, dest)
-    _fsync(dest.parent)
-
-
-@contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``dest``; on success it replaces ``dest`` atomically.
-
-    The temp name keeps ``dest``'s suffix so tools that pick a format by
-    extension (ffmpeg) still do.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.partial{dest.suffix}")
-    try:
-        yield tmp
-        commit_file(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes_atomic(dest: Path, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_json_atomic(dest: Path, doc: Any) -> None:
-    write_bytes_atomic(dest, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
+from .core.files import commit_file, write_json_atomic
 
 
 @dataclass(frozen=True)

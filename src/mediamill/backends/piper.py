@@ -14,8 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from ..inputs import outside_roots
-from ..manifest import Row, TtsRow, resolve_input
+from ..manifest import Row, TtsRow, outside_roots, resolve_input
 from .base import Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
 
 INSTALL_HINT = "the piper backend needs its extra: pip install 'mediamill[piper]'"

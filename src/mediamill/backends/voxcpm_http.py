@@ -25,10 +25,13 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..longform import BadCaseError, DurationCheck, Take, read_aloud, split_text
+from ..core.hashing import file_digest
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
+from ..text.split import split_text
+from ..verify.duration import DurationCheck
 from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .hosted import lookup_price
+from .reading import BadCaseError, Take, read_aloud
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -172,8 +175,6 @@ class VoxcpmHttpBackend(ThreadedBackend):
 
     def _upload(self, cfg: VoxcpmHttpSettings, reference: Path, transcript: str | None) -> str:
         """Put a reference recording in the server's registry once; return its voice name."""
-        from ..plan import file_digest
-
         # Named by content: the same recording and transcript are one voice, across runs and machines.
         tag = hashlib.sha256(f"{file_digest(reference)}\n{transcript or ''}".encode()).hexdigest()[:20]
         name = f"ref-{tag}"

@@ -25,10 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..longform import BadCaseError, DurationCheck, read_aloud, split_text
+from ..text.split import split_text
+from ..verify.duration import DurationCheck
 from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
 from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
+from .reading import BadCaseError, read_aloud
 from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, get_pool, model_identity
 
 BOOL_OPTIONS = ("normalize", "denoise")

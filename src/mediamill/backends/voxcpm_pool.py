@@ -28,8 +28,10 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..longform import DurationCheck, Take, predicted_seconds, steps_for
+from ..text.pace import predicted_seconds
+from ..verify.duration import DurationCheck
 from .base import NotInstalledError, PermanentError
+from .reading import Take, steps_for
 
 INSTALL_HINT = "the voxcpm backend needs its extra: pip install 'mediamill[voxcpm]'"
 

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store import atomic_path
+from ..core.files import atomic_path
 from .ffmpeg import MediaError, ffmpeg_exe, run_ffmpeg
 from .measure import loudness
 from .probe import probe
-from .stitch import _concat_line
+from .stitch import concat_line
 
 
 def concat_args(paths: Sequence[Path], workdir: Path, name: str = "parts") -> list[str]:
     listing = workdir / f"{name}.concat.txt"
-    listing.write_text("".join(_concat_line(p) for p in paths), encoding="utf-8")
+    listing.write_text("".join(concat_line(p) for p in paths), encoding="utf-8")
     return ["-f", "concat", "-safe", "0", "-i", str(listing)]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store import atomic_path
+from ..core.files import atomic_path
 from .ffmpeg import MediaError, run_ffmpeg
 from .probe import MediaInfo, probe
 
@@ -34,7 +34,8 @@ class BookMeta:
     narrator: str | None = None
 
 
-def _concat_line(path: Path) -> str:
+def concat_line(path: Path) -> str:
+    """One line of an ffmpeg concat list naming ``path``."""
     # The concat demuxer's quoting: wrap in single quotes, escape embedded ones.
     return "file '" + str(path.resolve()).replace("'", "'\\''") + "'\n"
 
@@ -71,9 +72,9 @@ def assemble_chapter(pieces: Sequence[Piece], dest: Path, workdir: Path) -> floa
             if (info.audio_codec, info.sample_rate, info.channels) != (PCM, rate, channels):
                 source = workdir / f"{dest.stem}-{n:05d}.wav"
                 run_ffmpeg("-i", piece.path, "-vn", "-ar", rate, "-ac", channels, "-c:a", PCM, source)
-            out.write(_concat_line(source))
+            out.write(concat_line(source))
             if piece.pause_after_s > 0:
-                out.write(_concat_line(_silence(workdir, piece.pause_after_s, rate, channels)))
+                out.write(concat_line(_silence(workdir, piece.pause_after_s, rate, channels)))
     with atomic_path(dest) as tmp:
         run_ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-c:a", "flac", "-compression_level", "5", tmp)
     return probe(dest).duration_s
@@ -118,7 +119,7 @@ def build_m4b(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     listing = workdir / "book.concat.txt"
-    listing.write_text("".join(_concat_line(path) for _, path, _ in chapters), encoding="utf-8")
+    listing.write_text("".join(concat_line(path) for _, path, _ in chapters), encoding="utf-8")
     metadata = workdir / "book.ffmeta"
     metadata.write_text(chapters_metadata(meta, [(t, d) for t, _, d in chapters]), encoding="utf-8")
     art: list[str | Path] = []

@@ -14,11 +14,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import Backend, Job, UnknownBackendError, get_backend
-from .inputs import outside_roots
-from .manifest import SPEECH_KINDS, CloneRow, Manifest, ManifestError, Problem, load_manifest, resolve_input
-
-KEY_VERSION = 1
+from ..backends import Backend, Job, UnknownBackendError, get_backend
+from ..config import settings
+from ..manifest import (
+    SPEECH_KINDS,
+    CloneRow,
+    Manifest,
+    ManifestError,
+    Problem,
+    load_manifest,
+    outside_roots,
+    resolve_input,
+)
+from ..profiles import PROFILES
+from ..voices import find_voice, voice_dirs
+from .keys import content_key
 
 
 @dataclass(frozen=True)
@@ -57,36 +67,6 @@ class Plan:
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_file_hashes: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, remembered per (path, size, mtime)."""
-    st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    digest = _file_hashes.get(memo)
-    if digest is None:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        digest = _file_hashes[memo] = h.hexdigest()
-    return digest
-
-
-def content_key(backend: str, kind: str, model: str, params: dict, inputs: dict[str, Path]) -> str:
-    doc = {
-        "v": KEY_VERSION,
-        "backend": backend,
-        "kind": kind,
-        "model": model,
-        "params": params,
-        "inputs": {role: file_digest(p) for role, p in sorted(inputs.items())},
-    }
-    blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 def _check_file_columns(manifest: Manifest) -> list[Problem]:
     problems = []
     for row, number in zip(manifest.rows, manifest.row_numbers):
@@ -104,8 +84,6 @@ def _check_file_columns(manifest: Manifest) -> list[Problem]:
 
 def _resolve_voices(manifest: Manifest) -> tuple[Manifest, list[Problem]]:
     """Clone rows naming a registered voice get its recording and transcript."""
-    from .voices import find_voice, voice_dirs
-
     rows, problems = [], []
     for row, number in zip(manifest.rows, manifest.row_numbers):
         if isinstance(row, CloneRow) and row.voice:
@@ -129,8 +107,6 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     The backend for a row is its own ``backend`` column, else ``backend``
     (the run's choice), else the sidecar's, else the settings' default.
     """
-    from .config import settings
-
     default = backend or manifest.meta.backend or settings().backend
     manifest, voice_problems = _resolve_voices(manifest)
     file_problems = _check_file_columns(manifest)
@@ -162,16 +138,19 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
 
 
+# What a profile's ``needs`` names, as row kinds.
+NEEDED_KINDS = {"speech": SPEECH_KINDS, "video": frozenset({"video"})}
+
+
 def _check_profiles(manifest: Manifest) -> list[Problem]:
     """Delivery profiles need the rows they deliver."""
     meta, kinds = manifest.meta, {r.kind for r in manifest.rows}
     side = f"{manifest.path.stem}.toml"
     problems = []
     for profile in meta.profiles:
-        if profile in ("acx", "podcast") and not kinds & set(SPEECH_KINDS):
-            problems.append(Problem(f"{side}: profile '{profile}' needs speech rows", column="profiles"))
-        if profile == "video" and "video" not in kinds:
-            problems.append(Problem(f"{side}: profile 'video' needs video rows", column="profiles"))
+        for need in sorted(PROFILES[profile].needs):
+            if not kinds & NEEDED_KINDS[need]:
+                problems.append(Problem(f"{side}: profile '{profile}' needs {need} rows", column="profiles"))
     track = meta.video.track
     songs = {r.id for r in manifest.rows if r.kind == "song"}
     if track and track != "speech" and track not in songs:

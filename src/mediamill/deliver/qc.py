@@ -1,39 +1,20 @@
 """The QC report: ``qc.json``, ``qc.md`` and a loudness plot per delivered file.
 
-Also the per-row checks that go into the results table: speech far shorter
-or longer than its text predicts, and long silences inside a segment.
+``qc.json`` holds every delivered file's measurements and every rule's
+verdict; ``qc.md`` is the same as tables, with a loudness-over-time plot per
+file; ``load_profile_doc`` finds a profile delivered earlier from the same
+inputs, so a rerun measures nothing again.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .store import atomic_path, write_bytes_atomic, write_json_atomic
-
-if TYPE_CHECKING:
-    from .delivery import DeliveredFile, Delivery
-
-MAX_INNER_SILENCE_S = 2.5
-
-
-def row_flags(kind: str, text: str | None, path: Path) -> str | None:
-    """QC flags for one generated segment, or None when it looks right."""
-    from .longform import DurationCheck
-    from .media.measure import levels
-    from .media.probe import probe
-
-    if kind not in ("tts", "clone") or not text:
-        return None
-    flags = []
-    verdict = DurationCheck().judge(probe(path).duration_s, text)
-    if verdict:
-        flags.append(f"speech rate: {verdict}")
-    longest = levels(path)["longest_silence_s"]
-    if longest > MAX_INNER_SILENCE_S:
-        flags.append(f"silence of {longest:.1f} s inside the segment")
-    return "; ".join(flags) or None
+from ..core.files import atomic_path, write_bytes_atomic, write_json_atomic
+from ..profiles import PROFILES
+from .base import DeliveredFile, Delivery
 
 
 def load_profile_doc(out_dir: Path, profile: str, fingerprint: str) -> dict[str, Any] | None:
@@ -50,7 +31,7 @@ def load_profile_doc(out_dir: Path, profile: str, fingerprint: str) -> dict[str,
     return doc
 
 
-def _plot(file: "DeliveredFile", dest: Path, target: float | None) -> None:
+def _plot(file: DeliveredFile, dest: Path, target: float | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,7 +58,7 @@ def _plot(file: "DeliveredFile", dest: Path, target: float | None) -> None:
     plt.close(fig)
 
 
-def _file_doc(file: "DeliveredFile", out_dir: Path, profile: str, target: float | None) -> dict[str, Any]:
+def _file_doc(file: DeliveredFile, out_dir: Path, profile: str, target: float | None) -> dict[str, Any]:
     plot = out_dir / "qc" / f"{profile}-{file.path.stem}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     _plot(file, plot, target)
@@ -90,9 +71,7 @@ def _file_doc(file: "DeliveredFile", out_dir: Path, profile: str, target: float 
     }
 
 
-def write_qc(out_dir: Path, name: str, deliveries: list["Delivery"]) -> dict[str, Any]:
-    from .profiles import PROFILES
-
+def write_qc(out_dir: Path, name: str, deliveries: list[Delivery]) -> dict[str, Any]:
     profiles: dict[str, Any] = {}
     for d in deliveries:
         if d.doc is not None:
@@ -101,7 +80,7 @@ def write_qc(out_dir: Path, name: str, deliveries: list["Delivery"]) -> dict[str
         profile = PROFILES[d.profile]
         files = []
         for f in d.files:
-            target = profile.target_lufs if profile.name != "podcast" else profile.lufs_for(f.measurement.channels or 1)
+            target = profile.lufs_for(f.measurement.channels or 1)
             files.append(_file_doc(f, out_dir, d.profile, target))
         profiles[d.profile] = {"ok": d.ok, "description": profile.description, "problems": d.problems,
                                "failures": d.failures(), "files": files}  # fmt: skip

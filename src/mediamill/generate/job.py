@@ -1,8 +1,15 @@
-"""Generate one job into the store: the plain function behind each Prefect task."""
+"""One job into the store: generate only what the store lacks, measure it, record it, link it.
+
+``generate_job`` asks the backend for the job's media in a private scratch
+folder, probes it (paid-for output that is not media fails the row for good),
+adds the per-row QC flags and puts it in the store under its content key.
+``link_output`` gives a stored file its readable name under ``segments/``.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,11 +18,10 @@ from pathlib import Path
 
 import anyio
 
-from .backends import Generated, Job, PermanentError, get_backend
-from .media.ffmpeg import MediaError
-from .media.probe import probe
-from .qc import row_flags
-from .store import Entry, Store
+from ..backends import Generated, Job, PermanentError, get_backend
+from ..media import MediaError, probe
+from ..store import Entry, Store
+from ..verify.rowqc import row_flags
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,6 @@ def link_output(entry: Entry, dest: Path) -> Path:
     try:
         os.link(entry.path, tmp)
     except OSError:
-        import shutil
-
         shutil.copyfile(entry.path, tmp)
     os.replace(tmp, dest)
     return dest

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .media import master
-from .media.stitch import BookMeta, Piece, assemble_chapter, build_m4b
-from .plan import Chapter, Plan
-from .profiles import AUDIOBOOK
-from .store import Entry, write_json_atomic
+from ..core.files import write_json_atomic
+from ..core.ids import slug
+from ..media import master
+from ..media.stitch import BookMeta, Piece, assemble_chapter, build_m4b
+from ..plan import Chapter, Plan
+from ..profiles import AUDIOBOOK
+from ..store import Entry
 
 STITCH_VERSION = 2  # 2: the M4B is mastered (one gain for the whole book) and may carry a cover
 
@@ -28,11 +29,6 @@ class BookOutputs:
     m4b: Path | None = None
     incomplete: list[str] = field(default_factory=list)  # chapter titles left out for failed rows
     reused: bool = False
-
-
-def slug(text: str, limit: int = 60) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return s[:limit].rstrip("-") or "chapter"
 
 
 def chapter_path(out_dir: Path, chapter: Chapter) -> Path:

@@ -13,8 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .longform import DurationCheck, Reading, read_pieces, silence, split_text
-from .voices import Voice
+from ..backends import piper as piper_backend
+from ..backends.reading import Reading, read_pieces, silence
+from ..backends.voxcpm_local import default_seed, installed
+from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, get_pool, model_identity
+from ..text.split import split_text
+from ..verify.duration import DurationCheck
+from ..voices import Voice
 
 
 class Cancelled(Exception):
@@ -47,9 +52,6 @@ class VoxcpmEngine:
     name = "voxcpm"
 
     def __init__(self) -> None:
-        from .backends.voxcpm_local import installed
-        from .backends.voxcpm_pool import INSTALL_HINT, VoxcpmSettings, get_pool, model_identity
-
         if not installed():
             raise RuntimeError(INSTALL_HINT)
         self.settings = VoxcpmSettings()
@@ -68,8 +70,6 @@ class VoxcpmEngine:
         return []
 
     def _voicing(self, speech: Speech):
-        from .backends.voxcpm_pool import Voicing
-
         voice = speech.voice
         if voice is None:
             return Voicing(style=speech.style)
@@ -82,9 +82,6 @@ class VoxcpmEngine:
             raise RequestProblem("voice", f"unknown voice '{speech.engine_voice}'")
 
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
-        from .backends.voxcpm_local import default_seed
-        from .backends.voxcpm_pool import Knobs
-
         cfg = self.settings
         check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
         voicing = self._voicing(speech)
@@ -103,9 +100,6 @@ class VoxcpmEngine:
                 yield silence(piece.pause_after, chosen.sample_rate)
 
     def stream(self, speech: Speech, cancel: threading.Event) -> Iterator[bytes]:
-        from .backends.voxcpm_local import default_seed
-        from .backends.voxcpm_pool import Knobs
-
         cfg = self.settings
         check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
         voicing = self._voicing(speech)
@@ -126,9 +120,7 @@ class PiperEngine:
     name = "piper"
 
     def __init__(self) -> None:
-        from .backends import piper
-
-        self._piper = piper
+        self._piper = piper_backend
         self.model = "piper"
         self.sample_rate = 0
         self._voices: dict[str, object] = {}

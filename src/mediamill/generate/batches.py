@@ -1,6 +1,6 @@
 """Running rows: one claim per content key across workers, retries with backoff and jitter.
 
-Plain async functions under the Prefect tasks in ``flows``. A batch runs its
+Plain async functions under the Prefect tasks in ``mediamill.flows``. A batch runs its
 rows in turn. A key another process is generating (another worker on the
 same manifest) is put aside and taken up at the end: by then it is usually in
 the store, and the row is recorded as cached rather than generated twice.
@@ -15,11 +15,11 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .backends import Job
-from .config import RetryPolicy
-from .generate import generate_job
-from .redact import error_line
-from .store import Claim, Entry, Store
+from ..backends import Job
+from ..config import RetryPolicy
+from ..core.redact import error_line
+from ..store import Claim, Entry, Store
+from .job import generate_job
 
 CLAIM_POLL_S = 0.25  # how often a row put aside looks whether the other worker let go
 
@@ -120,3 +120,11 @@ async def run_batch(
             await asyncio.sleep(CLAIM_POLL_S)
         await claimed(jobs, claim)  # most often finds it in the store now
     return outcomes
+
+
+def batch_label(groups: list[list[Job]]) -> str:
+    """A batch's name in the UI: ``kind:id``, or a range for a batch of several rows."""
+    first, last = groups[0][0], groups[-1][0]
+    if len(groups) == 1:
+        return f"{first.kind}:{first.id}"
+    return f"{first.kind}:{first.id}..{last.id} ({len(groups)} rows)"

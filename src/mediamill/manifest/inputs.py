@@ -23,12 +23,13 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..voices import voice_dirs
+
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", ".home.arpa", ".corp")
 
 
 def asset_roots(base_dir: Path) -> list[Path]:
     """Folders a manifest in ``base_dir`` may read files from."""
-    from .voices import voice_dirs
 
     extra = [Path(p) for p in os.environ.get("MEDIAMILL_ASSET_ROOTS", "").split(os.pathsep) if p.strip()]
     return [base_dir, *voice_dirs(), *extra]
@@ -78,3 +79,14 @@ def private_url_problem(url: str) -> str | None:
     if host == "localhost" or "." not in host or host.endswith(_INTERNAL_SUFFIXES):
         return "points at an internal host name (MEDIAMILL_ALLOW_PRIVATE_URLS=true allows it)"
     return None
+
+
+def resolve_input(value: str, base_dir: Path) -> Path:
+    """A path written in a manifest is relative to the manifest's folder."""
+    p = Path(value)
+    if value.startswith("~"):
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # an unknown ~user: left as written, so it is judged and refused
+            pass
+    return p if p.is_absolute() else base_dir / p

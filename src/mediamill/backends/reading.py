@@ -1,0 +1,141 @@
+"""Reading a text aloud piece by piece, with bad-case retakes: the loop piece-wise engines share.
+
+An engine that reads one utterance per call (local VoxCPM, a VoxCPM server)
+gives a ``take(text, attempt)`` function; each piece is generated, judged
+by the duration check, and generated again with another attempt number when
+implausible, up to ``max_takes``. The result is written to a WAV file as
+pieces arrive, so a long chapter never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..text.pace import predicted_seconds
+from ..text.split import Piece
+from ..verify.duration import DurationCheck
+
+
+def steps_for(seconds: float, steps_per_s: float) -> int:
+    return max(1, math.ceil(seconds * steps_per_s))
+
+
+@dataclass(frozen=True)
+class Take:
+    """One generation of one piece: 16-bit mono PCM."""
+
+    pcm: bytes
+    sample_rate: int
+    hit_cap: bool = False  # the engine ran to its length cap without deciding to stop
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+@dataclass
+class Reading:
+    """What reading a text aloud took."""
+
+    pieces: int = 0
+    generations: int = 0  # every engine call, regenerations included
+    regenerated: int = 0  # pieces that needed more than one take
+    kept_bad: list[str] | None = None  # verdicts of pieces accepted although implausible
+    duration_s: float = 0.0
+    sample_rate: int = 0
+
+
+class BadCaseError(Exception):
+    """A piece stayed implausible after every allowed take."""
+
+
+def read_pieces(
+    pieces: list[Piece],
+    take: Callable[[str, int], Take],
+    check: DurationCheck,
+    reading: Reading,
+    max_takes: int = 3,
+    keep_bad: bool = False,
+) -> Iterator[tuple[Piece, Take]]:
+    """Generate each piece (``take(text, attempt)``), judge it, and yield the take to keep.
+
+    A piece judged implausible is generated again, up to ``max_takes`` times
+    in all. Past that, reading fails (``BadCaseError``) unless ``keep_bad``,
+    which keeps the take closest to the expected length and notes it in
+    ``reading.kept_bad``.
+    """
+    for index, piece in enumerate(pieces):
+        chosen = _best_take(piece, take, check, max_takes, reading)
+        verdict = check.judge(chosen.duration_s, piece.text, chosen.hit_cap)
+        if verdict:
+            where = f"piece {index + 1} of {len(pieces)} ({_excerpt(piece.text)})"
+            if not keep_bad:
+                raise BadCaseError(f"{where}: {verdict}, after {max_takes} takes")
+            reading.kept_bad.append(f"{where}: {verdict}")
+        if not reading.sample_rate:
+            reading.sample_rate = chosen.sample_rate
+        elif chosen.sample_rate != reading.sample_rate:
+            raise ValueError("the engine changed sample rate between pieces")
+        reading.pieces += 1
+        yield piece, chosen
+
+
+def read_aloud(
+    pieces: list[Piece],
+    take: Callable[[str, int], Take],
+    out: Path,
+    check: DurationCheck,
+    max_takes: int = 3,
+    keep_bad: bool = False,
+) -> Reading:
+    """Read pieces into a WAV file, joined by their pauses (see ``read_pieces``).
+
+    The file is written as pieces arrive, so a long chapter never sits in memory at once.
+    """
+    reading = Reading(kept_bad=[])
+    wav: wave.Wave_write | None = None
+    try:
+        for piece, chosen in read_pieces(pieces, take, check, reading, max_takes, keep_bad):
+            if wav is None:
+                wav = wave.open(str(out), "wb")
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(chosen.sample_rate)
+            wav.writeframes(chosen.pcm)
+            wav.writeframes(silence(piece.pause_after, chosen.sample_rate))
+        if wav is not None:
+            reading.duration_s = wav.tell() / reading.sample_rate
+    finally:
+        if wav is not None:
+            wav.close()
+    return reading
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    return b"\0\0" * round(seconds * sample_rate)
+
+
+def _best_take(piece: Piece, take: Callable[[str, int], Take], check: DurationCheck, max_takes: int, reading: Reading) -> Take:
+    """The first plausible take, else the one closest to the predicted length."""
+    expected = max(predicted_seconds(piece.text), 1e-3)
+    best: tuple[float, Take] | None = None
+    for attempt in range(max_takes):
+        result = take(piece.text, attempt)
+        reading.generations += 1
+        if attempt == 1:
+            reading.regenerated += 1
+        if check.judge(result.duration_s, piece.text, result.hit_cap) is None:
+            return result
+        miss = abs(math.log(max(result.duration_s, 1e-3) / expected))
+        if best is None or miss < best[0]:
+            best = (miss, result)
+    assert best is not None
+    return best[1]
+
+
+def _excerpt(text: str, width: int = 40) -> str:
+    return repr(text if len(text) <= width else text[: width - 3] + "...")

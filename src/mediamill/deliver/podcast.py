@@ -1,0 +1,27 @@
+"""The ``podcast`` profile: one episode MP3 of the speech rows, with intro, ducked music bed and outro."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..media import master
+from ..media.measure import levels
+from ..profiles import PODCAST
+from .base import Delivery, Production, judge_file, resolve_file, speech_track
+
+def deliver_podcast(p: Production, work: Path) -> Delivery:
+    plan, book, out_dir = p.plan, p.book, p.out_dir
+    delivery = Delivery(PODCAST.name)
+    cfg = plan.manifest.meta.podcast
+    speech = speech_track(book, work)
+    bed_path, intro, outro = resolve_file(plan, cfg.bed), resolve_file(plan, cfg.intro), resolve_file(plan, cfg.outro)
+    stereo = cfg.stereo if cfg.stereo is not None else any((bed_path, intro, outro))
+    bed = master.Bed(bed_path, cfg.bed_gain_db, cfg.duck_db) if bed_path else None
+    mix = work / "episode-mix.flac"
+    master.podcast_mix(speech, mix, stereo, intro, outro, bed, cfg.crossfade_s, levels(speech)["rms_db"])
+    dest = out_dir / "podcast" / f"{plan.name}.mp3"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    target = PODCAST.lufs_for(2 if stereo else 1)
+    master.encode_episode(mix, dest, target, PODCAST.limit_db, stereo)
+    delivery.files.append(judge_file(dest, PODCAST))
+    return delivery

@@ -1,0 +1,75 @@
+"""Delivery: master the stitched production for each profile, then measure what was delivered.
+
+Inputs are the lossless chapter files from stitching (and the stored clips
+and songs); outputs go to ``<outputs>/<name>/<profile>/``. Every delivered
+file is measured after encoding and judged by its profile's rules. A profile
+is redone only when what decides it changed (its fingerprint), so reruns of a
+finished manifest measure nothing again. ``RUNNERS`` holds the mastering of
+each profile in ``mediamill.profiles.PROFILES``, the one list of their names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..assemble import BookOutputs
+from ..core.files import write_json_atomic
+from ..plan import Plan
+from ..profiles import PROFILES
+from ..store import Entry
+from .acx import deliver_acx
+from .audiobook import deliver_audiobook
+from .base import Delivery, Production, resolve_file
+from .podcast import deliver_podcast
+from .qc import load_profile_doc, write_qc
+from .video import deliver_video
+
+DELIVERY_VERSION = 1
+
+RUNNERS: dict[str, Callable[[Production, Path], Delivery]] = {
+    "audiobook": deliver_audiobook,
+    "acx": deliver_acx,
+    "podcast": deliver_podcast,
+    "video": deliver_video,
+}
+assert set(RUNNERS) == set(PROFILES), "every profile needs its mastering, and nothing else does"
+
+
+def _fingerprint(plan: Plan, profile: str, book: BookOutputs, entries: dict[str, Entry]) -> str:
+    meta = plan.manifest.meta
+    doc = {
+        "v": DELIVERY_VERSION,
+        "profile": profile,
+        "chapters": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in book.chapters],
+        "clips": [entries[j.key].path.name for j in plan.jobs if j.kind in ("video", "song") and j.key in entries],
+        "meta": meta.model_dump(mode="json"),
+        "files": {k: resolve_file(plan, v).stat().st_mtime_ns for k, v in meta.files().items()},  # type: ignore[union-attr]
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path, scratch: Path,
+            profiles: list[str] | None = None) -> list[Delivery]:  # fmt: skip
+    """Master and measure every profile the manifest (or the run) asks for; write the QC report."""
+    names = profiles or list(plan.manifest.meta.profiles)
+    production = Production(plan, book, entries, out_dir)
+    deliveries: list[Delivery] = []
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name not in PROFILES:
+            raise ValueError(f"unknown delivery profile '{name}' (known: {', '.join(PROFILES)})")
+        fingerprint = _fingerprint(plan, name, book, entries)
+        doc = load_profile_doc(out_dir, name, fingerprint)
+        if doc is not None:
+            deliveries.append(Delivery(name, reused=True, doc=doc))
+            continue
+        with tempfile.TemporaryDirectory(dir=scratch, prefix=f"deliver-{name}-") as tmp:
+            delivery = RUNNERS[name](production, Path(tmp))
+        deliveries.append(delivery)
+        write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
+    write_qc(out_dir, plan.name, deliveries)
+    return deliveries

@@ -1,0 +1,246 @@
+"""Prefect flows and tasks: the orchestration layer, and the only code that knows Prefect.
+
+``produce`` reads as its stages, each a plain function of its package: open
+the run, record what the store has, run the lanes (one Prefect task run per
+batch of rows, usually one row, named after it), write the results, stitch,
+deliver, summarise, publish the artifacts, and end in a state that says what
+happened. ``sweep`` produces an inbox's new or changed manifests, each as its
+own subflow run. Server-side limits (``limits``) and the UI's artifacts
+(``publish``) are Prefect's too, so they live beside the flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled, Completed, Failed
+
+from ..assemble import BookOutputs, stitch_book
+from ..backends import Job
+from ..config import RetryPolicy, settings
+from ..core import progress
+from ..core.files import write_json_atomic
+from ..core.ids import slug
+from ..deliver import Delivery, deliver
+from ..generate import ProductionRun, RowOutcome, batch_label, make_batches, open_run, run_batch, run_lanes
+from ..inbox import find_manifests, is_due, mark_produced
+from ..manifest import ManifestError
+from ..plan import Plan
+from ..report import production_summary, write_results
+from ..store import Entry, Store
+from .limits import open_slots
+from .publish import Progress, publish
+
+__all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
+
+
+@task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
+async def generate_rows(label: str, groups: list[list[Job]], outputs: str, policy: RetryPolicy,
+                        on_done: Callable[[RowOutcome], Awaitable[None]]) -> Any:  # fmt: skip
+    """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message."""
+    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        detail = "; ".join(f"{o.jobs[0].id}: {o.error}" for o in failed[:3])
+        return Failed(message=f"{len(failed)} of {len(outcomes)} rows failed: {detail}", data=outcomes)
+    return outcomes
+
+
+@task(name="stitch", task_run_name="stitch:{name}", cache_policy=NO_CACHE, persist_result=False)
+async def stitch(name: str, plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: Path) -> BookOutputs:
+    return await anyio.to_thread.run_sync(stitch_book, plan, entries, out_dir, scratch)
+
+
+@task(name="deliver", task_run_name="deliver:{name}", cache_policy=NO_CACHE, persist_result=False)
+async def deliver_task(name: str, plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path,
+                       scratch: Path, profiles: list[str] | None) -> list[Delivery]:  # fmt: skip
+    return await anyio.to_thread.run_sync(deliver, plan, book, entries, out_dir, scratch, profiles)
+
+
+async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested: asyncio.Event) -> None:
+    """Cancel the rows when the flow run is asked to cancel (Prefect UI, API or CLI).
+
+    Runs started by a worker are also stopped by the worker; a run started by
+    ``mediamill run`` has no supervisor, so the flow watches its own state.
+    Sets ``requested`` before it cancels the rows.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    if not run_id:
+        return
+    async with get_client() as client:
+        while not rows.done():
+            await asyncio.sleep(every_s)
+            try:
+                state = (await client.read_flow_run(run_id)).state
+            except Exception:  # noqa: BLE001 - an unreachable API must not stop the work
+                continue
+            if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                requested.set()
+                rows.cancel()
+                return
+
+
+async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress) -> bool:
+    """Generate what the store lacks, under each backend's limit; True when the run was cancelled in Prefect."""
+    logger = get_run_logger()
+    cfg = settings()
+    engines = run.plan.backends()
+    slots = await open_slots({name: engines[name] for name in {j[0].backend for j in waiting}},
+                             cfg.concurrency, cfg.limits)  # fmt: skip
+    for limit in slots.values():
+        logger.info("limit %s", limit.describe())
+    sizes = {name: cfg.batch_rows.get(name, engine.batch_rows) for name, engine in engines.items()}
+    batches = make_batches(waiting, sizes, {name: s.limit for name, s in slots.items()})
+
+    async def record(outcome: RowOutcome) -> None:
+        for result in run.record(outcome):
+            progress.emit("row", result=result)
+            await bar.advance()
+
+    async def fail_unreached(groups: list[list[Job]], message: str) -> None:
+        for outcome in run.unreached(groups, message):
+            await record(outcome)
+
+    async def as_task(groups: list[list[Job]]) -> str | None:
+        policy = cfg.retry_policy(groups[0][0].backend)
+        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, return_state=True)
+        return None if state.is_completed() else (state.message or "the task did not finish")
+
+    rows = asyncio.ensure_future(run_lanes(batches, slots, as_task, fail_unreached, logger))
+    cancel_requested = asyncio.Event()
+    watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s, cancel_requested))
+    try:
+        await rows
+    except asyncio.CancelledError:
+        if not cancel_requested.is_set():
+            raise  # cancelled from outside (Ctrl-C, SIGTERM): let it propagate
+    finally:
+        watcher.cancel()
+        for engine in engines.values():
+            await engine.close()  # HTTP clients belong to this run's event loop
+    return cancel_requested.is_set()
+
+
+def _final_state(run: ProductionRun, summary: dict[str, Any], book: BookOutputs, undelivered: list[str],
+                 profiles: list[str] | None) -> Any:  # fmt: skip
+    if summary["failed"]:
+        message = f"{summary['failed']} of {summary['rows']} rows failed"
+        if book.incomplete:
+            message += f"; chapters not stitched: {', '.join(book.incomplete)}"
+        return Failed(message=message, data=summary)
+    if undelivered:
+        # Every file stays where it is; the report says what to fix.
+        return Failed(message=f"delivery failed: {'; '.join(undelivered[:5])}", data=summary)
+    mark_produced(run.root, run.plan, profiles)  # what a sweep compares with, next time
+    return Completed(message=f"{summary['rows']} rows produced", data=summary)
+
+
+@flow(name="produce", log_prints=False)
+async def produce(
+    manifest: str, backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+) -> Any:
+    """Produce everything a manifest describes; rows already in the store are not generated again."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    try:
+        run = open_run(manifest, backend, outputs)
+    except ManifestError as exc:
+        logger.error("%s", exc)  # the problems are the message; a traceback would bury them
+        return Failed(message=str(exc))
+    plan, key_prefix = run.plan, slug(run.name)
+
+    waiting = run.record_stored()
+    logger.info("%s: %d rows, %d in the store, %d to generate", plan.name, len(plan.jobs), len(run.results), len(waiting))
+    progress.emit("planned", name=plan.name, total=len(plan.jobs), cached=len(run.results))
+    bar = Progress(f"{key_prefix}-progress", len(plan.jobs), len(run.results))
+    await bar.start()
+
+    planned = time.perf_counter()
+    cancelled = await _run_rows(run, waiting, bar)
+    generated = time.perf_counter()
+
+    ordered = run.ordered()
+    write_results(run.out_dir, ordered)
+    if cancelled:
+        logger.warning("%s: cancelled; in-flight hosted tasks were stopped", plan.name)
+        return Cancelled(message=f"cancelled with {sum(r.status != 'failed' for r in ordered)} of {len(ordered)} rows done")
+
+    book = await stitch(plan.name, plan, run.entries, run.out_dir, run.store.tmp)
+    stitched = time.perf_counter()
+    deliveries: list[Delivery] = []
+    dry_run = all(engine.dry_run for engine in plan.backends().values())
+    # A delivery from a partial production would mislead; a dry run has nothing to master.
+    if not dry_run and not any(r.status == "failed" for r in ordered):
+        deliveries = await deliver_task(plan.name, plan, book, run.entries, run.out_dir, run.store.tmp, profiles)
+    undelivered = [f"{d.profile}: {failure}" for d in deliveries for failure in d.failures()]
+
+    phases = {"plan": planned - started, "generate": generated - planned, "stitch": stitched - generated,
+              "deliver": time.perf_counter() - stitched}  # fmt: skip
+    summary = production_summary(plan.name, ordered, time.perf_counter() - started, run.out_dir, book.m4b,
+                                 book.chapters, phases, {d.profile: d.ok for d in deliveries}, undelivered)  # fmt: skip
+    await publish(key_prefix, plan.name, ordered, summary, run.out_dir / "qc.json" if deliveries else None)
+    write_json_atomic(run.out_dir / "summary.json", summary)
+    progress.emit("finished", summary=summary)
+    return _final_state(run, summary, book, undelivered, profiles)
+
+
+def _brief(message: str, most: int = 3) -> str:
+    """A flow run's message on one line: a manifest's problems rather than its heading."""
+    lines = [line.strip().lstrip("- ") for line in message.splitlines() if line.strip()]
+    if len(lines) > 1:  # "<path>: N problems" then one line each
+        lines = lines[1 : 1 + most] + ([f"and {len(lines) - 1 - most} more"] if len(lines) - 1 > most else [])
+    return "; ".join(lines).replace("|", "/")
+
+
+@flow(name="sweep", log_prints=False)
+async def sweep(
+    inbox: str = "inbox", backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+) -> Any:
+    """Produce every manifest under ``inbox`` that is new or changed, each as its own subflow run.
+
+    One manifest failing (bad input, failed rows, failed delivery) does not stop
+    the others; the sweep fails afterwards, naming each failed manifest.
+    """
+    logger = get_run_logger()
+    root = Path(outputs) if outputs else settings().outputs
+    folder = Path(inbox)
+    if not folder.is_dir():
+        return Failed(message=f"inbox {folder} is not a folder")
+    manifests = await anyio.to_thread.run_sync(find_manifests, folder)
+    due = [m for m in manifests if await anyio.to_thread.run_sync(is_due, m, root, backend, profiles)]
+    logger.info("%s: %d manifests, %d new or changed", folder, len(manifests), len(due))
+
+    by_name: dict[str, list[Path]] = {}
+    for path in manifests:  # all of them: an unchanged namesake's outputs are at stake too
+        by_name.setdefault(path.stem, []).append(path)
+    outcomes: list[tuple[Path, str, str]] = []  # manifest, state name, message
+    for path in due:
+        if len(by_name[path.stem]) > 1:  # they would write into the same output folder
+            others = ", ".join(str(p) for p in by_name[path.stem] if p != path)
+            outcomes.append((path, "FAILED", f"another manifest has the same name ({others}); rename one"))
+            continue
+        run = produce.with_options(flow_run_name=f"produce:{path.stem}")
+        state = await run(manifest=str(path), backend=backend, outputs=str(root), profiles=profiles, return_state=True)
+        outcomes.append((path, state.type.value, state.message or ""))
+
+    failed = [(p, m) for p, kind, m in outcomes if kind != "COMPLETED"]
+    lines = [f"# Sweep of {folder}", "", "| manifest | state | message |", "|---|---|---|"]
+    lines += [f"| {p.relative_to(folder)} | {kind.lower()} | {_brief(m)} |" for p, kind, m in outcomes]
+    if not outcomes:
+        lines.append("| (nothing new or changed) | | |")
+    await acreate_markdown_artifact(key="sweep-summary", markdown="\n".join(lines))
+    if failed:
+        names = "; ".join(f"{p.name}: {_brief(m) or 'failed'}" for p, m in failed)
+        return Failed(message=f"{len(failed)} of {len(outcomes)} manifests failed: {names}")
+    return Completed(message=f"{len(outcomes)} manifests produced, {len(manifests) - len(outcomes)} unchanged")

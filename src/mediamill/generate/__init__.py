@@ -1,0 +1,37 @@
+"""Generation: jobs into the store, in batches under per-backend limits, with retries and claims.
+
+The stage's face: ``open_run`` and ``ProductionRun`` (a run's plan, store and
+results), ``make_batches`` and ``run_batch`` (rows in turn, each key under its
+claim), ``run_lanes`` (batches fanned out under each backend's slots) and the
+limits themselves. Nothing here knows Prefect: the flows pass in how a batch
+runs and where server-side slots come from.
+"""
+
+from .batches import RowOutcome, attempt_row, batch_label, make_batches, retry_delay, run_batch
+from .job import Outcome, generate_job, link_output
+from .lanes import run_lanes
+from .limits import LEASE_S, TURN_S, SlotSource, Slots, SlotUnavailable, limit_name, local_slots, wanted_limits
+from .run import ProductionRun, open_run
+
+__all__ = [
+    "LEASE_S",
+    "TURN_S",
+    "Outcome",
+    "ProductionRun",
+    "RowOutcome",
+    "SlotSource",
+    "SlotUnavailable",
+    "Slots",
+    "attempt_row",
+    "batch_label",
+    "generate_job",
+    "limit_name",
+    "link_output",
+    "local_slots",
+    "make_batches",
+    "open_run",
+    "retry_delay",
+    "run_batch",
+    "run_lanes",
+    "wanted_limits",
+]

@@ -1,0 +1,182 @@
+"""The speech service behind the routes: the engine, requests in flight, and what a request may name.
+
+A request's voice is resolved to files here: a registry voice by name only
+(never a path), or ``prompt_wav_path`` confined to the voice and prompt
+folders after resolving ``..`` and links, and holding readable audio. Readings
+run on one long-lived thread per engine replica, so waiting requests hold no
+thread and the engine's native memory stays with those threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import HTTPException
+
+from ..core.ids import check_safe_id
+from ..media import probe
+from ..voices import AUDIO_SUFFIXES, Voice, find_voice_in, list_voices
+from .engines import RequestProblem, Speech, as_voice
+from .responses import api_error
+from .settings import MAX_PROMPT_PATH, STOCK_VOICES, ServeSettings, SpeechRequest
+
+
+class Jobs:
+    """Requests in flight, for /health, /cancel and the pending bound."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.active: dict[int, threading.Event] = {}
+        self.ids = itertools.count(1)
+        self.lock = threading.Lock()
+
+    def check(self) -> None:
+        if len(self.active) >= self.limit:
+            raise HTTPException(429, {"message": "server busy: too many requests in flight; retry shortly",
+                                      "type": "rate_limit_error"}, headers={"Retry-After": "1"})  # fmt: skip
+
+    def admit(self) -> tuple[int, threading.Event]:
+        with self.lock:
+            self.check()
+            job = next(self.ids)
+            self.active[job] = threading.Event()
+            return job, self.active[job]
+
+    def done(self, job: int) -> None:
+        with self.lock:
+            self.active.pop(job, None)
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def safe_name(name: str) -> bool:
+    try:
+        check_safe_id(name)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=512)
+def _decodes(path: str, size: int, mtime_ns: int) -> bool:
+    try:
+        info = probe(path)
+    except Exception:  # noqa: BLE001 - whatever the reason, the engine could not read it either
+        return False
+    return bool(info.sample_rate) and info.duration_s > 0
+
+
+def readable_audio(path: Path) -> bool:
+    """Whether a file holds audio (headers only, cached by size and time), before a model is given it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return _decodes(str(path), st.st_size, st.st_mtime_ns)
+
+
+class Service:
+    def __init__(self, cfg: ServeSettings, engine: Any):
+        self.cfg = cfg
+        self.engine = engine
+        self.voice_dirs = [d.expanduser().resolve() for d in cfg.voices] or [Path("voices").resolve()]
+        self.prompt_roots = self.voice_dirs + [d.expanduser().resolve() for d in cfg.prompts]
+        self.jobs = Jobs(cfg.max_pending)
+        self._model_threads: ThreadPoolExecutor | None = None
+
+    # -- the engine's life -----------------------------------------------
+    def start(self) -> None:
+        self.engine.start()
+        # One long-lived thread per replica: a thread pool of dozens of workers grew the process by
+        # ~0.5 MB per request under concurrent load (native memory spread over allocator caches).
+        self._model_threads = ThreadPoolExecutor(max(1, len(self.engine.devices())), thread_name_prefix="mediamill-model")
+
+    def stop(self) -> None:
+        if self._model_threads is not None:
+            self._model_threads.shutdown(wait=False, cancel_futures=True)
+            self._model_threads = None
+
+    async def on_model_thread(self, fn: Any, *args: Any) -> Any:
+        if self._model_threads is None:  # an app driven without its lifespan (some test clients)
+            return await anyio.to_thread.run_sync(fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(self._model_threads, fn, *args)
+        with anyio.CancelScope(shield=True):  # a request never leaves its generation running unattended
+            return await future
+
+    # -- what a request names --------------------------------------------
+    def resolve_prompt(self, value: str) -> Path:
+        refused = api_error(403, "prompt_wav_path must name an audio file inside the server's voice or prompt folders",
+                            "prompt_wav_path")  # fmt: skip
+        if "\x00" in value or len(value) > MAX_PROMPT_PATH:
+            raise refused
+        for root in self.prompt_roots:
+            try:
+                candidate = (root / value).resolve()  # an absolute value replaces root; resolve() follows links
+                found = _under(candidate, root) and candidate.suffix.lower() in AUDIO_SUFFIXES and candidate.is_file()
+            except (OSError, ValueError, RuntimeError):  # a name too long, a symlink loop
+                continue
+            if found:
+                if not readable_audio(candidate):
+                    raise api_error(422, "prompt_wav_path: the file holds no readable audio", "prompt_wav_path")
+                return candidate
+        raise refused
+
+    def registry_voice(self, name: str) -> Voice | None:
+        if not safe_name(name):  # a voice is a name, never a path
+            return None
+        for folder in self.voice_dirs:
+            try:
+                voice = find_voice_in(folder, name)
+            except (OSError, ValueError):
+                voice = None
+            if voice is not None:
+                if not readable_audio(voice.audio):
+                    raise api_error(422, f"voice '{name}': its recording holds no readable audio", "voice")
+                return voice
+        return None
+
+    def speech_of(self, req: SpeechRequest) -> Speech:
+        """The request as the engine's ``Speech``, or an HTTP error naming the field at fault."""
+        cfg, engine = self.cfg, self.engine
+        if len(req.input) > cfg.max_input_chars:
+            raise api_error(422, f"input: at most {cfg.max_input_chars} characters per request", "input")
+        if not req.input.strip():
+            raise api_error(422, "input: nothing to say", "input")
+        if req.prompt_text and len(req.prompt_text) > cfg.max_input_chars:
+            raise api_error(422, f"prompt_text: at most {cfg.max_input_chars} characters", "prompt_text")
+        voice = engine_voice = None
+        if req.prompt_wav_path:
+            voice = as_voice(self.resolve_prompt(req.prompt_wav_path), req.prompt_text)
+        elif req.prompt_text:
+            raise api_error(422, "prompt_text needs prompt_wav_path", "prompt_text")
+        elif req.voice and req.voice.lower() not in STOCK_VOICES:
+            voice = self.registry_voice(req.voice)
+            if voice is None:
+                if req.voice not in engine.native_voices():
+                    known = sorted({v.name for v in list_voices(self.voice_dirs)} | set(engine.native_voices()))
+                    named = f" '{req.voice}'" if safe_name(req.voice) else ""  # never echo a path or odd bytes
+                    raise api_error(422, f"unknown voice{named} (known: {', '.join(known) or 'none'})", "voice")
+                engine_voice = req.voice
+        speech = Speech(
+            text=req.input, voice=voice, style=req.instructions, cfg_value=req.cfg_value,
+            inference_timesteps=req.inference_timesteps, max_length=req.max_length, seed=req.seed,
+            engine_voice=engine_voice,
+        )  # fmt: skip
+        try:
+            engine.check(speech)
+        except RequestProblem as exc:
+            raise api_error(422, str(exc), exc.field) from None
+        return speech

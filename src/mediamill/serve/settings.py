@@ -1,0 +1,51 @@
+"""What ``mediamill serve`` accepts: its settings and the speech request, validated like OpenAI's API.
+
+Unknown request fields are ignored, as OpenAI's server does, so OpenAI SDKs
+work unchanged; documented fields out of range get a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# OpenAI clients always send one of these; they mean "the server's default voice" here.
+STOCK_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"}
+# Reachable without the API key (GET only): the health check and the playground page.
+OPEN_PATHS = {"/", "/health"}
+MAX_PROMPT_PATH = 4096
+
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAMILL_SERVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    engine: Literal["voxcpm", "piper"] = "voxcpm"
+    api_key: SecretStr | None = None
+    voices: list[Path] = Field(default_factory=list, description="Voice registry folders; the first takes uploads.")
+    prompts: list[Path] = Field(default_factory=list, description="Extra folders prompt_wav_path may read from.")
+    max_input_chars: int = Field(4096, ge=1, le=100_000)
+    max_body_mb: float = Field(25.0, gt=0)
+    max_pending: int = Field(16, ge=1, description="Requests generating or waiting before 429.")
+
+
+class SpeechRequest(BaseModel):
+    # Unknown fields are ignored, as OpenAI's server does, so OpenAI SDKs work unchanged.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    input: str = Field(min_length=1)
+    voice: str | None = None
+    prompt_wav_path: str | None = None
+    prompt_text: str | None = None
+    instructions: str | None = Field(None, max_length=1000, description="Voice design / style (VoxCPM2).")
+    response_format: Literal["wav", "mp3", "flac", "opus", "aac", "pcm"] = "wav"
+    max_length: int = Field(2048, ge=1, le=2048, description="Longest generation per piece, in model steps.")
+    cfg_value: float = Field(2.0, ge=0, le=10)
+    inference_timesteps: int = Field(10, ge=1, le=100)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
