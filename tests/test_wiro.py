@@ -24,9 +24,13 @@ KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
 
 
 @pytest.fixture
-def wiro(monkeypatch):
-    """A Wiro emulator with signature auth, and the environment pointing the client at it."""
-    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.05, run_s=0.2) as emulator:
+def wiro(request, monkeypatch):
+    """A Wiro emulator with signature auth, and the environment pointing the client at it.
+
+    Parametrised indirectly with a Detail style: "documented" (the default) or "model_page".
+    """
+    style = getattr(request, "param", "documented")
+    with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.05, run_s=0.2, detail_style=style) as emulator:
         monkeypatch.setenv("WIRO_BASE_URL", emulator.url)
         monkeypatch.setenv("WIRO_API_KEY", KEY)
         monkeypatch.setenv("WIRO_API_SECRET", SECRET)
@@ -50,6 +54,10 @@ def speech_manifest(write_manifest, tmp_path: Path, n: int = 3, name: str = "spe
     return write_manifest("id,text\n" + body, name=name)
 
 
+BOTH_SHAPES = pytest.mark.parametrize("wiro", ["documented", "model_page"], indirect=True)
+
+
+@BOTH_SHAPES
 def test_every_kind_end_to_end(wiro, tmp_path, write_manifest):
     assets = tmp_path / "assets"
     shutil.copytree(MANIFESTS / "images", assets / "images")
@@ -72,7 +80,10 @@ clip,video,,,,,,,,assets/images/lighthouse.png,"He says, <S>Hi.<E> <AUDCAP>calm 
     rows = results(out, "kinds")
     assert {r["status"] for r in rows.values()} == {"done"}
     for r in rows.values():
-        assert r["cost_usd"] == pytest.approx(0.0123) and r["cost_source"] == "reported"
+        if wiro.detail_style == "documented":
+            assert r["cost_usd"] == pytest.approx(0.0123) and r["cost_source"] == "reported"
+        else:  # the model pages' shape reports no cost, and no price table is set here
+            assert r["cost_usd"] is None and r["cost_source"] == "not reported"
         assert r["compute_s"] == pytest.approx(0.2, abs=0.01)
         assert r["queue_s"] is not None and r["task_id"].isdigit()
         assert r["attempts"] == 1
@@ -134,6 +145,7 @@ def test_wrong_secret_fails_fast_without_leaking_it(wiro, monkeypatch, tmp_path,
         ("download_broken", 1, 1),  # the download starts again; the task is not rerun
     ],
 )
+@BOTH_SHAPES
 def test_faults_are_survived_exactly(wiro, tmp_path, write_manifest, fault, times, attempts):
     wiro.inject(fault, times)
     manifest = speech_manifest(write_manifest, tmp_path, 1)
@@ -254,6 +266,7 @@ def _noted_task(wiro, path, outputs, *, submitted_ago_s: float = 0.0):
     return journal
 
 
+@BOTH_SHAPES
 def test_a_task_noted_long_ago_is_collected_not_killed(wiro, tmp_path, write_manifest):
     path = speech_manifest(write_manifest, tmp_path, 1)
     journal = _noted_task(wiro, path, tmp_path / "out", submitted_ago_s=7200)  # older than the task timeout
@@ -292,6 +305,7 @@ def test_a_run_request_without_a_clear_answer_is_not_resubmitted(wiro, monkeypat
     assert row["attempts"] == 1 and "check Wiro before rerunning" in row["error"]
 
 
+@BOTH_SHAPES
 def test_clips_are_cut_into_one_video_with_the_song_under_them(wiro, tmp_path, write_manifest):
     assets = tmp_path / "assets"
     shutil.copytree(MANIFESTS / "images", assets / "images")
@@ -313,3 +327,40 @@ c2,video,,assets/images/lighthouse.png,"The beam sweeps the sea. <AUDCAP>wind<EN
     assert video.duration_s == pytest.approx(4.0, abs=0.15)  # two 2 s clips from the emulator
     qc = json.loads((out / "cut" / "qc.json").read_text())
     assert qc["profiles"]["video"]["ok"] and qc["profiles"]["video"]["files"][0]["path"] == "video/cut.mp4"
+
+
+@pytest.mark.parametrize("wiro", ["model_page"], indirect=True)
+def test_finished_tasks_without_an_exit_code_are_successes_paid_once(wiro, monkeypatch, tmp_path, write_manifest):
+    """Answered as the model pages show Detail (no pexit, no totalcost), every row is one paid Run."""
+    state = run(speech_manifest(write_manifest, tmp_path, 2), tmp_path / "out")
+    assert state.is_completed(), state.message
+    assert len(wiro.runs) == 2 and all(r["status"] == "done" for r in results(tmp_path / "out", "speech").values())
+    summary = json.loads((tmp_path / "out" / "speech" / "summary.json").read_text())
+    assert summary["cost_not_reported"] == 2 and summary["cost_usd"] == 0
+
+    monkeypatch.setenv("MEDIAMILL_PRICES", '{"wiro:openbmb/voxcpm": {"per_request": 0.002, "per_1k_chars": 0.01}}')
+    state = run(speech_manifest(write_manifest, tmp_path, 3, name="priced"), tmp_path / "out")
+    assert state.is_completed(), state.message
+    priced = results(tmp_path / "out", "priced")["s2"]
+    text = "Line number 2 spoken by the hosted model."
+    assert priced["cost_source"] == "price table" and priced["cost_usd"] == pytest.approx(0.002 + 0.01 * len(text) / 1000)
+
+
+@BOTH_SHAPES
+def test_a_finished_task_without_usable_output_fails_with_its_id_and_is_not_resubmitted(wiro, tmp_path,
+                                                                                         write_manifest):  # fmt: skip
+    wiro.inject("task_no_outputs", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_failed()
+    (row,) = results(tmp_path / "out", "speech").values()
+    (task,) = wiro.tasks.values()
+    assert len(wiro.runs) == 1 and row["attempts"] == 1
+    assert task.taskid in row["error"] and "not submitted again" in row["error"]
+
+
+def test_a_failed_task_that_was_billed_is_not_submitted_again(wiro, tmp_path, write_manifest):
+    wiro.inject("task_pexit1_billed", 1)
+    state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
+    assert state.is_failed()
+    (row,) = results(tmp_path / "out", "speech").values()
+    assert len(wiro.runs) == 1 and "billed" in row["error"] and "pexit 1" in row["error"]

@@ -212,6 +212,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"{s['failed']} failed; {s['audio_h'] * 60:.1f} min of audio, ${s['cost_usd']:.4f}, "
         f"{s['elapsed_s']:.1f} s"
     )
+    if s.get("cost_not_reported"):
+        console.print(f"  [yellow]{s['cost_not_reported']} row(s) without a reported cost[/] (price them in MEDIAMILL_PRICES)")
     for rid, err in s.get("failures", [])[:20]:
         console.print(f"  [red]failed[/] {rid}: {err}", markup=True, highlight=False)
     if s.get("m4b"):

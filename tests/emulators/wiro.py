@@ -79,6 +79,8 @@ OUTPUT_SHAPES = {
 REQUEST_FAULTS |= set(RUN_SHAPES) | set(DETAIL_SHAPES) | set(OUTPUT_SHAPES)
 TASK_FAULTS = {
     "task_pexit1": "pexit1",  # reaches task_postprocess_end with pexit "1", no outputs, unbilled
+    "task_pexit1_billed": "pexit1_billed",  # the same, but its totalcost says it was charged
+    "task_no_outputs": "no_outputs",  # succeeds (pexit "0", billed) with an empty outputs list
     "task_service_cancel": "service_cancel",  # Wiro cancels it mid-run: task_cancel, unbilled
     "task_interim_errors": "interim_errors",  # task_error shows up mid-run, then it succeeds normally
     "task_stuck": "stuck",  # reaches task_start and stays there forever
@@ -313,6 +315,10 @@ class Task:
             )
             if self.shape == "pexit1":
                 view.update(pexit="1", debugerror=PEXIT1_ERROR)
+            elif self.shape == "pexit1_billed":
+                view.update(pexit="1", debugerror=PEXIT1_ERROR, totalcost="%.12f" % self.cost)
+            elif self.shape == "no_outputs":
+                view.update(pexit="0", totalcost="%.12f" % self.cost)
             else:
                 view.update(pexit="0", totalcost="%.12f" % self.cost, outputs=[self._output()])
         return view
@@ -357,11 +363,16 @@ class Task:
         with self._lock:
             return self._finished(self._view(time.monotonic()))
 
-    def detail(self) -> dict:
-        """The task as /Task/Detail lists it ([DOC] field set; debugerror from Wiro's SDK)."""
+    def detail(self, style: str = "documented") -> dict:
+        """The task as /Task/Detail lists it ([DOC] field set; debugerror from Wiro's SDK).
+
+        ``style="model_page"`` answers as the model pages' "Get Task Detail - Response"
+        example does (openbmb/voxcpm's among them): a finished task with its outputs but
+        no ``pexit`` and no ``totalcost``; only a failure still says its exit code.
+        """
         with self._lock:
             view = self._view(time.monotonic())
-        return {
+        answer = {
             "id": self.taskid,
             "socketaccesstoken": self.token,
             "parameters": {**self.inputs, **self.file_names},
@@ -378,6 +389,11 @@ class Task:
             "modelslugproject": self.slug,
             "outputs": view["outputs"],
         }
+        if style == "model_page":
+            answer.pop("totalcost")
+            if view["pexit"] in ("", "0"):
+                answer.pop("pexit")
+        return answer
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +462,10 @@ def _html_500() -> Response:
 # --------------------------------------------------------------------------------------------
 # The emulator
 
+# How Task/Detail answers: "documented" (the API reference's field set, with pexit and totalcost)
+# or "model_page" (the shape of the model pages' example: finished tasks without either).
+DETAIL_STYLES = ("documented", "model_page")
+
 
 class WiroEmulator(Emulator):
     name = "Wiro"
@@ -455,8 +475,12 @@ class WiroEmulator(Emulator):
                  api_secret: str | None = "wiro-test-secret-abcdefghij",
                  queue_s: float = 0.2, run_s: float = 0.5, max_concurrent: int | None = None,
                  balance_usd: float = 100.0, cost_per_task: float = 0.0123, slow_s: float = 5.0,
-                 durations: Callable[[str, dict], tuple[float, float]] | None = None):  # fmt: skip
+                 durations: Callable[[str, dict], tuple[float, float]] | None = None,
+                 detail_style: str = "documented"):  # fmt: skip
         super().__init__(slow_s)
+        if detail_style not in DETAIL_STYLES:
+            raise ValueError(f"detail_style must be one of {DETAIL_STYLES}")
+        self.detail_style = detail_style
         self.api_key = api_key
         self.api_secret = api_secret
         self.queue_s, self.run_s = queue_s, run_s
@@ -676,7 +700,7 @@ class WiroEmulator(Emulator):
                 await self._sleep(self.slow_s)
             if error is not None:
                 return error
-            answer = {"result": True, "errors": [], "total": "1", "tasklist": [task.detail()]}
+            answer = {"result": True, "errors": [], "total": "1", "tasklist": [task.detail(self.detail_style)]}
             if fault == "detail_malformed":
                 text = json.dumps(answer)
                 return Response(text[: len(text) // 2], media_type="application/json")

@@ -3,9 +3,14 @@
 Protocol: ``POST {base}/Run/{owner}/{model}`` starts a task (JSON, or
 multipart when a file goes along) and returns its ``taskid``; ``POST
 {base}/Task/Detail`` reports its status; ``Task/Cancel`` stops a queued task,
-``Task/Kill`` a running one. A task succeeded only at ``task_postprocess_end``
-with ``pexit == "0"``; ``task_cancel`` is the other terminal status;
-``task_error`` is a log line while the task goes on. Errors may come as
+``Task/Kill`` a running one. ``task_postprocess_end`` ends a task: it succeeded
+unless ``pexit`` says otherwise (Wiro's model pages show finished tasks without
+``pexit`` or ``totalcost``, so an absent exit code is a success); ``task_cancel``
+is the other terminal status; ``task_error`` is a log line while the task goes on.
+A task that reached ``task_postprocess_end`` and succeeded is never submitted
+again: output that cannot be used fails the row with the task id. A failed task
+(``pexit`` other than "0") is retried as a new task only when Wiro reports it
+unbilled (``totalcost`` "0" or absent, as Wiro documents for failures). Errors may come as
 HTTP 200 with ``result: false`` and a code: 96 (concurrency limit: wait) and
 97 (insufficient balance: stop).
 
@@ -35,7 +40,17 @@ from ..core.hashing import file_digest
 from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, backoff, download, guess_suffix, is_http_url, stopping, url_host
+from .hosted import (
+    CreditBreaker,
+    LoopClients,
+    backoff,
+    download,
+    guess_suffix,
+    is_http_url,
+    lookup_price,
+    stopping,
+    url_host,
+)
 
 log = logging.getLogger("mediamill.wiro")
 
@@ -214,6 +229,15 @@ def _scalar(value: Any) -> bool:
 def _shown(value: Any) -> str:
     """A value from an answer, short enough for an error message."""
     return f"{type(value).__name__} {str(value)[:60]!r}" if value is not None else "missing"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def succeeded(task: dict[str, Any]) -> bool:
+    """A Detail that shows a finished, successful task: ``task_postprocess_end`` and an exit code of "0" or none."""
+    return task.get("status") == DONE and _text(task.get("pexit")) in ("", "0")
 
 
 def _num(value: Any) -> float | None:
@@ -415,7 +439,7 @@ class WiroBackend(Backend):
             await asyncio.sleep(SETTLE_INTERVAL_S)
         if task.get("status") == CANCELLED:
             journal.clear()
-        elif task.get("status") == DONE and str(task.get("pexit")) == "0":
+        elif succeeded(task):
             return task
         return None
 
@@ -499,14 +523,19 @@ class WiroBackend(Backend):
         except asyncio.CancelledError:
             await self._cancel(client, record, journal)  # the run was cancelled: stop paying for this task
             raise
-        status, pexit = task.get("status"), str(task.get("pexit", ""))
+        taskid, status = record["task_id"], task.get("status")
         if status == CANCELLED:
             journal.clear()
-            raise WiroError(f"wiro cancelled task {record['task_id']}")
-        if status != DONE or pexit != "0":
+            raise WiroError(f"wiro cancelled task {taskid}")
+        if not succeeded(task):
             journal.clear()
+            pexit = _text(task.get("pexit"))
             reason = str(task.get("debugerror") or "").strip().splitlines()[-1:] or [f"status {status}"]
-            raise WiroError(f"wiro task {record['task_id']} failed (pexit {pexit or '?'}): {reason[0][:200]}")
+            message = f"wiro task {taskid} failed (pexit {pexit or '?'}): {reason[0][:200]}"
+            billed = _num(task.get("totalcost"))
+            if billed:  # Wiro bills only successes; a failure that cost money is not paid for twice on a guess
+                raise PermanentError(f"{message}; it was billed ${billed:g}, so it is not submitted again: check Wiro")
+            raise WiroError(message)
         try:
             output = self._pick_output(task, ADAPTERS[job.spec.model].output)
             path = workdir / f"output{guess_suffix(output['url'], output.get('contenttype'))}"
@@ -516,14 +545,25 @@ class WiroBackend(Backend):
             raise
         # A download that broke keeps the journal: the next attempt fetches again, it does not re-run.
         started, ended = _num(task.get("starttime")), _num(task.get("endtime"))
+        cost, source = self._cost(job, task)
         return Generated(
             path=path,
             compute_s=_num(task.get("elapsedseconds")) or (ended - started if started and ended else None),
-            cost_usd=_num(task.get("totalcost")),
-            cost_source="reported",
-            task_id=record["task_id"],
+            cost_usd=cost,
+            cost_source=source,
+            task_id=taskid,
             queue_s=round(max(0.0, started - record["submitted_at"]), 3) if started else None,
         )
+
+    def _cost(self, job: Job, task: dict[str, Any]) -> tuple[float | None, str]:
+        """Wiro's reported cost; else the price table's (MEDIAMILL_PRICES); else none, said so."""
+        reported = _num(task.get("totalcost"))
+        if reported is not None:
+            return reported, "reported"
+        price = lookup_price(self.name, job.spec.model, {})
+        if price is not None:
+            return price.cost(len(str(job.spec.params.get("prompt", "")))), "price table"
+        return None, "not reported"
 
     async def _cancel(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> None:
         async with stopping():
@@ -538,7 +578,11 @@ class WiroBackend(Backend):
         listed = task.get("outputs")
         outputs = [o for o in listed if isinstance(o, dict) and is_http_url(o.get("url"))] if isinstance(listed, list) else []
         if not outputs:
-            raise WiroError(f"wiro task {task.get('id')} finished without a usable output URL (outputs: {_shown(listed)})")
+            # Finished, so possibly paid for: never submitted again on a guess.
+            raise PermanentError(
+                f"wiro task {task.get('id')} finished without a usable output URL (outputs: {_shown(listed)}); "
+                "it may have been paid for, so it is not submitted again: check Wiro before rerunning this row"
+            )
         for output in outputs:
             if str(output.get("contenttype", "")).startswith(wanted):
                 return output

@@ -29,6 +29,8 @@ def summarise(rows: Iterable[dict[str, Any]], wall_s: float | None = None) -> di
         "cost_by_kind": dict(by_kind),
         "cost_by_backend": dict(by_backend),
         "failures": [(r["id"], r["error"]) for r in rows if r["status"] == "failed"],
+        # Generated rows whose service reported no cost and no price table priced them.
+        "cost_not_reported": sum(r["status"] == "done" and r["cost_source"] == "not reported" for r in rows),
     }
 
 
@@ -41,6 +43,9 @@ def summary_markdown(name: str, s: dict[str, Any]) -> str:
         f"| {s['rows']} | {s['done']} | {s['cached']} | {s['failed']} | {s['audio_h']:.3f} "
         f"| {s['cost_usd']:.4f} | {s['compute_s']:.1f} | {s['elapsed_s']:.1f} |",
     ]
+    if s.get("cost_not_reported"):
+        lines += ["", f"{s['cost_not_reported']} generated row(s) had no reported cost and no price in "
+                  "MEDIAMILL_PRICES: the cost above leaves them out."]  # fmt: skip
     if len(s["cost_by_backend"]) > 1 or len(s["cost_by_kind"]) > 1:
         lines += ["", "| cost by | | USD |", "|---|---|---:|"]
         lines += [f"| backend | {k} | {v:.4f} |" for k, v in sorted(s["cost_by_backend"].items())]
