@@ -6,9 +6,11 @@ noise, two rows on the Wiro emulator, audiobook + ACX delivery), in chains:
 each launch is killed at a random moment within an uninterrupted run's
 duration, the next resumes, until one completes. After every kill: store
 records match their media, every delivered file equals the uninterrupted
-run's. After every chain: the book is byte-identical, and each hosted row
-was submitted once, plus once per kill that fell inside a submission's round
-trip (the one window Wiro's API gives no way to close).
+run's, and nothing the killed run started (its temporary Prefect API, ffmpeg)
+is still alive. After every chain: the book is byte-identical, nothing but
+delivered files and store records remains, and each hosted row was submitted
+once, plus once per kill that fell inside a submission's round trip (the one
+window Wiro's API gives no way to close).
 Usage: python bench/crash.py [KILLS] [SEED]
 """
 
@@ -51,7 +53,7 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
         assert clean.returncode == 0, clean.log[-2000:]
         expected = crash.deliverables(work / "reference", "lamp")
         full_s = clean.seconds
-        kills, chains, window, failures = [], 0, 0, []
+        kills, chains, window, failures, leaked = [], 0, 0, [], 0
         while len(kills) < kills_wanted:
             chains += 1
             out = work / f"chain-{chains}"
@@ -63,6 +65,9 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
                 if not result.killed:
                     break
                 kills.append(result.point)
+                if result.leaked:
+                    leaked += 1
+                    failures.append(f"chain {chains}: {result.point}: still running after the kill: {result.leaked}")
                 time.sleep(0.5)
                 chain_window += unjournaled(wiro.runs[before:], out)
                 failures += [f"chain {chains}: {p}" for p in crash.store_problems(out)]
@@ -71,6 +76,8 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
                 failures.append(f"chain {chains}: final run exited {result.returncode}")
             if crash.deliverables(out, "lamp") != expected:
                 failures.append(f"chain {chains}: the finished book differs")
+            if crash.leftovers(out):
+                failures.append(f"chain {chains}: left behind: {crash.leftovers(out)}")
             paid = Counter(r["inputs"]["prompt"] for r in wiro.runs[first_run:])
             if sum(paid.values()) != crash.HOSTED_ROWS + chain_window:
                 failures.append(f"chain {chains}: {dict(paid)} submissions with {chain_window} round-trip kills")
@@ -80,6 +87,7 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
         "chains": chains,
         "uninterrupted_run_s": round(full_s, 1),
         "kills_in_a_submission_round_trip": window,
+        "kills_that_left_a_process_running": leaked,
         "failures": failures,
         "ok": not failures,
     }

@@ -89,6 +89,8 @@ def measure(kind: str, rows: int, env: dict) -> dict:
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    from mediamill.core.processes import child_options
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -97,7 +99,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **child_options(),
     )  # fmt: skip
     import httpx
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 # In-process flow tests keep concurrency limits in the process: a slot on the test server's SQLite
 # costs up to seconds while it is busy recording task runs. Tests of server-side limits say "auto".
 os.environ.setdefault("MEDIAMILL_LIMITS", "local")
+# Digests are remembered in a cache file; the suite keeps its own, away from the user's.
+os.environ.setdefault("MEDIAMILL_CACHE_DIR", tempfile.mkdtemp(prefix="mediamill-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,11 @@ temporary Prefect server) the moment it holds: no hooks in the code under
 test. A chain of launches moves through the points in the order the work
 reaches them; each launch resumes from what the killed one left.
 
+The kill is a SIGKILL of the run's own process, as the OOM killer or a
+preempted machine delivers it: whatever the run started (its temporary
+Prefect API, ffmpeg) must end with it. Anything of the launch's process
+group still alive a few seconds later is a leak, reported in ``Launch.leaked``.
+
 After every kill, what is on disk must be either finished and right or
 plainly unfinished: every store record's media has the recorded size, and
 every delivered file equals the uninterrupted run's byte for byte.
@@ -26,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from mediamill.core.processes import child_options
 
 ROOT = Path(__file__).resolve().parents[1]
 # Written anew by every run (timings, absolute paths): compared by content, not bytes.
@@ -92,6 +99,10 @@ class Launch:
     returncode: int | None
     seconds: float
     log: str
+    leaked: list[str]  # processes the launch started that outlived it (command lines)
+
+
+LEAK_GRACE_S = 10.0  # how long the children of a dead run may take to go
 
 
 def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoint], timeout: float = 300) -> Launch:
@@ -102,14 +113,15 @@ def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoin
     start = time.monotonic()
     fired = None
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                **child_options())  # fmt: skip
         try:
             while proc.poll() is None and fired is None:
                 if time.monotonic() - start > timeout:
                     raise TimeoutError(f"run did not end within {timeout} s")
                 fired = next((p for p in points if p.holds(out, since)), None)
                 if fired is not None:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.kill(proc.pid, signal.SIGKILL)  # the run alone: what it started must go by itself
                 else:
                     time.sleep(0.001)
             proc.wait()
@@ -117,21 +129,36 @@ def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoin
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    if fired is not None:
-        _reap_group(proc.pid)
+    leaked = survivors(proc.pid, LEAK_GRACE_S)
+    if leaked:
+        os.killpg(proc.pid, signal.SIGKILL)  # leave the machine clean for the next launch
+        survivors(proc.pid, LEAK_GRACE_S)
     return Launch(fired.name if fired else None, fired is not None, None if fired else proc.returncode,
-                  time.monotonic() - start, log_path.read_text(errors="replace"))  # fmt: skip
+                  time.monotonic() - start, log_path.read_text(errors="replace"), leaked)  # fmt: skip
 
 
-def _reap_group(pgid: int) -> None:
-    """Wait until nothing of the killed group runs (its temporary server held the same files)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+def group_members(pgid: int) -> list[str]:
+    """Command lines of the live processes (zombies aside) in process group ``pgid``."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(" ".join(p.info["cmdline"] or [])[:200])
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
+def survivors(pgid: int, grace_s: float) -> list[str]:
+    """What of a launch's process group is still alive after ``grace_s`` (empty at once when all is gone)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = group_members(pgid)
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
@@ -200,3 +227,12 @@ def results_rows(out: Path, name: str) -> list[dict[str, str]]:
 def partial_files(out: Path) -> list[str]:
     """Work files a finished run must not leave among its deliverables."""
     return [str(p) for p in out.rglob("*") if p.is_file() and (".partial" in p.name or p.name.endswith(".part"))]
+
+
+def leftovers(out: Path) -> list[str]:
+    """What a finished run leaves beyond its outputs and the store's records: temporary files, scratch folders."""
+    found = partial_files(out) + [str(p) for p in out.rglob(".*.link")]
+    tmp = out / ".store" / "tmp"
+    if tmp.is_dir():
+        found += [str(p) for p in tmp.iterdir()]
+    return sorted(set(found))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from mediamill.core.processes import child_options
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,7 +54,7 @@ def serve_process(
     port = free_port()
     cmd = [python, "-m", "mediamill.cli", "serve", "--port", str(port), *args]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, **child_options())
     served = Served(f"http://127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + startup_s

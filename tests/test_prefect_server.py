@@ -22,6 +22,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from mediamill.core.processes import child_options
+
 from .conftest import MANIFESTS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -79,7 +81,8 @@ class Fleet:
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.base / f"{name}.log").open("w")
         proc = subprocess.Popen(
-            [PREFECT, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [PREFECT, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            **child_options(),  # a killed test run takes its server and workers with it
         )
         self.procs.append(proc)
         return proc
@@ -227,3 +230,37 @@ def test_a_sweep_runs_each_manifest_in_its_own_subflow_and_a_bad_one_fails_alone
     good = pq.read_table(fleet.outputs / "good" / "results.parquet").to_pylist()
     assert [(r["id"], r["status"]) for r in good] == [("g1", "done"), ("g2", "done")]
     assert not (fleet.outputs / "bad").exists()
+
+
+def test_a_worker_killed_mid_run_leaves_nothing_running_once_its_flow_run_ends(fleet, tmp_path):
+    """SIGKILL of a worker (a preempted machine): its flow run ends, nothing it started (the flow-run
+    process, ffmpeg) is left running, and a rerun finishes its rows. Last in this module: it kills worker-2."""
+    from .crash import survivors
+
+    paths = []
+    for name in ("keep", "orphan"):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,text,backend\n" + "".join(f"{name}{i},Row {i} of {name}.,{SLOW}\n" for i in range(6)))
+        paths.append(path)
+    runs = [fleet.trigger("produce/produce", manifest=str(p)) for p in paths]
+    worker = next(p for p in fleet.procs if "worker-2" in " ".join(p.args))
+    deadline = time.monotonic() + 180
+    while not any(rid in fleet.log("worker-2") for rid in runs):  # worker-2 took one of them
+        assert time.monotonic() < deadline, fleet.log("worker-2")[-2000:]
+        time.sleep(0.2)
+    taken = next(rid for rid in runs if rid in fleet.log("worker-2"))
+    while fleet.api("GET", f"/flow_runs/{taken}")["state"]["type"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(worker.pid, signal.SIGKILL)  # the worker alone, as the OOM killer would
+    worker.wait()
+    states = fleet.wait(runs)
+    # The flow-run process loses its worker's pipes with it and ends (Prefect records it crashed) ...
+    assert states[taken]["state"]["type"] in ("COMPLETED", "CRASHED", "FAILED"), states[taken]["state"]
+    assert survivors(worker.pid, 30.0) == []  # ... and nothing it started is left running
+    # Its rows resume on the other worker: nothing made twice.
+    orphan = paths[runs.index(taken)]
+    rerun = fleet.trigger("produce/produce", manifest=str(orphan))
+    assert fleet.wait([rerun])[rerun]["state"]["type"] == "COMPLETED"
+    rows = pq.read_table(fleet.outputs / orphan.stem / "results.parquet").to_pylist()
+    assert {r["status"] for r in rows} <= {"done", "cached"} and len(rows) == 6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mediamill.core.files import atomic_path
@@ -59,3 +61,121 @@ def test_secrets_from_the_environment_are_masked(monkeypatch):
     monkeypatch.setenv("WIRO_API_KEY", "sk-live-1234567890")
     assert redact("auth failed for sk-live-1234567890") == "auth failed for ***"
     assert error_line(ValueError("key sk-live-1234567890\nsecond line")) == "ValueError: key *** second line"
+
+
+# -- what killed writers leave, and what the sweeps take ------------------------------------------
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from mediamill.core.files import atomic_path, scratch_dir
+kind, target = sys.argv[1], Path(sys.argv[2])
+if kind == "partial":
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"half a file")
+        print(tmp, flush=True)
+        time.sleep(600)
+else:
+    with scratch_dir(target, "work-") as folder:
+        (folder / "piece.wav").write_bytes(b"x")
+        print(folder, flush=True)
+        time.sleep(600)
+"""
+
+
+def _holding(kind: str, target, tmp_path):
+    """A process in the middle of an atomic write (or with a scratch folder), and the path it holds."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "holder.py"
+    script.write_text(_HOLDER)
+    proc = subprocess.Popen([sys.executable, str(script), kind, str(target)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def _aged(path, seconds: float = 60.0) -> None:
+    import os
+    import time
+
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_a_live_writers_partial_file_is_kept_and_a_killed_ones_is_swept(tmp_path):
+    from mediamill.core.files import sweep_partials
+
+    book = tmp_path / "book"
+    proc, partial = _holding("partial", book / "book.m4b", tmp_path)
+    try:
+        assert partial.is_file() and partial.name.startswith(".book.") and ".partial" in partial.name
+        _aged(partial)
+        assert sweep_partials(book) == [] and partial.exists()  # its writer is alive: not ours to remove
+    finally:
+        proc.kill()
+        proc.wait()
+    (book / ".book.0badc0de.partial.m4b").write_bytes(b"too new to judge")  # created a moment ago
+    assert sweep_partials(book) == [partial]
+    assert not partial.exists() and (book / ".book.0badc0de.partial.m4b").exists()
+    (book / "book.m4b").write_bytes(b"delivered")
+    _aged(book / "book.m4b")
+    assert sweep_partials(book) == []  # finished files are never touched
+
+
+def test_scratch_of_a_dead_run_is_swept_at_once_and_a_live_runs_is_kept(tmp_path):
+    from mediamill.core.files import sweep_scratch
+
+    parent = tmp_path / "tmp"
+    proc, live = _holding("scratch", parent, tmp_path)
+    try:
+        _aged(live)
+        assert sweep_scratch(parent, max_age_s=24 * 3600) == [] and live.is_dir()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sweep_scratch(parent, max_age_s=24 * 3600) == [live] and not live.exists()
+    legacy = parent / "older-version-dir"  # no owner file: judged by age alone
+    legacy.mkdir()
+    _aged(legacy, 10)
+    assert sweep_scratch(parent, max_age_s=24 * 3600) == [] and legacy.exists()
+    _aged(legacy, 2 * 24 * 3600)
+    assert sweep_scratch(parent, max_age_s=24 * 3600) == [legacy]
+
+
+def test_a_child_started_with_child_options_dies_with_its_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mediamill.core.processes import linked_to_parent
+
+    if not linked_to_parent():
+        pytest.skip("this platform cannot tie a child's life to its parent")
+    parent_code = (
+        "import subprocess, sys, time\n"
+        "from mediamill.core.processes import child_options\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], **child_options())\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as stat:  # reaped by init as a zombie counts as gone
+            if stat.read().split(") ", 1)[1].startswith("Z"):
+                return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the child outlived its SIGKILLed parent")

@@ -354,8 +354,10 @@ def test_a_finished_task_without_usable_output_fails_with_its_id_and_is_not_resu
     assert state.is_failed()
     (row,) = results(tmp_path / "out", "speech").values()
     (task,) = wiro.tasks.values()
-    assert len(wiro.runs) == 1 and row["attempts"] == 1
+    assert len(wiro.runs) == 1  # its retries looked at the same task again; none paid for another
     assert task.taskid in row["error"] and "not submitted again" in row["error"]
+    assert list((tmp_path / "out" / ".store" / "journal").glob("*.json"))  # a rerun (a nightly sweep) cannot pay again
+    assert run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out").is_failed() and len(wiro.runs) == 1
 
 
 def test_a_failed_task_that_was_billed_is_not_submitted_again(wiro, tmp_path, write_manifest):
@@ -363,4 +365,4 @@ def test_a_failed_task_that_was_billed_is_not_submitted_again(wiro, tmp_path, wr
     state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
     assert state.is_failed()
     (row,) = results(tmp_path / "out", "speech").values()
-    assert len(wiro.runs) == 1 and "billed" in row["error"] and "pexit 1" in row["error"]
+    assert len(wiro.runs) == 1 and row["attempts"] == 1 and "billed" in row["error"] and "pexit 1" in row["error"]

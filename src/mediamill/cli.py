@@ -84,7 +84,8 @@ def _run_with_progress(args: argparse.Namespace) -> Any:
     async def main() -> Any:
         # Ctrl-C cancels this task: every row sees CancelledError at its await and stops its hosted work.
         _running["loop"], _running["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        return await produce(
+        # Named after the manifest in the Prefect UI, as the sweep names its runs.
+        return await produce.with_options(flow_run_name=f"produce:{Path(args.manifest).stem}")(
             manifest=str(args.manifest),
             backend=args.backend,
             outputs=str(args.outputs) if args.outputs else None,
@@ -172,10 +173,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(exc)
         return 2
 
+    from .flows.tempserver import own_api
+
     signal.signal(signal.SIGINT, _on_interrupt)
     signal.signal(signal.SIGTERM, _on_interrupt)  # a batch system stopping the job: same orderly stop
     try:
-        state, summary = _run_with_progress(args)
+        with own_api():  # a temporary API that dies with this process, unless a server is configured
+            state, summary = _run_with_progress(args)
     except (KeyboardInterrupt, asyncio.CancelledError):
         _exit_interrupted()
     if getattr(_on_interrupt, "armed", False):
@@ -197,11 +201,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from .flows import sweep
+    from .flows.tempserver import own_api
 
-    state = asyncio.run(
-        sweep(inbox=str(args.inbox), backend=args.backend, outputs=str(args.outputs) if args.outputs else None,
-              profiles=args.profile, return_state=True)
-    )  # fmt: skip
+    with own_api():
+        state = asyncio.run(
+            sweep(inbox=str(args.inbox), backend=args.backend, outputs=str(args.outputs) if args.outputs else None,
+                  profiles=args.profile, return_state=True)
+        )  # fmt: skip
     console.print(f"[bold]{'done' if state.is_completed() else 'failed'}[/]: {state.message}")
     return 0 if state.is_completed() else 1
 

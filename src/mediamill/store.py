@@ -17,16 +17,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.files import commit_file, write_json_atomic
+from .core.files import commit_file, scratch_dir, sweep_partials, sweep_scratch, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -135,13 +132,9 @@ class Store:
 
     @contextmanager
     def workdir(self, key: str) -> Iterator[Path]:
-        """A private scratch folder for generating ``key``; removed afterwards."""
-        path = self.tmp / f"{key[:16]}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        try:
+        """A private scratch folder for generating ``key``, owned while in use; removed afterwards."""
+        with scratch_dir(self.tmp, f"{key[:16]}-") as path:
             yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
 
     def put(self, key: str, produced: Path, meta: dict[str, Any]) -> Entry:
         """Move a finished file from a workdir into the store, then record it."""
@@ -154,16 +147,12 @@ class Store:
         return Entry(key, dest, meta)
 
     def sweep_tmp(self) -> int:
-        """Remove scratch folders left by killed runs (old enough that no live run owns them)."""
-        removed = 0
-        if not self.tmp.is_dir():
-            return 0
-        cutoff = time.time() - self.TMP_MAX_AGE_S
-        for path in self.tmp.iterdir():
-            try:
-                if path.stat().st_mtime < cutoff:
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed += 1
-            except OSError:
-                pass
+        """Remove scratch folders of runs that are gone (their owner's lock is free); return how many."""
+        return len(sweep_scratch(self.tmp, self.TMP_MAX_AGE_S))
+
+    def sweep_partials(self, keys: Iterable[str]) -> int:
+        """Remove temporary files no live run is writing: hosted-task notes and the records of ``keys``."""
+        removed = len(sweep_partials(self.journals, recursive=False))
+        for prefix in sorted({key[:2] for key in keys}):
+            removed += len(sweep_partials(self.objects / prefix, recursive=False))
         return removed

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.files import write_json_atomic
+from ..core.files import scratch_dir, write_json_atomic
 from ..core.ids import slug
 from ..media import master
 from ..media.stitch import BookMeta, Piece, assemble_chapter, build_m4b
@@ -96,7 +95,7 @@ def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: P
     outputs = BookOutputs()
     done: list[tuple[str, Path, float]] = []
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch, prefix="stitch-") as work:
+    with scratch_dir(scratch, "stitch-") as work:
         for chapter, dest in zip(plan.chapters, wanted):
             if not all(s.job.key in entries for s in chapter.segments):
                 outputs.incomplete.append(chapter.title)

@@ -120,7 +120,8 @@ class PiperBackend(ThreadedBackend):
             params["length_scale"] = round(1.0 / row.speed, 6)
         if ident is not None:
             return JobSpec(model=ident, params=params)
-        return JobSpec(model=path.stem, params=params, inputs={"voice": path})
+        # A voice file is keyed by its bytes, and by its config's (phonemes, rate and defaults live there).
+        return JobSpec(model=path.stem, params=params, inputs={"voice": path, "voice_config": Path(f"{path}.json")})
 
     # -- generation ------------------------------------------------------
     def _load(self, path: Path) -> Any:

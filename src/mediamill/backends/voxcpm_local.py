@@ -118,8 +118,10 @@ class VoxcpmBackend(ThreadedBackend):
             "max_chars": cfg.max_chars,
             "pauses": [cfg.piece_pause_s, cfg.paragraph_pause_s],
         }
+        if params["denoise"] and cfg.denoiser:  # the denoiser's weights decide the cleaned reference
+            params["denoiser"] = model_identity(cfg.denoiser, cfg.local_files_only)
         inputs = {"reference": reference} if reference is not None else {}
-        return JobSpec(model=model_identity(row.model or cfg.model), params=params, inputs=inputs)
+        return JobSpec(model=model_identity(row.model or cfg.model, cfg.local_files_only), params=params, inputs=inputs)
 
     # -- generation ------------------------------------------------------
     def generate_sync(self, job: Job, workdir: Path) -> Generated:

@@ -12,8 +12,8 @@ voxcpm and torch are imported here only when a model is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import queue
 import sys
 import threading
@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..core.hashing import folder_digest
 from ..text.pace import predicted_seconds
 from ..verify.duration import DurationCheck
 from .base import NotInstalledError, PermanentError
@@ -89,22 +90,48 @@ def resolve_devices(setting: str) -> list[str]:
     return list(dict.fromkeys(devices))
 
 
-def model_identity(source: str) -> str:
-    """What the content key records for a model: hub id, or a local folder's fingerprint.
+def model_identity(source: str, local_files_only: bool = False) -> str:
+    """What the content key records for a model: a local folder's content, or a hub id at its revision.
 
-    A local checkpoint is fingerprinted by its config and its weight files'
-    sizes and times, so replacing the weights changes every key without
-    hashing gigabytes on each plan.
+    A local checkpoint is keyed by the digests of its files (config, tokenizer,
+    weights; hashed once and remembered, see ``core.hashing``), so copies of the
+    same weights on other machines make the same keys and changed weights make
+    new ones. A hub id is keyed by the revision the hub resolves it to, from the
+    local hub cache, else (unless offline) from the hub itself; by its name alone
+    when neither can say.
     """
     path = Path(source).expanduser()
-    if not path.is_dir():
-        return source
-    h = hashlib.sha256((path / "config.json").read_bytes() if (path / "config.json").is_file() else b"")
-    for weights in sorted(path.iterdir()):
-        if weights.suffix in (".safetensors", ".pth", ".bin", ".pt"):
-            st = weights.stat()
-            h.update(f"{weights.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return f"{path.name}@{h.hexdigest()[:12]}"
+    if path.is_dir():
+        return f"{path.name}@{folder_digest(path)[:12]}"
+    revision = hub_revision(source, local_files_only)
+    return f"{source}@{revision[:12]}" if revision else source
+
+
+_revisions: dict[str, str | None] = {}
+
+
+def hub_revision(repo_id: str, local_files_only: bool = False) -> str | None:
+    """The commit a hub id resolves to: the hub cache's, else the hub's own answer; None when unknown."""
+    if "/" not in repo_id:
+        return None
+    if repo_id in _revisions:
+        return _revisions[repo_id]
+    revision = None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(cached, str):
+            revision = Path(cached).parent.name  # .../snapshots/<commit>/config.json
+        offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+        if revision is None and not offline:
+            from huggingface_hub import HfApi
+
+            revision = HfApi().model_info(repo_id, timeout=10).sha
+    except Exception:  # noqa: BLE001 - no hub library, no network, no such model: keyed by the name
+        revision = None
+    _revisions[repo_id] = revision
+    return revision
 
 
 def architecture(source: str) -> str | None:
@@ -300,7 +327,7 @@ def get_pool(settings: VoxcpmSettings | None = None) -> ModelPool:
     """The process-wide pool for the configured model and devices."""
     cfg = settings or VoxcpmSettings()
     devices = resolve_devices(cfg.device)
-    key = (model_identity(cfg.model), tuple(devices), cfg.denoiser, cfg.optimize)
+    key = (model_identity(cfg.model, cfg.local_files_only), tuple(devices), cfg.denoiser, cfg.optimize)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:

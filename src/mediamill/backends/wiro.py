@@ -63,6 +63,7 @@ CODE_CONCURRENCY, CODE_BALANCE, CODE_NOT_FOUND = 96, 97, 1
 NOT_FOUND_GRACE_S = 30.0  # how long "There is no task yet." must persist before a task counts as gone
 
 
+STOP_WAIT_S = 25.0  # how long closing waits for cancelled rows' stops (each is bounded at 20 s)
 SETTLE_CHECKS = 6
 SETTLE_INTERVAL_S = 0.5
 
@@ -321,6 +322,7 @@ class WiroBackend(Backend):
         self.clients = LoopClients()
         self.breaker = CreditBreaker()
         self._uploaded: dict[str, str] = {}  # file digest -> Wiro URL, so a reference is uploaded once
+        self._stops: set[asyncio.Future[None]] = set()  # stops of cancelled rows' tasks, still under way
         # Uploads under way, per event loop: rows sharing a reference wait for one upload.
         self._uploading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[str]]] = (
             weakref.WeakKeyDictionary()
@@ -378,6 +380,10 @@ class WiroBackend(Backend):
 
     # -- generation ------------------------------------------------------------------------
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending = [stop for stop in self._stops if stop.get_loop() is loop and not stop.done()]
+        if pending:  # cancelled rows still stopping their tasks: they need this loop's client
+            await asyncio.wait(pending, timeout=STOP_WAIT_S)
         await self.clients.close()
 
     def client(self) -> WiroClient:
@@ -528,13 +534,14 @@ class WiroBackend(Backend):
             journal.clear()
             raise WiroError(f"wiro cancelled task {taskid}")
         if not succeeded(task):
-            journal.clear()
             pexit = _text(task.get("pexit"))
             reason = str(task.get("debugerror") or "").strip().splitlines()[-1:] or [f"status {status}"]
             message = f"wiro task {taskid} failed (pexit {pexit or '?'}): {reason[0][:200]}"
             billed = _num(task.get("totalcost"))
             if billed:  # Wiro bills only successes; a failure that cost money is not paid for twice on a guess
-                raise PermanentError(f"{message}; it was billed ${billed:g}, so it is not submitted again: check Wiro")
+                raise PermanentError(f"{message}; it was billed ${billed:g}, so it is not submitted again: check Wiro, "
+                                     "then remove its note under .store/journal/ to submit the row anew")  # fmt: skip
+            journal.clear()  # unbilled (Wiro bills only successes): the retry submits a new task
             raise WiroError(message)
         try:
             output = self._pick_output(task, ADAPTERS[job.spec.model].output)
@@ -566,22 +573,34 @@ class WiroBackend(Backend):
         return None, "not reported"
 
     async def _cancel(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> None:
-        async with stopping():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    asyncio.shield(client.stop(record["task_id"], record.get("token", ""), record.get("status", ""))), 10
-                )
-                await asyncio.wait_for(asyncio.shield(self._settle_after_stop(client, record, journal)), 10)
+        """Stop a task because the run was cancelled; the stop runs to its end even if this wait is cut short.
+
+        ``close()`` waits for stops still under way, so the run's HTTP client outlives them.
+        """
+
+        async def stop_and_settle() -> None:
+            async with stopping():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(record["task_id"], record.get("token", ""), record.get("status", "")), 10)
+                    await asyncio.wait_for(self._settle_after_stop(client, record, journal), 10)
+
+        stop = asyncio.ensure_future(stop_and_settle())
+        self._stops.add(stop)
+        stop.add_done_callback(self._stops.discard)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(stop)
 
     @staticmethod
     def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
         listed = task.get("outputs")
         outputs = [o for o in listed if isinstance(o, dict) and is_http_url(o.get("url"))] if isinstance(listed, list) else []
         if not outputs:
-            # Finished, so possibly paid for: never submitted again on a guess.
-            raise PermanentError(
+            # Finished, so possibly paid for: the row's retries look at the same task again (the answer may
+            # have been garbled); it is never submitted again on a guess, and its note stays for the next run.
+            raise WiroError(
                 f"wiro task {task.get('id')} finished without a usable output URL (outputs: {_shown(listed)}); "
-                "it may have been paid for, so it is not submitted again: check Wiro before rerunning this row"
+                "it may have been paid for, so it is not submitted again: check Wiro, then remove its note "
+                "under .store/journal/ to submit the row anew"
             )
         for output in outputs:
             if str(output.get("contenttype", "")).startswith(wanted):

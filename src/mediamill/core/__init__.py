@@ -3,7 +3,17 @@
 Nothing here imports any other part of mediamill.
 """
 
-from .files import atomic_path, commit_file, fsync_path, partial_name, write_bytes_atomic, write_json_atomic
+from .files import (
+    atomic_path,
+    commit_file,
+    fsync_path,
+    partial_name,
+    scratch_dir,
+    sweep_partials,
+    sweep_scratch,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from .hashing import file_digest
 from .ids import check_safe_id, slug
 from .redact import error_line, redact
@@ -17,7 +27,10 @@ __all__ = [
     "fsync_path",
     "partial_name",
     "redact",
+    "scratch_dir",
     "slug",
+    "sweep_partials",
+    "sweep_scratch",
     "write_bytes_atomic",
     "write_json_atomic",
 ]

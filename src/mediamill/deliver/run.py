@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ..assemble import BookOutputs
-from ..core.files import write_json_atomic
+from ..core.files import scratch_dir, write_json_atomic
 from ..plan import Plan
 from ..profiles import PROFILES
 from ..store import Entry
@@ -67,8 +66,8 @@ def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: P
         if doc is not None:
             deliveries.append(Delivery(name, reused=True, doc=doc))
             continue
-        with tempfile.TemporaryDirectory(dir=scratch, prefix=f"deliver-{name}-") as tmp:
-            delivery = RUNNERS[name](production, Path(tmp))
+        with scratch_dir(scratch, f"deliver-{name}-") as work:
+            delivery = RUNNERS[name](production, work)
         deliveries.append(delivery)
         write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
     write_qc(out_dir, plan.name, deliveries)

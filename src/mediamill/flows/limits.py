@@ -25,6 +25,7 @@ from prefect.settings import get_current_settings
 from ..backends import Backend
 from ..core.redact import error_line
 from ..generate.limits import LEASE_S, Slots, SlotUnavailable, limit_name, local_slots, wanted_limits
+from .tempserver import is_temporary
 
 ACQUIRE_TRIES = 6  # a server too busy to answer (SQLite under load answers 503) is tried this often
 
@@ -32,7 +33,9 @@ log = logging.getLogger("mediamill.limits")
 
 
 def server_configured() -> bool:
-    return bool(get_current_settings().api.url)
+    """Whether runs talk to a Prefect server of the fleet's (not the temporary one a command line run starts)."""
+    url = get_current_settings().api.url
+    return bool(url) and not is_temporary(url)
 
 
 class ServerSlots:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..backends import Job
 from ..config import settings
+from ..core.files import sweep_partials
 from ..plan import Plan, validate
 from ..report import RowResult, row_result, stored_result
 from ..store import Entry, Store
@@ -76,14 +77,20 @@ class ProductionRun:
         return [self.results.get(j.id) or row_result(j, "failed", error="cancelled before it finished")
                 for j in self.plan.jobs]  # fmt: skip
 
+    def sweep(self) -> int:
+        """Remove what killed runs left of this production: scratch folders and temporary files no live run holds."""
+        removed = self.store.sweep_tmp() + self.store.sweep_partials(j.key for j in self.plan.jobs)
+        return removed + len(sweep_partials(self.out_dir))
+
     def _link(self, entry: Entry, job: Job) -> Path:
         return link_output(entry, self.segments / job.id).relative_to(self.out_dir)
 
 
 def open_run(manifest: str | Path, backend: str | None, outputs: str | Path | None) -> ProductionRun:
-    """Validate the manifest (raises ManifestError) and open the store; scratch from killed runs is swept."""
+    """Validate the manifest (raises ManifestError) and open the store; what killed runs left is swept."""
     root = Path(outputs) if outputs else settings().outputs
     plan = validate(manifest, backend)
     store = Store(root)
-    store.sweep_tmp()
-    return ProductionRun(plan, store, root)
+    run = ProductionRun(plan, store, root)
+    run.sweep()
+    return run

@@ -56,7 +56,7 @@ class VoxcpmEngine:
             raise RuntimeError(INSTALL_HINT)
         self.settings = VoxcpmSettings()
         self.pool = get_pool(self.settings)
-        self.model = model_identity(self.settings.model)
+        self.model = model_identity(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0
 
     def start(self) -> None:
