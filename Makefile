@@ -1,29 +1,49 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Both create the virtualenv if missing and install exactly what is pinned.
+# Both create the virtualenv if missing and install exactly what is pinned:
+# the demo only what it needs (the package, Piper, ffmpeg); the tests everything.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+TOOLS_STAMP := $(VENV)/.installed-tools
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_EXTRAS := piper
+ALL_EXTRAS  := piper,voxcpm,ingest,test
 
-.PHONY: demo podcast test bench clean setup
+.PHONY: demo podcast test bench clean setup tools
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -c constraints.txt -e '.[piper,voxcpm,test]'
+
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -c constraints.txt -e '.[$(DEMO_EXTRAS)]'
 	touch $@
 
-demo: $(STAMP)
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -c constraints.txt -e '.[$(ALL_EXTRAS)]'
+	touch $@
+
+# epubcheck (Java) checks the read-along books in the tests; Debian packages it.
+$(TOOLS_STAMP): | $(VENV)/bin/python
+	test -f /usr/share/java/epubcheck.jar || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq epubcheck; }
+	touch $@
+
+tools: $(TOOLS_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/mediamill run manifests/audiobook.csv
 
-podcast: $(STAMP)
+podcast: $(DEMO_STAMP)
 	$(BIN)/mediamill run manifests/podcast.csv
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

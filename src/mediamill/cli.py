@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     voices.set_defaults(func=cmd_voices)
 
+    from .ingest.cli import add_import_command
+
+    add_import_command(sub)
+
     serve = sub.add_parser("serve", help="serve an OpenAI-style speech API (/v1/audio/speech) over a local engine")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, help="port (default 8000)")

@@ -131,4 +131,11 @@ VIDEO = Profile(
     ),
 )
 
-PROFILES = {p.name: p for p in (AUDIOBOOK, ACX, PODCAST, VIDEO)}
+READALONG = Profile(
+    name="readalong",
+    description="EPUB 3 read-along: the text highlighted as the narration plays (Media Overlays), audio inside",
+    needs=frozenset({"speech"}),
+    rules=(),
+)
+
+PROFILES = {p.name: p for p in (AUDIOBOOK, ACX, PODCAST, VIDEO, READALONG)}

@@ -44,6 +44,8 @@ class Delivery:
     profile: str
     files: list[DeliveredFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failures found before encoding (an over-long chapter)
+    outputs: list[Path] = field(default_factory=list)  # delivered files that are not measured as audio (an EPUB)
+    notes: list[str] = field(default_factory=list)  # what the delivery did that a producer should know
     reused: bool = False
     doc: dict[str, Any] | None = None  # the QC record, when reused from an earlier run
 

@@ -28,6 +28,8 @@ def load_profile_doc(out_dir: Path, profile: str, fingerprint: str) -> dict[str,
         return None
     if not all((out_dir / f["path"]).is_file() for f in doc["files"]):
         return None
+    if not all((out_dir / o).is_file() for o in doc.get("outputs", [])):
+        return None
     return doc
 
 
@@ -83,7 +85,9 @@ def write_qc(out_dir: Path, name: str, deliveries: list[Delivery]) -> dict[str, 
             target = profile.lufs_for(f.measurement.channels or 1)
             files.append(_file_doc(f, out_dir, d.profile, target))
         profiles[d.profile] = {"ok": d.ok, "description": profile.description, "problems": d.problems,
-                               "failures": d.failures(), "files": files}  # fmt: skip
+                               "failures": d.failures(), "files": files,
+                               "outputs": [o.relative_to(out_dir).as_posix() for o in d.outputs],
+                               "notes": d.notes}  # fmt: skip
     doc = {"name": name, "ok": all(p["ok"] for p in profiles.values()), "profiles": profiles}
     write_json_atomic(out_dir / "qc.json", doc)
     write_bytes_atomic(out_dir / "qc.md", qc_markdown(doc).encode("utf-8"))
@@ -100,6 +104,10 @@ def qc_markdown(doc: dict[str, Any], images: bool = True) -> str:
         lines += [f"## {name}: {'pass' if p['ok'] else 'FAIL'}", "", p["description"], ""]
         for problem in p["problems"]:
             lines.append(f"- **problem**: {problem}")
+        for output in p.get("outputs", []):
+            lines.append(f"- delivered: `{output}`")
+        for note in p.get("notes", []):
+            lines.append(f"- note: {note}")
         if p["files"]:
             lines += [
                 "| file | duration | LUFS | LRA | true peak | RMS | peak | noise floor | rate | kbps | result |",

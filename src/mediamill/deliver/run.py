@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..assemble import BookOutputs
 from ..core.files import scratch_dir, write_json_atomic
+from ..core.hashing import file_digest
 from ..plan import Plan
 from ..profiles import PROFILES
 from ..store import Entry
@@ -25,6 +26,7 @@ from .audiobook import deliver_audiobook
 from .base import Delivery, Production, resolve_file
 from .podcast import deliver_podcast
 from .qc import load_profile_doc, write_qc
+from .readalong.deliver import deliver_readalong
 from .video import deliver_video
 
 DELIVERY_VERSION = 1
@@ -34,6 +36,7 @@ RUNNERS: dict[str, Callable[[Production, Path], Delivery]] = {
     "acx": deliver_acx,
     "podcast": deliver_podcast,
     "video": deliver_video,
+    "readalong": deliver_readalong,
 }
 assert set(RUNNERS) == set(PROFILES), "every profile needs its mastering, and nothing else does"
 
@@ -45,10 +48,23 @@ def _fingerprint(plan: Plan, profile: str, book: BookOutputs, entries: dict[str,
         "profile": profile,
         "chapters": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in book.chapters],
         "clips": [entries[j.key].path.name for j in plan.jobs if j.kind in ("video", "song") and j.key in entries],
-        "meta": meta.model_dump(mode="json"),
+        "meta": meta.fingerprint_doc(),
         "files": {k: resolve_file(plan, v).stat().st_mtime_ns for k, v in meta.files().items()},  # type: ignore[union-attr]
     }
+    doc.update(PROFILE_INPUTS.get(profile, lambda *_: {})(plan, entries))
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _readalong_inputs(plan: Plan, entries: dict[str, Entry]) -> dict:
+    """What else decides a read-along: the source book's bytes and which rows have word timings."""
+    source = plan.manifest.meta.source
+    book = plan.manifest.base_dir / source.file if source else None
+    words = sorted(k for k, e in entries.items() if e.path.with_name(f"{k}.words.json").is_file())
+    return {"source_book": file_digest(book) if book and book.is_file() else None, "word_timings": words}
+
+
+# Inputs only some profiles depend on (kept out of the others' fingerprints, which stay as they were).
+PROFILE_INPUTS = {"readalong": _readalong_inputs}
 
 
 def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path, scratch: Path,

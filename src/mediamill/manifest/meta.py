@@ -6,11 +6,12 @@ Profile names are checked against the one registry of profiles
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..profiles import PROFILES
+from .rows import check_language
 
 
 def check_profiles(names: list[str]) -> list[str]:
@@ -36,13 +37,29 @@ class Meta(BaseModel):
     cover: str | None = Field(None, description="Cover image for the M4B, relative to the manifest.")
     podcast: "PodcastMeta" = Field(default_factory=lambda: PodcastMeta())
     video: "VideoMeta" = Field(default_factory=lambda: VideoMeta())
+    language: str | None = Field(None, description="The rows' language (BCP 47, e.g. 'en'), unless a row says its own.")
+    lexicon: str | None = Field(None, description="Pronunciation lexicon CSV, relative to the manifest.")
+    source: "SourceMeta | None" = Field(None, description="The manuscript the manifest was imported from.")
+
+    # Settings added after fingerprints were first written: left out of them while unset, so
+    # productions made before they existed keep their fingerprints (nothing is redone for them).
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("language", "lexicon", "source")
+
+    def fingerprint_doc(self) -> dict:
+        """The settings as fingerprints record them (see ``ADDED_LATER``)."""
+        doc = self.model_dump(mode="json")
+        for name in self.ADDED_LATER:
+            if doc.get(name) is None:
+                doc.pop(name, None)
+        return doc
 
     _known_profiles = field_validator("profiles")(check_profiles)
+    _check_language = field_validator("language")(check_language)
 
     def files(self) -> dict[str, str]:
         """Settings that name files, by setting name: checked when the manifest is loaded."""
         named = {"cover": self.cover, "podcast.intro": self.podcast.intro, "podcast.outro": self.podcast.outro,
-                 "podcast.bed": self.podcast.bed}  # fmt: skip
+                 "podcast.bed": self.podcast.bed, "lexicon": self.lexicon}  # fmt: skip
         return {k: v for k, v in named.items() if v}
 
 
@@ -67,6 +84,23 @@ class VideoMeta(BaseModel):
 
     track: str | None = Field(None, description="'speech' (the manifest's speech rows) or the id of a song row.")
     mode: Literal["mix", "replace"] = "mix"
+
+
+class SourceMeta(BaseModel):
+    """The ``[source]`` table ``mediamill import`` writes: which manuscript the rows came from.
+
+    The read-along delivery finds the original book by ``file`` (beside the
+    manifest) and uses it only while its SHA-256 still matches.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    file: str
+    format: str
+    sha256: str | None = None
+    unit: str | None = None
+    max_chars: int | None = None
+    importer: int | None = None
 
 
 Meta.model_rebuild()

@@ -33,6 +33,8 @@ class Row(BaseModel):
     chapter: str | None = None
     order: float | None = None
     pause_after: float | None = Field(None, ge=0, le=60, description="Seconds of silence after this row.")
+    # Where the row came from in its manuscript (``mediamill import``): never part of a content key.
+    source: str | None = Field(None, max_length=2000, description="Source anchor, e.g. text/ch1.xhtml#p12.")
     options: dict[str, Any] = Field(default_factory=dict, description="Engine-specific options (JSON object).")
 
     _check_id = field_validator("id")(check_safe_id)
@@ -50,6 +52,19 @@ class Row(BaseModel):
         if not isinstance(value, dict):
             raise ValueError("must be a JSON object, e.g. {\"volume\": 0.8}")
         return value
+
+
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def check_language(value: str | None) -> str | None:
+    """A BCP 47 language tag such as ``en`` or ``en-GB``, kept as written but for case."""
+    if value is None:
+        return None
+    if not _LANGUAGE.match(value):
+        raise ValueError("must be a language tag such as 'en', 'de' or 'pt-BR'")
+    head, *rest = value.split("-")
+    return "-".join([head.lower(), *[part.upper() if len(part) == 2 else part for part in rest]])
 
 
 def is_url(value: str) -> bool:
@@ -86,6 +101,9 @@ class SpeechRow(Row):
     seed: int | None = Field(None, ge=0)
     cfg_value: float | None = Field(None, ge=0, le=10, description="Guidance strength (VoxCPM).")
     inference_timesteps: int | None = Field(None, ge=1, le=100, description="Diffusion steps (VoxCPM).")
+    language: str | None = Field(None, max_length=35, description="The row's language (BCP 47); verification reads it.")
+
+    _check_language = field_validator("language")(check_language)
 
 
 class TtsRow(SpeechRow):

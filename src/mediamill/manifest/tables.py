@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,11 +142,21 @@ READERS = {".csv": _read_csv, ".parquet": _read_parquet, ".pq": _read_parquet}
 MANIFEST_SUFFIXES = tuple(READERS)
 
 
-def write_table(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows as a manifest (CSV or Parquet by ``path``'s suffix), atomically.
+def write_table(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write rows (mappings by column name) as a manifest, CSV or Parquet by ``path``'s suffix, atomically.
 
-    Cells that are None are left empty; columns are written in the order given.
+    UTF-8 without a byte-order mark, a header row, the csv module's minimal
+    quoting, which every spreadsheet and the loader read; None is an empty
+    cell; columns are written in the order given, and a value for a column
+    not given is an error rather than silently dropped.
     """
+    if len(set(columns)) != len(columns):
+        raise ValueError("duplicate column names")
+    rows = list(rows)  # all of them before a byte is written: a failing source leaves the old file
+    for row in rows:
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise ValueError(f"a row has values for unknown columns: {sorted(unknown)}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         buf = io.StringIO()

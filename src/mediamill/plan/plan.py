@@ -61,7 +61,7 @@ class Plan:
         """What decides this production's outputs: each row's content key, the settings, the profiles."""
         doc = {
             "rows": [[j.id, j.key] for j in self.jobs],
-            "meta": self.manifest.meta.model_dump(mode="json"),
+            "meta": self.manifest.meta.fingerprint_doc(),
             "profiles": profiles,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

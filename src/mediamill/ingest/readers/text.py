@@ -1,0 +1,150 @@
+"""Plain text -> Manuscript.
+
+Decoding: UTF-8 (with or without BOM), UTF-16 with a BOM, else the most
+likely encoding (charset-normalizer), else cp1252. Paragraphs are separated
+by blank lines; a file without blank lines but with indented first lines is
+split at the indents; one whose lines are all long (> 150 characters: one
+paragraph per line) is split at every line. Lines inside a paragraph are
+joined, repairing line-end hyphenation (``hyphen.py``). A paragraph that is a
+single chapter line (``headings.py``) is a heading and a mark; a short
+title-like paragraph right after it is the chapter's subtitle ("Chapter XII:
+The Storm"). The first paragraph, when short and followed by "by <name>",
+gives the title and author; Project Gutenberg header/licence text and its
+"Title:"/"Author:" lines are used and skipped. Anchors are ``L<line>``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
+from ..headings import chapter_line, is_numeral_line, looks_like_subtitle, title_case
+from ..hyphen import Vocabulary, join_lines
+from ..model import Block, IngestError, Manuscript, Mark, Skipped
+
+_PG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
+_PG_END = re.compile(r"^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
+_BY = re.compile(r"^by\s+(.{2,80})$", re.I)
+
+
+def decode(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError(f"{path.name} is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is not None:
+            return str(best)
+    except ImportError:
+        pass
+    return data.decode("cp1252", errors="replace")
+
+
+def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """(first line number, lines) per paragraph."""
+    blank = sum(1 for ln in lines if not ln.strip())
+    nonblank = [ln for ln in lines if ln.strip()]
+    if nonblank and blank < len(nonblank) / 20:
+        if all(len(ln) > 150 or chapter_line(ln) for ln in nonblank[:50]):
+            return [(i + 1, [ln]) for i, ln in enumerate(lines) if ln.strip()]
+        indented = sum(1 for ln in nonblank if re.match(r"^(\s{2,}|\t)\S", ln))
+        if indented > len(nonblank) / 10:
+            out: list[tuple[int, list[str]]] = []
+            for i, ln in enumerate(lines):
+                if not ln.strip():
+                    continue
+                if not out or re.match(r"^(\s{2,}|\t)\S", ln) or chapter_line(ln):
+                    out.append((i + 1, [ln]))
+                else:
+                    out[-1][1].append(ln)
+            return out
+    out = []
+    current: list[str] = []
+    start = 0
+    for i, line in enumerate(lines + [""]):
+        if line.strip():
+            if not current:
+                start = i + 1
+            current.append(line)
+        elif current:
+            out.append((start, current))
+            current = []
+    return out
+
+
+def read_text(path: Path) -> Manuscript:
+    text = decode(path).replace("\r\n", "\n").replace("\r", "\n")
+    ms = Manuscript("text", [])
+    start, end = _PG_START.search(text), _PG_END.search(text)
+    first_line = 0
+    if start:
+        header = text[: start.start()]
+        for key, attr in (("Title", "title"), ("Author", "author"), ("Language", "language")):
+            found = re.search(rf"^{key}:\s*(.+)$", header, re.M)
+            if found:
+                setattr(ms, attr, found.group(1).strip())
+        ms.skipped.append(Skipped("Project Gutenberg header", "publisher's boilerplate", "L1", word_count(header)))
+        first_line = text[: start.end()].count("\n") + 1
+    if end:
+        ms.skipped.append(Skipped("Project Gutenberg licence", "publisher's boilerplate",
+                                  f"L{text[: end.start()].count(chr(10)) + 1}", word_count(text[end.start():])))  # fmt: skip
+        text = text[: end.start()]
+    lines = text.split("\n")
+    for i in range(first_line):
+        lines[i] = ""  # keep line numbers true to the file
+    paras = _paragraphs(lines)
+    if not paras:
+        raise IngestError(f"{path.name} holds no text to read")
+    vocab = Vocabulary(ln for _, p in paras for ln in p)
+    numerals = sum(1 for _, p in paras if len(p) == 1 and is_numeral_line(p[0])) >= 3
+
+    if not ms.title and len(paras) > 2 and len(paras[0][1]) <= 2 and not chapter_line(paras[0][1][0]):
+        by = _BY.match(" ".join(paras[1][1]).strip())
+        if by and len(" ".join(paras[0][1])) < 100:
+            ms.title, ms.author = title_case(clean_text(" ".join(paras[0][1]))), clean_text(by.group(1))
+            ms.skipped.append(Skipped(ms.title, "title page (content)", f"L{paras[0][0]}",
+                                      word_count(ms.title + " " + by.group(0))))  # fmt: skip
+            paras = paras[2:]
+
+    stream: list[Block | Mark] = []
+    raw: list[str] = []
+    pending_heading: Block | None = None
+    for line_no, plines in paras:
+        joined = clean_text(strip_note_markers(join_lines(plines, vocab)))
+        raw.append(join_lines(plines, vocab))
+        if not joined:
+            continue
+        source = f"L{line_no}"
+        level = chapter_line(joined, numerals) if len(plines) <= 2 else None
+        if level:
+            title = title_case(joined)
+            heading = Block("heading", title, source, level)
+            stream += [Mark(level, title, source), heading]
+            pending_heading = heading
+            continue
+        if pending_heading is not None and looks_like_subtitle(joined):
+            subtitle = title_case(joined)
+            pending_heading.text = f"{pending_heading.text}: {subtitle}"
+            mark = stream[-2]
+            if isinstance(mark, Mark):
+                mark.title = pending_heading.text
+            pending_heading = None
+            continue
+        pending_heading = None
+        if is_scene_break(joined):
+            if stream and isinstance(stream[-1], Block):
+                stream[-1].break_after = True
+            continue
+        stream.append(Block("para", joined, source))
+    ms.stream = stream
+    ms.raw_parts["all"] = clean_text(" ".join(raw))
+    return ms

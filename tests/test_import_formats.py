@@ -1,0 +1,96 @@
+"""DOCX, Markdown, HTML, plain text and PDF imports, each from a file made with a real writer."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from .ingest_books import docx_book, html_book, markdown_book, pdf_book, scanned_pdf, text_book
+from .epub_helpers import chapters_of, read_csv
+from mediamill.ingest import ImportOptions, IngestError, import_manuscript
+from .test_import_epub import assert_words_reach
+
+
+def test_docx_heading_styles_make_chapters_and_title_style_names_the_book(tmp_path):
+    book = docx_book(tmp_path / "orchard.docx")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert result.report.title == "The Orchard Year" and result.report.author == "Ada Brook"
+    assert_words_reach(book, rows)
+    assert "Later that day." in [r["text"] for r in rows]  # Heading 2 is read, inside its chapter
+    assert not any(r["text"].endswith("3") for r in rows)  # the hand-typed superscript marker is gone
+    assert all(r["source"].startswith("p") for r in rows)
+    assert any(s.what == "table" for s in result.report.skipped)
+    rows = read_csv(import_manuscript(book.path, tmp_path / "b", ImportOptions(tables="read")).manifest)
+    assert "Apples, 40." in [r["text"] for r in rows]
+
+
+def test_markdown_headings_front_matter_footnotes_and_code(tmp_path):
+    book = markdown_book(tmp_path / "salt.md")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert (result.report.title, result.report.author, result.report.language) == ("Salt and Iron", "Tom Reyes", "en")
+    assert_words_reach(book, rows)
+    assert rows[0]["text"] == "Salt and Iron." and rows[1]["text"] == "Chapter One."  # the title opens the book
+    assert not any("print(" in r["text"] or "[^1]" in r["text"] for r in rows)
+    assert all(r["source"].startswith("L") for r in rows)
+    rows = read_csv(import_manuscript(book.path, tmp_path / "b", ImportOptions(notes="end")).manifest)
+    assert dict(chapters_of(rows))["Chapter One"][-1]["text"] == "Note 1. A note about salt."
+
+
+def test_html_h2_chapters_under_one_h1(tmp_path):
+    book = html_book(tmp_path / "road.html")
+    result = import_manuscript(book.path, tmp_path / "out")
+    assert_words_reach(book, read_csv(result.manifest))
+    assert result.report.author == "Iris Hale"
+    assert any("titlepage" in s.reason for s in result.report.skipped)
+
+
+def test_plain_text_headings_wrapping_and_hyphenation(tmp_path):
+    book = text_book(tmp_path / "harbour.txt")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert (result.report.title, result.report.author) == ("The Harbour Lights", "Nell Avery")
+    assert_words_reach(book, rows)
+    texts = [r["text"] for r in rows]
+    assert "She thought the bay looked beautiful tonight, and the well-known lamps were lit." in texts
+    assert "Chapter 12: Morning." in texts  # "CHAPTER XII" + subtitle, read with digits
+    assert not any("* * *" in t for t in texts)
+    first = dict(chapters_of(rows))["Chapter X: The Storm"]
+    assert max(float(r["pause_after"]) for r in first[:-1]) == 1.5  # the scene break's pause
+
+
+def test_pdf_drops_running_heads_and_page_numbers_and_joins_hyphens(tmp_path):
+    book = pdf_book(tmp_path / "keeper.pdf")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert [c.title for c in result.report.chapters] == ["Chapter 1", "Chapter 2"]
+    assert_words_reach(book, rows)
+    texts = " ".join(r["text"] for r in rows)
+    assert "KEEPER'S YEAR" not in texts.upper().replace("THE KEEPER'S YEAR.", "")
+    assert "extraordinarily beautiful" in texts and "extraordi-" not in texts
+    assert all(r["source"].startswith("pg") for r in rows)
+    # paragraphs were rebuilt: one row per source paragraph (plus the headings)
+    assert len(rows) == sum(len(p) for _, p in book.chapters) + 2
+    assert any("page furniture" in s.reason for s in result.report.skipped)
+
+
+def test_scanned_pdf_without_text_layer_is_refused(tmp_path):
+    path = scanned_pdf(tmp_path / "scan.pdf")
+    with pytest.raises(IngestError, match="no text layer.*OCR"):
+        import_manuscript(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sentence_unit_and_max_chars(tmp_path):
+    path = tmp_path / "doc.txt"
+    long = " ".join(f"Sentence number {i} speaks of Dr. Smith and the harbour at dawn." for i in range(40))
+    path.write_text("CHAPTER 1\n\n" + long + "\n\nA short one. And another.\n", encoding="utf-8")
+    rows = read_csv(import_manuscript(path, tmp_path / "a", ImportOptions(max_chars=300)).manifest)
+    assert all(len(r["text"]) <= 300 for r in rows)
+    assert all(r["text"].endswith(".") for r in rows)  # split at sentence ends
+    inner = [float(r["pause_after"]) for r in rows[1:-1]]
+    assert 0.3 in inner and 0.6 in inner and float(rows[-1]["pause_after"]) == 2.0
+    rows = read_csv(import_manuscript(path, tmp_path / "b", ImportOptions(unit="sentence")).manifest)
+    assert "Sentence number 0 speaks of Dr. Smith and the harbour at dawn." in [r["text"] for r in rows]
+    assert [r["text"] for r in rows][-2:] == ["A short one.", "And another."]
