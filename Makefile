@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 # Both create the virtualenv if missing and install exactly what is pinned:
-# the demo only what it needs (the package, Piper, ffmpeg); the tests everything.
+# the demo only what it needs (the package, Piper, ffmpeg, the recogniser that checks each take);
+# the tests everything.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,8 +11,8 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TOOLS_STAMP := $(VENV)/.installed-tools
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEMO_EXTRAS := piper
-ALL_EXTRAS  := piper,voxcpm,ingest,test
+DEMO_EXTRAS := piper,verify
+ALL_EXTRAS  := piper,verify,whisper,voxcpm,ingest,test
 
 .PHONY: demo podcast test bench clean setup tools
 

@@ -25,7 +25,22 @@ def prefect_api():
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        try:
+            yield
+        except BaseException:
+            # The harness stops its server only when the block ends normally: a benchmark that
+            # fails would leave the server process running after it exits.
+            stop_temporary_server()
+            raise
+
+
+def stop_temporary_server() -> None:
+    """Stop prefect_api()'s temporary server, if one runs (before an os._exit, say)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer._instances.get(None)
+    if server is not None:
+        server.stop()
 
 
 async def _task_run_count() -> int:

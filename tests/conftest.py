@@ -16,6 +16,9 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 # In-process flow tests keep concurrency limits in the process: a slot on the test server's SQLite
 # costs up to seconds while it is busy recording task runs. Tests of server-side limits say "auto".
 os.environ.setdefault("MEDIAMILL_LIMITS", "local")
+# Most tests' engines make tones, random-weight speech or a service's sample file, none of which says its
+# text: verification is on only where a test asks for it (MEDIAMILL_VERIFY=pocketsphinx).
+os.environ.setdefault("MEDIAMILL_VERIFY", "off")
 # Digests are remembered in a cache file; the suite keeps its own, away from the user's.
 os.environ.setdefault("MEDIAMILL_CACHE_DIR", tempfile.mkdtemp(prefix="mediamill-test-cache-"))
 

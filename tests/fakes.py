@@ -27,6 +27,7 @@ def write_tone_wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
 class _Counting(Backend):
     kinds = frozenset({"tts"})
     default_concurrency = 4
+    verifiable = False  # a tone, not its text spoken
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
@@ -125,6 +126,7 @@ class SpeechlikeBackend(Backend):
     name = "speechlike"
     kinds = frozenset({"tts"})
     default_concurrency = 4
+    verifiable = False  # shaped like speech, says nothing
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         return JobSpec(model="speechlike", params={"text": row.text, **row.options})  # type: ignore[attr-defined]
@@ -162,3 +164,33 @@ class SlowFleetBackend(_Counting):
             return await self._tone(job, workdir)
         finally:
             self._note("end", job)
+
+
+class MisreadingPiperBackend(Backend):
+    """Real Piper speech that reads the wrong text on the first ``misreads`` takes of each row, then the right one.
+
+    An engine stand-in for retakes: a verifier must hear the first takes fail and a later one pass.
+    ``misreads`` comes from the row's options (default 1); every take costs 0.01.
+    """
+
+    name = "misreading-piper"
+    kinds = frozenset({"tts"})
+    WRONG = "The weather in the valley turned cold before the harvest."
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        return JobSpec(model="misreading-piper", params={"text": row.text, **row.options})  # type: ignore[attr-defined]
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        import anyio
+
+        from mediamill.backends import get_backend
+
+        piper = get_backend("piper")
+        misreads = int(job.spec.params.get("misreads", 1))
+        text = self.WRONG if job.take < misreads else job.spec.params["text"]
+        spoken = JobSpec(model="en_US-joe-medium", params={"text": text, "sentence_silence": 0.25,
+                                                            "noise_scale": 0, "noise_w_scale": 0})  # fmt: skip
+        import dataclasses
+
+        made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
+        return Generated(path=made.path, cost_usd=0.01, cost_source="price table", task_id=f"take-{job.take}")

@@ -222,6 +222,22 @@ def test_wiro_concurrency_and_balance_limits():
 # Wiro: faults
 
 
+def test_wiro_counts_the_most_tasks_in_flight_at_once():
+    durations = {"a": (0.0, 0.4), "b": (0.1, 0.4), "c": (0.0, 5.0), "d": (0.0, 5.0)}
+    with WiroEmulator(durations=lambda model, inputs: durations[inputs["prompt"]]) as emu:
+        with httpx.Client(base_url=emu.url, headers=signed(), timeout=5) as c:
+            for prompt in ("a", "b"):  # overlapping: two at once
+                assert c.post("/Run/openbmb/voxcpm", json={"prompt": prompt}).json()["result"] is True
+            assert emu.active == 2
+            time.sleep(0.7)  # both finished
+            assert emu.active == 0 and emu.peak_active() == 2
+            c_id = c.post("/Run/openbmb/voxcpm", json={"prompt": "c"}).json()["taskid"]
+            time.sleep(0.2)  # running (past task_accept): Kill stops it, and its interval ends there
+            assert c.post("/Task/Kill", json={"taskid": c_id}).json()["result"] is True
+            c.post("/Run/openbmb/voxcpm", json={"prompt": "d"})
+            assert emu.active == 1 and emu.peak_active() == 2  # c ended before d began
+
+
 def test_wiro_run_faults(wiro):
     wiro.inject("run_http500")
     wiro.inject("run_code96")

@@ -270,24 +270,22 @@ def test_sweep_produces_new_and_changed_manifests_each_in_its_own_subflow(tmp_pa
 
 
 def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(write_manifest, tmp_path, monkeypatch):
-    import contextlib
-
-    import prefect.concurrency.asyncio as prefect_concurrency
+    import httpx
 
     from mediamill.flows import limits
 
-    real = prefect_concurrency.concurrency
+    real = limits.PrefectLeases.lease
     refusals = {"left": 2}
 
-    @contextlib.asynccontextmanager
-    async def busy_server(*args, **kwargs):
+    async def busy_server(self, slots, duration_s):
         if refusals["left"] > 0:
             refusals["left"] -= 1
-            raise prefect_concurrency.ConcurrencySlotAcquisitionError("503 Service Unavailable")
-        async with real(*args, **kwargs):
-            yield
+            request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment-with-lease")
+            response = httpx.Response(503, request=request)
+            raise httpx.HTTPStatusError("Server error '503 Service Unavailable'", request=request, response=response)
+        return await real(self, slots, duration_s)
 
-    monkeypatch.setattr(prefect_concurrency, "concurrency", busy_server)
+    monkeypatch.setattr(limits.PrefectLeases, "lease", busy_server)
     monkeypatch.setattr(limits.random, "uniform", lambda a, b: 0.01)  # no need to wait here
     monkeypatch.setenv("MEDIAMILL_LIMITS", "auto")
     path = write_manifest(f"id,text,backend\nx1,One.,{COUNTING}\nx2,Two.,{COUNTING}\n", name="busy")

@@ -232,6 +232,116 @@ def test_a_sweep_runs_each_manifest_in_its_own_subflow_and_a_bad_one_fails_alone
     assert not (fleet.outputs / "bad").exists()
 
 
+# -- hosted rows under a fleet-wide limit ----------------------------------------------------
+
+WIRO_LIMIT = 200
+WIRO_ROWS = 200  # per run: two runs want 400 slots of the 200
+
+
+def _set_wiro_limit(fleet: Fleet, limit: int) -> None:
+    try:
+        fleet.api("PATCH", "/v2/concurrency_limits/mediamill-wiro", json={"limit": limit, "active": True})
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 404:
+            raise
+        fleet.api("POST", "/v2/concurrency_limits/", json={"name": "mediamill-wiro", "limit": limit})
+
+
+def _wiro_limit(fleet: Fleet) -> dict:
+    return fleet.api("GET", "/v2/concurrency_limits/mediamill-wiro")
+
+
+def _hosted_run(fleet: Fleet, wiro, manifest: Path, out: Path, log: Path, **env: str) -> subprocess.Popen:
+    run_env = {
+        **fleet.env,
+        "WIRO_BASE_URL": wiro.url, "WIRO_API_KEY": wiro.api_key, "WIRO_API_SECRET": wiro.api_secret,
+        "WIRO_POLL_INITIAL_S": "0.5", "WIRO_POLL_MAX_S": "1",
+        "MEDIAMILL_CONCURRENCY": json.dumps({"wiro": WIRO_LIMIT}),
+        **env,
+    }  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
+        cwd=ROOT, env=run_env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _hosted_manifest(path: Path, rows: int) -> Path:
+    path.write_text("id,text\n" + "".join(f"{path.stem}{i},Hosted line {i} of {path.stem}.\n" for i in range(rows)))
+    return path
+
+
+def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, tmp_path):
+    """Two runs (processes) share mediamill-wiro = 200: 200 tasks in flight at once, never more, in bounded time."""
+    from .emulators.wiro import WiroEmulator
+
+    _set_wiro_limit(fleet, WIRO_LIMIT)
+    out = tmp_path / "out"
+    # Tasks long enough that both runs' first 200 are all in flight together, however slowly a busy
+    # machine starts them.
+    with WiroEmulator(queue_s=0.5, run_s=20.0) as wiro:
+        started = time.monotonic()
+        runs = {
+            name: _hosted_run(fleet, wiro, _hosted_manifest(tmp_path / f"{name}.csv", WIRO_ROWS), out, tmp_path / f"{name}.log")
+            for name in ("left", "right")
+        }  # fmt: skip
+        try:
+            for proc in runs.values():
+                proc.wait(timeout=max(1.0, 240 - (time.monotonic() - started)))
+        except subprocess.TimeoutExpired:
+            for proc in runs.values():
+                _stop(proc)
+            raise AssertionError(f"hosted runs not finished in 240 s:\n{(tmp_path / 'left.log').read_text()[-3000:]}")
+        elapsed = time.monotonic() - started
+        peak, tasks = wiro.peak_active(), len(wiro.tasks)
+
+    logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in runs}
+    assert all(proc.returncode == 0 for proc in runs.values()), {n: logs[n][-2000:] for n in runs}
+    for name in runs:
+        rows = pq.read_table(out / name / "results.parquet").to_pylist()
+        assert len(rows) == WIRO_ROWS and {r["status"] for r in rows} == {"done"}
+    assert tasks == 2 * WIRO_ROWS  # one task per row: nothing retried, nothing paid twice
+    assert peak == WIRO_LIMIT, f"{peak} tasks at once for a limit of {WIRO_LIMIT}"
+    # Two waves of 20.5 s tasks, plus polling, downloads and the runs' start: well inside this bound.
+    assert elapsed < 180, f"{elapsed:.0f} s"
+    gcl = _wiro_limit(fleet)
+    assert gcl["limit"] == WIRO_LIMIT and gcl["active_slots"] == 0  # every slot given back
+    for name in runs:
+        calls = json.loads((out / name / "summary.json").read_text())["limits"]["wiro"]["server_calls"]
+        # Slots cost a bounded number of calls (the old design made at least three per row: 600 here).
+        assert sum(calls.values()) <= 80, (name, calls)
+        print(f"{name}: slot calls {calls}")
+    print(f"{2 * WIRO_ROWS} rows in {elapsed:.1f} s, {peak} tasks at once (limit {WIRO_LIMIT})")
+
+
+def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
+    from .emulators.wiro import WiroEmulator
+
+    _set_wiro_limit(fleet, WIRO_LIMIT)
+    with WiroEmulator(queue_s=0.5, run_s=600.0) as wiro:  # rows that stay in flight
+        manifest = _hosted_manifest(tmp_path / "doomed.csv", 30)
+        proc = _hosted_run(fleet, wiro, manifest, tmp_path / "out", tmp_path / "doomed.log", MEDIAMILL_LEASE_S="60")
+        try:
+            deadline = time.monotonic() + 120
+            while _wiro_limit(fleet)["active_slots"] < 30:
+                assert proc.poll() is None, (tmp_path / "doomed.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the run never leased its slots"
+                time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGKILL)  # a worker dies: nothing gives the slots back ...
+            proc.wait(10)
+            killed = time.monotonic()
+            time.sleep(5)
+            assert _wiro_limit(fleet)["active_slots"] == 30
+            while _wiro_limit(fleet)["active_slots"] > 0:  # ... until the server ends the leases
+                assert time.monotonic() - killed < 150, "slots of a dead run never came back"
+                time.sleep(1)
+        finally:
+            _stop(proc)
+    back_after = time.monotonic() - killed
+    print(f"slots of the killed run back {back_after:.0f} s after the kill")
+    # The lease was renewed at most RENEW_S before the kill; the server looks for ended leases every 15 s.
+    assert 60 - 60 * 0.25 <= back_after <= 60 + 20 + 5, f"{back_after:.0f} s"
+
+
 def test_a_worker_killed_mid_run_leaves_nothing_running_once_its_flow_run_ends(fleet, tmp_path):
     """SIGKILL of a worker (a preempted machine): its flow run ends, nothing it started (the flow-run
     process, ffmpeg) is left running, and a rerun finishes its rows. Last in this module: it kills worker-2."""

@@ -146,6 +146,32 @@ def test_long_text_is_read_in_pieces_and_joined(write_manifest, tmp_path, calls,
     assert wav_seconds(tmp_path / "out" / "book" / "segments" / "long.wav") == pytest.approx(expected, abs=1e-4)
 
 
+def test_pieces_are_checked_by_ear_one_by_one_and_a_failing_piece_is_read_again(write_manifest, tmp_path, calls,
+                                                                                  monkeypatch):  # fmt: skip
+    """The tiny model's random weights say nothing: every piece fails its check, so each is read again (not
+    the whole row), the best take of each is kept, and the row (kept, flagged) records every piece's verdict."""
+    import json
+
+    from mediamill.store import Store
+
+    monkeypatch.setenv("MEDIAMILL_VERIFY", "pocketsphinx")
+    monkeypatch.setenv("MEDIAMILL_VERIFY_KEEP_FAILED", "true")
+    monkeypatch.setenv("MEDIAMILL_VERIFY_MAX_TAKES", "1")
+    monkeypatch.setenv("VOXCPM_MAX_TAKES", "2")
+    monkeypatch.setenv("VOXCPM_MAX_CHARS", "60")
+    text = "The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame."
+    manifest = write_manifest(f'id,text\nlong,"{text}"\n')
+    (row,) = run(manifest, tmp_path / "out")
+    assert row["status"] == "done" and row["pieces"] == 2 and row["verified"] == "fail"
+    assert [c["text"] for c in calls] == ["The lamplighter walked the length of Harrow Street."] * 2 + [
+        "He carried a ladder and a small flame."] * 2  # each piece twice: its own retake, not the row's
+    assert row["takes"] == 4 and row["retakes"] == 0
+    entry = Store(tmp_path / "out").get(row["key"])
+    detail = json.loads(Store(tmp_path / "out").extra(entry, "verify.json").read_text())
+    starts = sorted([p["offset_s"] for p in detail["pieces"]] + detail["unheard_pieces_s"])
+    assert len(starts) == 2 and starts[0] == 0.0 and starts[1] > 0.5  # each piece judged where it sits
+
+
 def test_a_truncated_take_is_generated_again(write_manifest, tmp_path, calls):
     calls.truncate.add(0)
     manifest = write_manifest("id,text\nonly,A sentence long enough to notice when it is cut short.\n")

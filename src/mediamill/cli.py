@@ -287,6 +287,42 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Judge takes against texts; exit 0 when every take says its text, 1 when any does not, 2 for bad input."""
+    from .config import settings
+    from .verify.pairs import PairsError, check_pairs, read_pairs
+    from .verify.takes import verifier
+
+    try:
+        pairs = read_pairs(args.pairs)
+    except PairsError as exc:
+        console.print(f"[bold red]{exc.path}[/]: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            console.print(f"  - {problem}", markup=False)
+        return 2
+    engine = args.engine or settings().verify
+    if engine == "off":
+        engine = "pocketsphinx"
+    judged = verifier(engine)
+    failed = 0
+    for result in check_pairs(pairs, judged):
+        failed += not result["ok"]
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            label = "[green]pass[/]" if result["ok"] else f"[bold red]{result['verified']}[/]"
+            console.print(f"{label} {result['audio']}", highlight=False)
+            if not result["ok"]:
+                console.print(f"    {result['reason']}", markup=False)
+                for run in result["missing_runs"]:
+                    console.print(f"    missing at {run['start_s']:.1f} s: {' '.join(run['words'])}", markup=False)
+                for run in result["extra_runs"]:
+                    console.print(f"    extra speech at {run['start_s']:.1f} s ({run['seconds']:.1f} s)", markup=False)
+    if not args.json:
+        console.print(f"{len(pairs) - failed} of {len(pairs)} takes say their text ({judged.label})")
+    return 1 if failed else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
 
@@ -368,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .ingest.cli import add_import_command
 
     add_import_command(sub)
+
+    ver = sub.add_parser("verify", help="judge takes against their texts (audio,text[,language] rows of a CSV)")
+    ver.add_argument("pairs", type=Path, help="a CSV with columns audio (relative to it) and text, optionally language")
+    ver.add_argument("--engine", choices=["pocketsphinx", "whisper"], help="recogniser (default: MEDIAMILL_VERIFY)")
+    ver.add_argument("--json", action="store_true", help="one JSON object per take, per line")
+    ver.set_defaults(func=cmd_verify)
 
     serve = sub.add_parser("serve", help="serve an OpenAI-style speech API (/v1/audio/speech) over a local engine")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")

@@ -40,8 +40,19 @@ class Settings(BaseSettings):
     limits: Literal["auto", "server", "local"] = Field(
         "auto", description="Where concurrency limits live: auto = on the Prefect server when one is configured."
     )
+    lease_s: float = Field(
+        300.0, ge=60, le=86_400,
+        description="Server slots are leased for this long and renewed while held; a dead worker's come back then.",
+    )  # fmt: skip
     max_rows: int = Field(100_000, ge=1, description="Rows a manifest may have; more is refused before any work.")
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
+    # Verification of speech takes against their text (see mediamill.verify).
+    verify: Literal["pocketsphinx", "whisper", "off"] = Field(
+        "pocketsphinx", description="The recogniser that checks each speech take, or off."
+    )
+    verify_max_takes: int = Field(3, ge=1, le=10, description="Generations per row at most, retakes included.")
+    verify_keep_failed: bool = Field(False, description="Keep (and flag) a row whose every take fails, not fail it.")
+    verify_concurrency: int = Field(1, ge=1, le=64, description="Takes verified at once in a process.")
 
     def retry_policy(self, backend: str) -> RetryPolicy:
         base = {"retries": self.retries, "delay_s": self.retry_delay_s, "jitter": self.retry_jitter}

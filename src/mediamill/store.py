@@ -136,15 +136,34 @@ class Store:
         with scratch_dir(self.tmp, f"{key[:16]}-") as path:
             yield path
 
-    def put(self, key: str, produced: Path, meta: dict[str, Any]) -> Entry:
-        """Move a finished file from a workdir into the store, then record it."""
+    def put(self, key: str, produced: Path, meta: dict[str, Any], extras: dict[str, Any] | None = None) -> Entry:
+        """Move a finished file from a workdir into the store, then record it.
+
+        ``extras`` are JSON documents kept beside the media (``<key>.<name>``, e.g. ``words.json``), written
+        before the record, so a record never points at extras that are not there.
+        """
         folder = self.objects / key[:2]
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{key}{produced.suffix.lower()}"
+        for name, doc in (extras or {}).items():
+            write_json_atomic(folder / f"{key}.{name}", doc)
         commit_file(produced, dest)
         meta = {**meta, "key": key, "file": dest.name, "size": dest.stat().st_size}
         write_json_atomic(self._meta_path(key), meta)
         return Entry(key, dest, meta)
+
+    def annotate(self, entry: Entry, fields: dict[str, Any], extras: dict[str, Any] | None = None) -> Entry:
+        """Add fields to a stored record (and extras beside it), the media untouched."""
+        folder = entry.path.parent
+        for name, doc in (extras or {}).items():
+            write_json_atomic(folder / f"{entry.key}.{name}", doc)
+        meta = {**entry.meta, **fields}
+        write_json_atomic(self._meta_path(entry.key), meta)
+        return Entry(entry.key, entry.path, meta)
+
+    def extra(self, entry: Entry, name: str) -> Path:
+        """Where a stored record's extra document lives (it may not exist)."""
+        return entry.path.with_name(f"{entry.key}.{name}")
 
     def sweep_tmp(self) -> int:
         """Remove scratch folders of runs that are gone (their owner's lock is free); return how many."""

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import mimetypes
 import re
 import secrets
@@ -332,6 +333,16 @@ class Task:
             "url": f"{self.base_url}/files/{self.taskid}/{self.spec.output_name}",
         }
 
+    def _ends_at(self) -> float:
+        """Monotonic time at which the task is finished (as ``_finished`` sees it); inf while stuck."""
+        natural = {
+            "fatal_error": self._fatal_at,
+            "service_cancel": SERVICE_CANCEL_AT * self.run_s,
+            "stuck": math.inf,
+        }.get(self.shape or "", self.run_s)
+        end = self._created + self.queue_s + natural
+        return end if self._stopped is None else min(end, self._stopped)
+
     def _finished(self, view: dict) -> bool:
         # task_error is terminal only for the fatal shape (Wiro's SDK: a DB status from Detail)
         return view["status"] in ("task_postprocess_end", "task_cancel") or (
@@ -515,6 +526,26 @@ class WiroEmulator(Emulator):
     def requests(self) -> list[tuple[str, str | None]]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def active(self) -> int:
+        """Tasks queued or running now (what Wiro's concurrent task limit counts)."""
+        with self._lock:
+            return self._active()
+
+    def peak_active(self) -> int:
+        """The most tasks queued or running at once so far: a client's concurrency, seen from the service.
+
+        Exact rather than sampled: a task counts from its Run until it finishes, so the count
+        only rises at a Run, and a sweep over the tasks' intervals finds its highest point.
+        """
+        with self._lock:
+            edges = [(t._created, 1) for t in self._tasks.values()] + [(t._ends_at(), -1) for t in self._tasks.values()]
+        peak = now = 0
+        for _, step in sorted(edges):  # at one instant an end (-1) sorts before a start (+1)
+            now += step
+            peak = max(peak, now)
+        return peak
 
     def detail_count(self, taskid: str) -> int:
         with self._lock:

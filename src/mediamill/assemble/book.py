@@ -89,7 +89,8 @@ def stitch_book(plan: Plan, entries: dict[str, Entry], out_dir: Path, scratch: P
     chapter_dir = out_dir / "chapters"
     if chapter_dir.is_dir():
         for stale in chapter_dir.glob("*.flac"):
-            if stale not in wanted:
+            # Hidden files are writes in progress (another worker's, perhaps): the sweep judges those.
+            if stale not in wanted and not stale.name.startswith("."):
                 stale.unlink()
 
     outputs = BookOutputs()

@@ -8,6 +8,7 @@ measures the file, stores it atomically and records the result.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +55,20 @@ class Job:
     backend: str
     spec: JobSpec
     key: str
+    # What the row's text says in words, as verification hears it (the lexicon's say forms); None: the text.
+    spoken: str | None = None
+    # The row's language (its own column, else the sidecar's), for verification; not part of the key.
+    language: str | None = None
+    # Which generation of the row this is: 0, then 1, 2... for retakes. Engines that take a seed vary it by
+    # the take, so a retake is a new attempt rather than the same audio again. Not part of the key.
+    take: int = 0
 
     @property
     def id(self) -> str:
         return self.row.id
+
+    def for_take(self, take: int) -> "Job":
+        return dataclasses.replace(self, take=take)
 
     @property
     def kind(self) -> str:
@@ -94,6 +105,8 @@ class Backend:
     unused_columns: ClassVar[frozenset[str]] = frozenset()
     # A dry-run engine makes placeholders (silence): there is nothing to master or measure.
     dry_run: ClassVar[bool] = False
+    # Whether a speech row's output is its text spoken, which verification can check by ear.
+    verifiable: ClassVar[bool] = True
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""

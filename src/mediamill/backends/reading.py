@@ -12,12 +12,17 @@ from __future__ import annotations
 import math
 import wave
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..text.pace import predicted_seconds
 from ..text.split import Piece
 from ..verify.duration import DurationCheck
+from ..verify.takes import PieceCheck, TakeCheck
+
+
+# How far a retake of a whole row moves an engine's seed (piece retakes move it by 7919 a take).
+RETAKE_SEED_STEP = 104_729
 
 
 def steps_for(seconds: float, steps_per_s: float) -> int:
@@ -47,10 +52,15 @@ class Reading:
     kept_bad: list[str] | None = None  # verdicts of pieces accepted although implausible
     duration_s: float = 0.0
     sample_rate: int = 0
+    checks: list[tuple[float, TakeCheck]] = field(default_factory=list)  # (piece start, its check), when heard
 
 
 class BadCaseError(Exception):
     """A piece stayed implausible after every allowed take."""
+
+
+# Heard: a piece's take is checked against the piece's text (see ``verify.takes.piece_checker``).
+Hear = Callable[[Take, str], TakeCheck]
 
 
 def read_pieces(
@@ -60,16 +70,19 @@ def read_pieces(
     reading: Reading,
     max_takes: int = 3,
     keep_bad: bool = False,
-) -> Iterator[tuple[Piece, Take]]:
-    """Generate each piece (``take(text, attempt)``), judge it, and yield the take to keep.
+    hear: Hear | None = None,
+) -> Iterator[tuple[Piece, Take, TakeCheck | None]]:
+    """Generate each piece (``take(text, attempt)``), judge it, and yield the take to keep with its check.
 
-    A piece judged implausible is generated again, up to ``max_takes`` times
-    in all. Past that, reading fails (``BadCaseError``) unless ``keep_bad``,
-    which keeps the take closest to the expected length and notes it in
-    ``reading.kept_bad``.
+    A piece judged implausible (too short or too long for its text, or, with
+    ``hear``, not saying its text) is generated again, up to ``max_takes``
+    times in all. Past that, a piece of implausible length fails the reading
+    (``BadCaseError``) unless ``keep_bad``, which keeps the take closest to the
+    expected length and notes it in ``reading.kept_bad``; a piece that only
+    failed its check keeps its best take, and the check says so.
     """
     for index, piece in enumerate(pieces):
-        chosen = _best_take(piece, take, check, max_takes, reading)
+        chosen, heard = _best_take(piece, take, check, max_takes, reading, hear)
         verdict = check.judge(chosen.duration_s, piece.text, chosen.hit_cap)
         if verdict:
             where = f"piece {index + 1} of {len(pieces)} ({_excerpt(piece.text)})"
@@ -81,7 +94,32 @@ def read_pieces(
         elif chosen.sample_rate != reading.sample_rate:
             raise ValueError("the engine changed sample rate between pieces")
         reading.pieces += 1
-        yield piece, chosen
+        yield piece, chosen, heard
+
+
+def hearing(piece_check: PieceCheck | None, scratch: Path) -> Hear | None:
+    """A ``hear`` for ``read_pieces`` from a file-based check: each take is written to ``scratch`` first."""
+    if piece_check is None:
+        return None
+    counter = iter(range(1 << 30))
+
+    def hear(chosen: Take, text: str) -> TakeCheck:
+        path = scratch / f".piece-{next(counter)}.wav"
+        _write_wav(path, chosen.pcm, chosen.sample_rate)
+        try:
+            return piece_check(path, text)
+        finally:
+            path.unlink(missing_ok=True)
+
+    return hear
+
+
+def _write_wav(path: Path, pcm: bytes, sample_rate: int) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm)
 
 
 def read_aloud(
@@ -91,20 +129,24 @@ def read_aloud(
     check: DurationCheck,
     max_takes: int = 3,
     keep_bad: bool = False,
+    hear: Hear | None = None,
 ) -> Reading:
     """Read pieces into a WAV file, joined by their pauses (see ``read_pieces``).
 
-    The file is written as pieces arrive, so a long chapter never sits in memory at once.
+    The file is written as pieces arrive, so a long chapter never sits in memory at once;
+    with ``hear``, each piece's check is kept in ``reading.checks`` at the piece's start.
     """
     reading = Reading(kept_bad=[])
     wav: wave.Wave_write | None = None
     try:
-        for piece, chosen in read_pieces(pieces, take, check, reading, max_takes, keep_bad):
+        for piece, chosen, heard in read_pieces(pieces, take, check, reading, max_takes, keep_bad, hear):
             if wav is None:
                 wav = wave.open(str(out), "wb")
                 wav.setnchannels(1)
                 wav.setsampwidth(2)
                 wav.setframerate(chosen.sample_rate)
+            if heard is not None:
+                reading.checks.append((wav.tell() / chosen.sample_rate, heard))
             wav.writeframes(chosen.pcm)
             wav.writeframes(silence(piece.pause_after, chosen.sample_rate))
         if wav is not None:
@@ -119,22 +161,28 @@ def silence(seconds: float, sample_rate: int) -> bytes:
     return b"\0\0" * round(seconds * sample_rate)
 
 
-def _best_take(piece: Piece, take: Callable[[str, int], Take], check: DurationCheck, max_takes: int, reading: Reading) -> Take:
-    """The first plausible take, else the one closest to the predicted length."""
+def _best_take(piece: Piece, take: Callable[[str, int], Take], check: DurationCheck, max_takes: int,
+               reading: Reading, hear: Hear | None = None) -> tuple[Take, TakeCheck | None]:  # fmt: skip
+    """The first take of plausible length that says its text; else the best: said best, then closest in length."""
     expected = max(predicted_seconds(piece.text), 1e-3)
-    best: tuple[float, Take] | None = None
+    best: tuple[tuple, Take, TakeCheck | None] | None = None
     for attempt in range(max_takes):
         result = take(piece.text, attempt)
         reading.generations += 1
         if attempt == 1:
             reading.regenerated += 1
-        if check.judge(result.duration_s, piece.text, result.hit_cap) is None:
-            return result
         miss = abs(math.log(max(result.duration_s, 1e-3) / expected))
-        if best is None or miss < best[0]:
-            best = (miss, result)
+        if check.judge(result.duration_s, piece.text, result.hit_cap) is None:
+            heard = hear(result, piece.text) if hear is not None else None
+            if heard is None or heard.passed or not heard.judged:
+                return result, heard
+            rank: tuple = (0, *heard.badness(), miss)
+        else:
+            heard, rank = None, (1, 0.0, 0.0, 0.0, miss)
+        if best is None or rank < best[0]:
+            best = (rank, result, heard)
     assert best is not None
-    return best[1]
+    return best[1], best[2]
 
 
 def _excerpt(text: str, width: int = 40) -> str:

@@ -31,7 +31,8 @@ from ..text.split import split_text
 from ..verify.duration import DurationCheck
 from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .hosted import lookup_price
-from .reading import BadCaseError, Take, read_aloud
+from ..verify.takes import join, piece_checker
+from .reading import RETAKE_SEED_STEP, BadCaseError, Take, hearing, read_aloud
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -204,7 +205,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
         def take(text: str, attempt: int) -> Take:
             body = dict(base, input=text)
             if p["seed"] is not None:
-                body["seed"] = p["seed"] + attempt * 7919
+                body["seed"] = p["seed"] + attempt * 7919 + job.take * RETAKE_SEED_STEP
             response = self._request(cfg, "POST", "/v1/audio/speech", json=body)
             try:
                 with wave.open(io.BytesIO(response.content)) as wav:
@@ -218,7 +219,8 @@ class VoxcpmHttpBackend(ThreadedBackend):
         pieces = split_text(p["text"], cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
         out = workdir / "speech.wav"
         try:
-            reading = read_aloud(pieces, take, out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad)
+            reading = read_aloud(pieces, take, out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
+                                 hear=hearing(piece_checker.get(), workdir))  # fmt: skip
         except BadCaseError as exc:
             raise PermanentError(f"implausible speech: {exc}") from None
         # The server reports no cost; MEDIAMILL_PRICES may price it per request and characters.
@@ -228,7 +230,8 @@ class VoxcpmHttpBackend(ThreadedBackend):
             cost_usd=price.cost(len(p["text"])) if price else 0.0,
             cost_source="price table" if price else "free",
             attempts_inside=reading.generations,
-            extra={"pieces": reading.pieces, "kept_bad": reading.kept_bad},
+            extra={"pieces": reading.pieces, "kept_bad": reading.kept_bad,
+                   "check": join(reading.checks) if reading.checks else None},
         )  # fmt: skip
 
     async def close(self) -> None:

@@ -30,7 +30,8 @@ from ..verify.duration import DurationCheck
 from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
 from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from .reading import BadCaseError, read_aloud
+from ..verify.takes import join, piece_checker
+from .reading import RETAKE_SEED_STEP, BadCaseError, hearing, read_aloud
 from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, get_pool, model_identity
 
 BOOL_OPTIONS = ("normalize", "denoise")
@@ -146,8 +147,10 @@ class VoxcpmBackend(ThreadedBackend):
                 reading = read_aloud(
                     pieces,
                     # Each retake of a piece gets its own seed; the first take of every piece uses the row's.
-                    lambda text, attempt: replica.take(text, voicing, knobs, p["seed"] + attempt * 7919, check),
+                    lambda text, attempt: replica.take(text, voicing, knobs,
+                                                       p["seed"] + attempt * 7919 + job.take * RETAKE_SEED_STEP, check),
                     out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
+                    hear=hearing(piece_checker.get(), workdir),  # each piece is checked as it is made
                 )  # fmt: skip
             except BadCaseError as exc:
                 raise PermanentError(f"implausible speech: {exc}") from None
@@ -162,5 +165,6 @@ class VoxcpmBackend(ThreadedBackend):
             cost_source="gpu time" if device.startswith("cuda") else "cpu time",
             attempts_inside=reading.generations,
             extra={"device": device, "pieces": reading.pieces, "regenerated": reading.regenerated,
+                   "check": join(reading.checks) if reading.checks else None,
                    "kept_bad": reading.kept_bad},
         )  # fmt: skip

@@ -58,6 +58,7 @@ def deliver_acx(p: Production, work: Path) -> Delivery:
         commit_file(draft, dest)
         delivery.files.append(dataclasses.replace(result, path=dest))
     for stale in folder.glob("*.mp3"):
-        if stale not in wanted:
+        # Hidden files are writes in progress (another worker's, perhaps): the sweep judges those.
+        if stale not in wanted and not stale.name.startswith("."):
             stale.unlink()
     return delivery

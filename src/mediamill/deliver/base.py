@@ -1,21 +1,24 @@
 """What a delivery produced: each delivered file with its measurement and its rules' verdicts.
 
 Also what every profile's mastering shares: judging an encoded file by its
-profile, the manifest's files by setting, and the whole speech as one track.
+profile, the manifest's files by setting, the whole speech as one track, and
+the speech rows as captions see them (``caption_rows``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..assemble import BookOutputs
+from ..assemble import BookOutputs, build_timeline
 from ..media import master
 from ..media.measure import Measurement, measure
 from ..plan import Plan
 from ..profiles import Profile, Verdict
 from ..store import Entry
+from .captions import CaptionRow
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,34 @@ def speech_track(book: BookOutputs, work: Path) -> Path:
     out = work / "speech.flac"
     master.run_ffmpeg(*master.concat_args(book.chapters, work, "speech"), "-c:a", "flac", out)
     return out
+
+
+def row_words(p: Production, key: str, offset_s: float) -> tuple[tuple[str, float, float], ...] | None:
+    """A stored take's word timings (relative to the take) moved by ``offset_s``; None when it has none."""
+    entry = p.entries.get(key)
+    path = entry.path.with_name(f"{key}.words.json") if entry is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        words = json.loads(path.read_text())["words"]
+        return tuple((str(w["word"]), offset_s + float(w["start_s"]), offset_s + float(w["end_s"])) for w in words)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def caption_rows(p: Production, in_book: bool, chapter: int | None = None) -> list[CaptionRow]:
+    """The speech rows as captions see them: times in the whole book (``in_book``) or in one chapter's audio."""
+    timeline = build_timeline(p.plan, p.entries)
+    jobs = {j.id: j for j in p.plan.jobs}
+    rows: list[CaptionRow] = []
+    for span in timeline.chapters:
+        if chapter is not None and span.number != chapter:
+            continue
+        base = span.start_s if in_book else 0.0
+        for i, row in enumerate(span.rows):
+            job = jobs[row.id]
+            start = base + row.start_s
+            until = base + (span.rows[i + 1].start_s if i + 1 < len(span.rows) else span.duration_s)
+            rows.append(CaptionRow(job.row.text, start, base + row.end_s, until, row_words(p, job.key, start),
+                                   job.language))  # fmt: skip
+    return rows

@@ -1,13 +1,18 @@
-"""The ``podcast`` profile: one episode MP3 of the speech rows, with intro, ducked music bed and outro."""
+"""The ``podcast`` profile: one episode MP3 of the speech rows, with intro, ducked music bed and outro.
+
+The episode's captions (``podcast/<name>.vtt`` and ``.srt``) are timed in the
+episode: after the intro, crossfade included.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..media import master
+from ..media import master, probe
 from ..media.measure import levels
 from ..profiles import PODCAST
-from .base import Delivery, Production, judge_file, resolve_file, speech_track
+from .base import Delivery, Production, caption_rows, judge_file, resolve_file, speech_track
+from .captions import cues, shifted, write_srt, write_vtt
 
 def deliver_podcast(p: Production, work: Path) -> Delivery:
     plan, book, out_dir = p.plan, p.book, p.out_dir
@@ -24,4 +29,8 @@ def deliver_podcast(p: Production, work: Path) -> Delivery:
     target = PODCAST.lufs_for(2 if stereo else 1)
     master.encode_episode(mix, dest, target, PODCAST.limit_db, stereo)
     delivery.files.append(judge_file(dest, PODCAST))
+    # The speech sits after the intro, less the crossfade into it.
+    offset = max(0.0, probe(intro).duration_s - cfg.crossfade_s) if intro else 0.0
+    cue_list = cues(shifted(caption_rows(p, in_book=True), offset))
+    delivery.outputs += [write_vtt(dest.with_suffix(".vtt"), cue_list), write_srt(dest.with_suffix(".srt"), cue_list)]
     return delivery

@@ -73,7 +73,8 @@ def _file_doc(file: DeliveredFile, out_dir: Path, profile: str, target: float | 
     }
 
 
-def write_qc(out_dir: Path, name: str, deliveries: list[Delivery]) -> dict[str, Any]:
+def write_qc(out_dir: Path, name: str, deliveries: list[Delivery], flagged: list[dict[str, Any]] | None = None,
+             checked: int = 0) -> dict[str, Any]:  # fmt: skip
     profiles: dict[str, Any] = {}
     for d in deliveries:
         if d.doc is not None:
@@ -88,7 +89,9 @@ def write_qc(out_dir: Path, name: str, deliveries: list[Delivery]) -> dict[str, 
                                "failures": d.failures(), "files": files,
                                "outputs": [o.relative_to(out_dir).as_posix() for o in d.outputs],
                                "notes": d.notes}  # fmt: skip
-    doc = {"name": name, "ok": all(p["ok"] for p in profiles.values()), "profiles": profiles}
+    doc = {"name": name, "ok": all(p["ok"] for p in profiles.values()), "profiles": profiles,
+           # Rows kept although no take said their text (MEDIAMILL_VERIFY_KEEP_FAILED): what to listen to.
+           "verification": {"checked": checked, "failed": flagged or []}}  # fmt: skip
     write_json_atomic(out_dir / "qc.json", doc)
     write_bytes_atomic(out_dir / "qc.md", qc_markdown(doc).encode("utf-8"))
     return doc
@@ -100,6 +103,13 @@ def _fmt(value: Any) -> str:
 
 def qc_markdown(doc: dict[str, Any], images: bool = True) -> str:
     lines = [f"# QC: {doc['name']}", "", f"**{'PASS' if doc['ok'] else 'FAIL'}**", ""]
+    verification = doc.get("verification") or {}
+    if verification.get("failed"):
+        lines += [f"## Verification: {len(verification['failed'])} of {verification['checked']} takes do not say "
+                  "their text", "", "| row | missing (where) | extra speech (where) | why |", "|---|---|---|---|"]  # fmt: skip
+        for row in verification["failed"]:
+            lines.append(f"| {row['id']} | {_fmt(row.get('missing'))} | {_fmt(row.get('extra'))} | {_fmt(row.get('reason'))} |")
+        lines.append("")
     for name, p in doc["profiles"].items():
         lines += [f"## {name}: {'pass' if p['ok'] else 'FAIL'}", "", p["description"], ""]
         for problem in p["problems"]:

@@ -55,16 +55,29 @@ def _fingerprint(plan: Plan, profile: str, book: BookOutputs, entries: dict[str,
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def _timed_rows(entries: dict[str, Entry]) -> list[str]:
+    """Which rows have word timings (they time captions and read-along text finer than the row)."""
+    return sorted(k for k, e in entries.items() if e.path.with_name(f"{k}.words.json").is_file())
+
+
 def _readalong_inputs(plan: Plan, entries: dict[str, Entry]) -> dict:
     """What else decides a read-along: the source book's bytes and which rows have word timings."""
     source = plan.manifest.meta.source
     book = plan.manifest.base_dir / source.file if source else None
-    words = sorted(k for k, e in entries.items() if e.path.with_name(f"{k}.words.json").is_file())
-    return {"source_book": file_digest(book) if book and book.is_file() else None, "word_timings": words}
+    return {"source_book": file_digest(book) if book and book.is_file() else None, "word_timings": _timed_rows(entries)}
 
 
-# Inputs only some profiles depend on (kept out of the others' fingerprints, which stay as they were).
-PROFILE_INPUTS = {"readalong": _readalong_inputs}
+CAPTIONS_VERSION = 1
+
+
+def _caption_inputs(plan: Plan, entries: dict[str, Entry]) -> dict:
+    """What decides a profile's captions: the row texts (in the plan's keys already) and the word timings."""
+    return {"captions": CAPTIONS_VERSION, "word_timings": _timed_rows(entries)}
+
+
+# Inputs only some profiles depend on (kept out of the others' fingerprints).
+PROFILE_INPUTS = {"readalong": _readalong_inputs, "audiobook": _caption_inputs, "podcast": _caption_inputs,
+                  "video": _caption_inputs}  # fmt: skip
 
 
 def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path, scratch: Path,
@@ -86,5 +99,9 @@ def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: P
             delivery = RUNNERS[name](production, work)
         deliveries.append(delivery)
         write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
-    write_qc(out_dir, plan.name, deliveries)
+    checked = [(j, entries[j.key]) for j in plan.jobs if j.key in entries and entries[j.key].meta.get("verified")]
+    flagged = [{"id": j.id, "missing": e.meta.get("missing"), "extra": e.meta.get("extra"),
+                "reason": e.meta.get("verify_reason"), "wer": e.meta.get("wer")}
+               for j, e in checked if e.meta.get("verified") == "fail"]  # fmt: skip
+    write_qc(out_dir, plan.name, deliveries, flagged, sum(e.meta.get("verified") in ("pass", "fail") for _, e in checked))
     return deliveries

@@ -1,13 +1,22 @@
-"""The ``video`` profile: the clips in row order as one H.264/AAC MP4, with narration or a song mixed in or instead."""
+"""The ``video`` profile: the clips in row order as one H.264/AAC MP4, with narration or a song mixed in or instead.
+
+Captions (``video/<name>.vtt``, ``.srt`` and a subtitle stream in the MP4)
+are the narration's rows when the speech rows make the sound track, else what
+each clip's prompt has its people say (``<S>...<E>``), over that clip.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..media import master
 from ..media.probe import probe
 from ..profiles import VIDEO
-from .base import Delivery, Production, judge_file, speech_track
+from .base import Delivery, Production, caption_rows, judge_file, speech_track
+from .captions import CaptionRow, Cue, cues, write_srt, write_vtt
+
+_SPOKEN = re.compile(r"<S>(.*?)<E>", re.S)
 
 def deliver_video(p: Production, work: Path) -> Delivery:
     plan, book, entries, out_dir = p.plan, p.book, p.entries, p.out_dir
@@ -32,7 +41,26 @@ def deliver_video(p: Production, work: Path) -> Delivery:
         track = entries[job.key].path
     dest = out_dir / "video" / f"{plan.name}.mp4"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    master.video_cut(clips, dest, track, cfg.mode, VIDEO.target_lufs, VIDEO.limit_db, work)  # type: ignore[arg-type]
+    cue_list = _video_cues(p, clips, narrated=cfg.track == "speech")
+    vtt, subtitles = dest.with_suffix(".vtt"), dest.with_suffix(".srt")
+    write_srt(subtitles, cue_list)
+    master.video_cut(clips, dest, track, cfg.mode, VIDEO.target_lufs, VIDEO.limit_db, work,  # type: ignore[arg-type]
+                     subtitles=subtitles if cue_list else None)  # fmt: skip
+    delivery.outputs += [write_vtt(vtt, cue_list), subtitles]
     info = probe(dest)
     delivery.files.append(judge_file(dest, VIDEO, {"has_video": int(bool(info.video_codec)), "has_audio": int(bool(info.audio_codec))}))
     return delivery
+
+
+def _video_cues(p: Production, clips: list[Path], narrated: bool) -> list[Cue]:
+    if narrated:
+        return cues(caption_rows(p, in_book=True))
+    rows, at = [], 0.0
+    videos = [j for j in p.plan.jobs if j.kind == "video" and j.key in p.entries]
+    for job, clip in zip(videos, clips):
+        length = probe(clip).duration_s
+        said = " ".join(part.strip() for part in _SPOKEN.findall(getattr(job.row, "prompt", "") or ""))
+        if said:
+            rows.append(CaptionRow(said, at, at + length, at + length))
+        at += length
+    return cues(rows)

@@ -12,6 +12,8 @@ own subflow run. Server-side limits (``limits``) and the UI's artifacts
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,12 +32,24 @@ from ..core import progress
 from ..core.files import write_json_atomic
 from ..core.ids import slug
 from ..deliver import Delivery, deliver
-from ..generate import ProductionRun, RowOutcome, batch_label, make_batches, open_run, run_batch, run_lanes
+from ..generate import (
+    ProductionRun,
+    RowOutcome,
+    Verification,
+    batch_label,
+    make_batches,
+    open_run,
+    run_batch,
+    run_lanes,
+    unchecked,
+    verification_for,
+)
 from ..inbox import find_manifests, is_due, mark_produced
 from ..manifest import ManifestError
 from ..plan import Plan
 from ..report import production_summary, write_results
 from ..store import Entry, Store
+from ..verify.takes import TakeCheck
 from .limits import open_slots
 from .publish import Progress, publish
 
@@ -44,14 +58,37 @@ __all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
 
 @task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
 async def generate_rows(label: str, groups: list[list[Job]], outputs: str, policy: RetryPolicy,
-                        on_done: Callable[[RowOutcome], Awaitable[None]]) -> Any:  # fmt: skip
+                        on_done: Callable[[RowOutcome], Awaitable[None]],
+                        verification: Verification | None = None) -> Any:  # fmt: skip
     """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message."""
-    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done)
+    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done, verification)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         detail = "; ".join(f"{o.jobs[0].id}: {o.error}" for o in failed[:3])
         return Failed(message=f"{len(failed)} of {len(outcomes)} rows failed: {detail}", data=outcomes)
     return outcomes
+
+
+@task(name="verify", task_run_name="verify:{label}", cache_policy=NO_CACHE, persist_result=False)
+async def verify_take(label: str, check: Callable[[], Awaitable[TakeCheck]]) -> TakeCheck:
+    """One take checked by ear against its row's text (its own task run, so each retake shows as one)."""
+    result = await check()
+    if result.judged and not result.passed:
+        get_run_logger().warning("%s does not say its text: %s", label, result.reason)
+    return result
+
+
+def _verification(cfg: Any) -> Verification | None:
+    """The run's verification, each check run as a ``verify`` task run."""
+    plain = verification_for(cfg)
+    if plain is None:
+        return None
+
+    async def as_task(job: Job, audio: Path) -> TakeCheck:
+        label = f"{job.kind}:{job.id}" + (f" take {job.take + 1}" if job.take else "")
+        return await verify_take(label, lambda: plain.check(job, audio))
+
+    return dataclasses.replace(plain, check=as_task)
 
 
 @task(name="stitch", task_run_name="stitch:{name}", cache_policy=NO_CACHE, persist_result=False)
@@ -91,8 +128,12 @@ async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested
                 return
 
 
-async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress) -> bool:
-    """Generate what the store lacks, under each backend's limit; True when the run was cancelled in Prefect."""
+async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
+                   verification: Verification | None) -> tuple[bool, dict[str, Any]]:  # fmt: skip
+    """Generate what the store lacks, under each backend's limit.
+
+    Returns whether the run was cancelled in Prefect, and what each backend's slots cost (for the summary).
+    """
     logger = get_run_logger()
     cfg = settings()
     engines = run.plan.backends()
@@ -114,7 +155,8 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress)
 
     async def as_task(groups: list[list[Job]]) -> str | None:
         policy = cfg.retry_policy(groups[0][0].backend)
-        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, return_state=True)
+        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, verification,
+                                    return_state=True)  # fmt: skip
         return None if state.is_completed() else (state.message or "the task did not finish")
 
     rows = asyncio.ensure_future(run_lanes(batches, slots, as_task, fail_unreached, logger))
@@ -127,9 +169,11 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress)
             raise  # cancelled from outside (Ctrl-C, SIGTERM): let it propagate
     finally:
         watcher.cancel()
+        for limit in slots.values():
+            await limit.close()  # server slots go back now, not when their leases end
         for engine in engines.values():
             await engine.close()  # HTTP clients belong to this run's event loop
-    return cancel_requested.is_set()
+    return cancel_requested.is_set(), {name: limit.usage() for name, limit in sorted(slots.items())}
 
 
 def _final_state(run: ProductionRun, summary: dict[str, Any], book: BookOutputs, undelivered: list[str],
@@ -160,14 +204,15 @@ async def produce(
         return Failed(message=str(exc))
     plan, key_prefix = run.plan, slug(run.name)
 
-    waiting = run.record_stored()
+    verification = _verification(settings())
+    waiting = run.record_stored(functools.partial(unchecked, verification))
     logger.info("%s: %d rows, %d in the store, %d to generate", plan.name, len(plan.jobs), len(run.results), len(waiting))
     progress.emit("planned", name=plan.name, total=len(plan.jobs), cached=len(run.results))
     bar = Progress(f"{key_prefix}-progress", len(plan.jobs), len(run.results))
     await bar.start()
 
     planned = time.perf_counter()
-    cancelled = await _run_rows(run, waiting, bar)
+    cancelled, limits = await _run_rows(run, waiting, bar, verification)
     generated = time.perf_counter()
 
     ordered = run.ordered()
@@ -188,7 +233,8 @@ async def produce(
     phases = {"plan": planned - started, "generate": generated - planned, "stitch": stitched - generated,
               "deliver": time.perf_counter() - stitched}  # fmt: skip
     summary = production_summary(plan.name, ordered, time.perf_counter() - started, run.out_dir, book.m4b,
-                                 book.chapters, phases, {d.profile: d.ok for d in deliveries}, undelivered)  # fmt: skip
+                                 book.chapters, phases, {d.profile: d.ok for d in deliveries}, undelivered,
+                                 limits)  # fmt: skip
     await publish(key_prefix, plan.name, ordered, summary, run.out_dir / "qc.json" if deliveries else None)
     write_json_atomic(run.out_dir / "summary.json", summary)
     progress.emit("finished", summary=summary)

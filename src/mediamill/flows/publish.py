@@ -17,7 +17,7 @@ from prefect.artifacts import (
 from ..deliver import qc_markdown
 from ..report import RowResult, summary_markdown
 
-RESULT_COLUMNS = ("id", "kind", "backend", "status", "attempts", "audio_s", "cost_usd", "error")
+RESULT_COLUMNS = ("id", "kind", "backend", "status", "attempts", "audio_s", "cost_usd", "verified", "retakes", "error")
 
 
 class Progress:

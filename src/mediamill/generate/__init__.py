@@ -8,22 +8,42 @@ runs and where server-side slots come from.
 """
 
 from .batches import RowOutcome, attempt_row, batch_label, make_batches, retry_delay, run_batch
-from .job import Outcome, generate_job, link_output
+from .job import Outcome, TakeChecker, TakeFailed, Verification, generate_job, link_output
 from .lanes import run_lanes
-from .limits import LEASE_S, TURN_S, SlotSource, Slots, SlotUnavailable, limit_name, local_slots, wanted_limits
+from .limits import (
+    LEASE_S,
+    TURN_S,
+    LeaseApi,
+    LeasedSlots,
+    LimitMissing,
+    LimitTooLow,
+    Slots,
+    SlotUnavailable,
+    limit_name,
+    local_slots,
+    wanted_limits,
+)
 from .run import ProductionRun, open_run
+from .verification import expected_text, unchecked, verification_for
 
 __all__ = [
     "LEASE_S",
     "TURN_S",
+    "LeaseApi",
+    "LeasedSlots",
+    "LimitMissing",
+    "LimitTooLow",
     "Outcome",
     "ProductionRun",
     "RowOutcome",
-    "SlotSource",
     "SlotUnavailable",
     "Slots",
+    "TakeChecker",
+    "TakeFailed",
+    "Verification",
     "attempt_row",
     "batch_label",
+    "expected_text",
     "generate_job",
     "limit_name",
     "link_output",
@@ -33,5 +53,7 @@ __all__ = [
     "retry_delay",
     "run_batch",
     "run_lanes",
+    "unchecked",
+    "verification_for",
     "wanted_limits",
 ]

@@ -19,7 +19,7 @@ from ..backends import Job
 from ..config import RetryPolicy
 from ..core.redact import error_line
 from ..store import Claim, Entry, Store
-from .job import generate_job
+from .job import TakeFailed, Verification, generate_job
 
 CLAIM_POLL_S = 0.25  # how often a row put aside looks whether the other worker let go
 
@@ -57,13 +57,18 @@ class RowOutcome:
     elapsed_s: float = 0.0
     error: str | None = None
     errors: list[str] = field(default_factory=list)  # one per failed attempt, for the logs
+    retakes: int = 0  # generations made again because a take did not say its text
+    cost_usd: float | None = None  # what a failed row's takes cost (a stored row's cost is in its record)
+    compute_s: float | None = None
+    verified: str | None = None  # "fail" when the row failed because no take said its text
 
     @property
     def ok(self) -> bool:
         return self.entry is not None
 
 
-async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: logging.Logger | logging.LoggerAdapter) -> RowOutcome:  # fmt: skip
+async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: logging.Logger | logging.LoggerAdapter,
+                      verification: Verification | None = None) -> RowOutcome:  # fmt: skip
     """Generate one key (the caller holds its claim), retrying what may succeed on another try."""
     job = jobs[0]
     outcome = RowOutcome(jobs)
@@ -71,10 +76,13 @@ async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: l
         outcome.attempts = attempt
         log.info("row %s (%s) on %s, attempt %d", job.id, job.kind, job.backend, attempt)
         try:
-            got = await generate_job(job, store)
+            got = await generate_job(job, store, verification)
         except Exception as exc:  # noqa: BLE001 - a row's failure is recorded, never raised past the batch
             message = error_line(exc)
             outcome.errors.append(message)
+            if isinstance(exc, TakeFailed):
+                outcome.cost_usd, outcome.compute_s, outcome.retakes = exc.cost_usd, exc.compute_s, exc.takes - 1
+                outcome.verified = "fail"
             if not getattr(exc, "retriable", True) or attempt > policy.retries:
                 outcome.error = message
                 log.error("row %s on %s failed after %d attempt(s): %s", job.id, job.backend, attempt, message)
@@ -84,6 +92,7 @@ async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: l
             await asyncio.sleep(delay)
             continue
         outcome.entry, outcome.fresh, outcome.elapsed_s = got.entry, got.generated is not None, got.elapsed_s
+        outcome.retakes = got.retakes
         return outcome
     raise AssertionError("unreachable")
 
@@ -94,13 +103,14 @@ async def run_batch(
     policy: RetryPolicy,
     log: logging.Logger | logging.LoggerAdapter,
     on_done: Callable[[RowOutcome], Awaitable[None]] | None = None,
+    verification: Verification | None = None,
 ) -> list[RowOutcome]:
     """Run each group (rows sharing a content key) once, claims first come first served."""
     outcomes: list[RowOutcome] = []
 
     async def claimed(jobs: list[Job], claim: Claim) -> None:
         try:
-            outcome = await attempt_row(jobs, store, policy, log)
+            outcome = await attempt_row(jobs, store, policy, log, verification)
         finally:
             claim.release()
         outcomes.append(outcome)

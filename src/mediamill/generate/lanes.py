@@ -3,9 +3,10 @@
 A backend gets as many lanes as its limit allows (at least one, so a
 server limit of 0, an operator's pause, waits for a slot). A lane holds one
 of the backend's slots for a turn of ``TURN_S`` and runs batches in turn
-while it has them; then it gives the slot back so other runs get theirs.
-Asking a server for a slot per batch would cost a round trip each (up to
-seconds on a busy SQLite server, measured).
+while it has them, then takes a slot again. The slot is the run's own
+(``Slots.hold`` takes it from the run's leased block, not from the server);
+the block holder alone talks to the server. The caller closes the slots
+when the lanes are done.
 
 How a batch runs is the caller's: the flow passes a function that runs it as
 a Prefect task and says whether it finished, so nothing here knows Prefect.

@@ -8,6 +8,7 @@ results in manifest order. Nothing here knows Prefect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +42,15 @@ class ProductionRun:
     def segments(self) -> Path:
         return self.out_dir / "segments"
 
-    def record_stored(self) -> list[list[Job]]:
-        """Result rows for every job the store already has; the rest, grouped by content key, to generate."""
+    def record_stored(self, unchecked: Callable[[Job, Entry], bool] | None = None) -> list[list[Job]]:
+        """Result rows for every job the store already has; the rest, grouped by content key, to generate.
+
+        Stored takes that ``unchecked`` says were never checked go with the rest, to be checked (only).
+        """
         waiting: dict[str, list[Job]] = {}  # key -> rows sharing it, generated once
         for job in self.plan.jobs:
             entry = self.store.get(job.key)
-            if entry is not None:
+            if entry is not None and not (unchecked and unchecked(job, entry)):
                 self.entries[job.key] = entry
                 self.results[job.id] = stored_result(job, entry, "cached", self._link(entry, job), 0, 0.0)
             else:
@@ -62,10 +66,15 @@ class ProductionRun:
                 fresh = outcome.fresh and job is first
                 self.results[job.id] = stored_result(job, outcome.entry, "done" if fresh else "cached",
                                                      self._link(outcome.entry, job),
-                                                     outcome.attempts if fresh else 0, outcome.elapsed_s)  # fmt: skip
+                                                     outcome.attempts if fresh else 0, outcome.elapsed_s,
+                                                     outcome.retakes)  # fmt: skip
         else:
-            for job in outcome.jobs:
-                self.results[job.id] = row_result(job, "failed", attempts=outcome.attempts, error=outcome.error)
+            for i, job in enumerate(outcome.jobs):
+                # What the failed takes cost belongs to the row that made them (rows sharing its key made nothing).
+                spent = {"cost_usd": outcome.cost_usd, "compute_s": outcome.compute_s, "retakes": outcome.retakes,
+                         "verified": outcome.verified} if i == 0 else {"verified": outcome.verified}
+                self.results[job.id] = row_result(job, "failed", attempts=outcome.attempts, error=outcome.error,
+                                                  **{k: v for k, v in spent.items() if v is not None})  # fmt: skip
         return [self.results[job.id] for job in outcome.jobs]
 
     def unreached(self, groups: list[list[Job]], message: str) -> list[RowOutcome]:

@@ -4,7 +4,7 @@ A reader turns a manuscript into a stream of ``Block``s (text to read, in
 reading order) interleaved with ``Mark``s (places where a new chapter may
 start, with a level: 1 is the outermost, such as a part). ``chapters.py``
 decides which marks become chapters. Text in blocks is already cleaned (see
-``clean.py``); ``source`` says where it came from (see NOTES.md, "Anchors").
+``clean.py``); ``source`` says where it came from (README, "From a manuscript").
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..text.lexicon import Lexicon, load_lexicon
 from .inputs import outside_roots, resolve_input
 from .meta import Meta
 from .problems import Problem
@@ -32,6 +33,7 @@ class Manifest:
     rows: list[Row]
     row_numbers: list[int]  # the data row number of each row, for messages
     problems: list[Problem] = field(default_factory=list)
+    lexicon: Lexicon | None = None  # the sidecar's pronunciation lexicon, loaded
 
     @property
     def base_dir(self) -> Path:
@@ -160,4 +162,17 @@ def load_manifest(path: Path | str) -> Manifest:
     with_order = sum(r.order is not None for r in rows)
     if 0 < with_order < len(rows):
         problems.append(Problem("must be given on every row or on none", column="order"))
-    return Manifest(path, manifest_name(path), meta, rows, numbers, problems)
+    lexicon, lexicon_problems = _lexicon(meta, path)
+    problems += lexicon_problems
+    return Manifest(path, manifest_name(path), meta, rows, numbers, problems, lexicon)
+
+
+def _lexicon(meta: Meta, path: Path) -> tuple[Lexicon | None, list[Problem]]:
+    """The sidecar's lexicon, with its problems (the file's own existence is checked with the sidecar)."""
+    if not meta.lexicon:
+        return None, []
+    target = resolve_input(meta.lexicon, path.parent)
+    if not target.is_file():
+        return None, []
+    lexicon, found = load_lexicon(target)
+    return lexicon, [Problem(f"{target.name}: {p}", column="lexicon") for p in found]

@@ -169,8 +169,11 @@ def _frame_rate(path: Path) -> float:
 
 
 def video_cut(clips: Sequence[Path], dest: Path, track: Path | None, mode: str, target_lufs: float,
-              limit_db: float, workdir: Path) -> None:  # fmt: skip
-    """Clips in order as one H.264/AAC MP4; a track (narration, song) replaces or is mixed under their audio."""
+              limit_db: float, workdir: Path, subtitles: Path | None = None) -> None:  # fmt: skip
+    """Clips in order as one H.264/AAC MP4; a track (narration, song) replaces or is mixed under their audio.
+
+    ``subtitles`` (an SRT file) goes in as a ``mov_text`` subtitle stream, which players list as captions.
+    """
     first = probe(clips[0])
     width, height = first.width or 1280, first.height or 720
     fps = _frame_rate(clips[0])
@@ -205,7 +208,10 @@ def video_cut(clips: Sequence[Path], dest: Path, track: Path | None, mode: str, 
                "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
                "-c:a", "flac", draft)  # fmt: skip
     second = loudnorm_two_pass(["-i", str(draft)], target_lufs, limit_db + 0.5)
+    subs: list[str | Path] = []
+    if subtitles is not None:
+        subs = ["-i", subtitles, "-map", "1:s", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
     with atomic_path(dest) as tmp:
-        run_ffmpeg("-i", draft, "-map", "0:v", "-map", "0:a", "-c:v", "copy",
+        run_ffmpeg("-i", draft, *subs[:2], "-map", "0:v", "-map", "0:a", *subs[2:], "-c:v", "copy",
                    "-af", f"{second},{limiter(limit_db)},aresample=48000", "-c:a", "aac", "-b:a", "192k",
                    "-movflags", "+faststart", "-f", "mp4", tmp)  # fmt: skip

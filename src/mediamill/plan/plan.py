@@ -123,19 +123,32 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
         if row.kind not in engine.kinds:
             problems.append(Problem(f"backend '{name}' cannot make {row.kind} rows", number, "kind"))
             continue
-        row_problems = engine.check(row, manifest.base_dir)
+        # The engine is given (and the key made from) the spoken text: the lexicon applied for this engine.
+        spoken_row, said = _spoken(row, manifest, name)
+        row_problems = engine.check(spoken_row, manifest.base_dir)
         problems += [Problem(msg, number, column) for column, msg in row_problems]
         if row_problems or number in unreadable:
             continue
-        spec = engine.spec(row, manifest.base_dir)
+        spec = engine.spec(spoken_row, manifest.base_dir)
         key = content_key(name, row.kind, spec.model, spec.params, spec.inputs)
-        jobs.append(Job(row=row, row_number=number, backend=name, spec=spec, key=key))
+        language = getattr(row, "language", None) or manifest.meta.language
+        jobs.append(Job(row=row, row_number=number, backend=name, spec=spec, key=key, spoken=said, language=language))
     problems += _check_profiles(manifest)
     if problems:
         raise ManifestError(manifest.path, problems)
     if any(j.row.order is not None for j in jobs):
         jobs.sort(key=lambda j: j.row.order)  # stable: ties keep file order
     return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
+
+
+def _spoken(row, manifest: Manifest, backend: str):
+    """The row as ``backend`` is to read it (lexicon applied), and its text's say form for verification."""
+    lexicon = manifest.lexicon
+    if lexicon is None or not len(lexicon) or not isinstance(getattr(row, "text", None), str):
+        return row, None
+    spoken = lexicon.spoken(row.text, backend)
+    said = lexicon.spoken(row.text, None)
+    return (row.model_copy(update={"text": spoken}) if spoken != row.text else row), (said if said != row.text else None)
 
 
 # What a profile's ``needs`` names, as row kinds.

@@ -48,6 +48,14 @@ class RowResult:
     device: str | None = None
     warnings: str | None = None
     qc: str | None = None  # per-row checks: speech rate far from the text, long silences inside
+    # Added for verification: did the take say its text (pass, fail, skipped, error), and if not, what was
+    # missing or extra and where; which recogniser judged; generations made again because a take failed.
+    verified: str | None = None
+    wer: float | None = None
+    missing: str | None = None
+    extra: str | None = None
+    verify_engine: str | None = None
+    retakes: int | None = None
 
 
 SCHEMA = pa.schema(
@@ -77,6 +85,12 @@ SCHEMA = pa.schema(
         ("device", pa.string()),
         ("warnings", pa.string()),
         ("qc", pa.string()),
+        ("verified", pa.string()),
+        ("wer", pa.float64()),
+        ("missing", pa.string()),
+        ("extra", pa.string()),
+        ("verify_engine", pa.string()),
+        ("retakes", pa.int32()),
     ]
 )
 assert SCHEMA.names == [f.name for f in fields(RowResult)]

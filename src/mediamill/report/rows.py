@@ -31,7 +31,8 @@ def row_result(job: Job, status: str, **fields: Any) -> RowResult:
     return RowResult(**base)
 
 
-def stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: int, elapsed: float) -> RowResult:
+def stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: int, elapsed: float,
+                  retakes: int | None = None) -> RowResult:  # fmt: skip
     """A result row for a job whose media is in the store: ``done`` (made by this run) or ``cached``."""
     m = entry.meta
     fresh = status == "done"
@@ -50,4 +51,10 @@ def stored_result(job: Job, entry: Entry, status: str, output: Path, attempts: i
         device=m.get("device"),
         warnings=m.get("warnings"),
         qc=m.get("qc"),
+        verified=m.get("verified"),
+        wer=m.get("wer"),
+        missing=m.get("missing"),
+        extra=m.get("extra"),
+        verify_engine=m.get("verify_engine"),
+        retakes=(retakes if retakes is not None else m.get("retakes")) if fresh else 0,
     )  # fmt: skip

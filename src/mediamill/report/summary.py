@@ -60,7 +60,7 @@ def summary_markdown(name: str, s: dict[str, Any]) -> str:
 
 def production_summary(name: str, results: list[Any], wall_s: float, out_dir: Path, m4b: Path | None,
                        chapters: list[Path], phases_s: dict[str, float], qc: dict[str, bool],
-                       undelivered: list[str]) -> dict[str, Any]:  # fmt: skip
+                       undelivered: list[str], limits: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """``summary.json``: the totals of ``summarise`` plus where everything went and how long each phase took."""
     summary = summarise([r.__dict__ for r in results], wall_s=wall_s)
     summary.update(
@@ -71,5 +71,6 @@ def production_summary(name: str, results: list[Any], wall_s: float, out_dir: Pa
         phases_s={k: round(v, 3) for k, v in phases_s.items()},
         qc=qc,
         undelivered=undelivered,
+        limits=limits or {},  # each backend's limit and what its server slots cost
     )
     return summary

@@ -95,7 +95,7 @@ class VoxcpmEngine:
                     raise Cancelled()
                 return replica.take(text, voicing, knobs, seed + attempt * 7919, check, max_len=speech.max_length)
 
-            for piece, chosen in read_pieces(pieces, take, check, reading, cfg.max_takes, cfg.keep_bad):
+            for piece, chosen, _ in read_pieces(pieces, take, check, reading, cfg.max_takes, cfg.keep_bad):
                 yield chosen.pcm
                 yield silence(piece.pause_after, chosen.sample_rate)
 
