@@ -162,3 +162,10 @@ class SlowFleetBackend(_Counting):
             return await self._tone(job, workdir)
         finally:
             self._note("end", job)
+
+
+class UnpacedBackend(SpeechlikeBackend):
+    """An engine without a rate control of its own: a row's speed is left to the pipeline's tempo change."""
+
+    name = "unpaced"
+    speed_as_tempo = True

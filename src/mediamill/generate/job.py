@@ -22,6 +22,7 @@ from ..backends import Generated, Job, PermanentError, get_backend
 from ..media import MediaError, probe
 from ..store import Entry, Store
 from ..verify.rowqc import row_flags
+from .speed import retime
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ async def generate_job(job: Job, store: Store) -> Outcome:
     with store.workdir(job.key) as workdir:
         generated = await backend.generate(job, workdir, journal)
         try:
+            await retime(job, generated)  # a row's speed, for backends that leave it to the pipeline
             info = await anyio.to_thread.run_sync(probe, generated.path)
             if info.duration_s <= 0:
                 raise MediaError("no duration")

@@ -1,0 +1,53 @@
+"""A row's speed in batch runs: a tempo change of the generated take for engines without a rate control."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mediamill.backends import get_backend
+from mediamill.generate import generate_job
+from mediamill.plan import validate
+from mediamill.plan.keys import content_key
+from mediamill.store import Store
+
+TEXT = "The lamplighter walked the length of Harrow Street and one by one the lamps came on."
+TEMPO_ENGINES = ["piper", "voxcpm", "voxcpm-http", "wiro", "pixazo"]
+
+
+def test_rows_with_speed_get_the_tempo_change_before_they_are_measured_and_stored(write_manifest, tmp_path):
+    path = write_manifest(f"id,text,speed\nplain,{TEXT},\nfast,{TEXT},2\nslow,{TEXT},0.5\nsame,{TEXT},1\n")
+    plan = validate(path, backend="tests.fakes:UnpacedBackend")
+    jobs = {j.id: j for j in plan.jobs}
+    assert [jobs[i].spec.tempo for i in ("plain", "fast", "slow", "same")] == [None, 2.0, 0.5, None]
+    assert "speed" not in jobs["fast"].spec.params  # never sent to the engine: the pipeline applies it
+    store = Store(tmp_path / "out")
+    seconds = {i: asyncio.run(generate_job(job, store)).entry.meta["duration_s"] for i, job in jobs.items()}
+    assert seconds["plain"] / seconds["fast"] == pytest.approx(2.0, abs=1e-3)
+    assert seconds["plain"] / seconds["slow"] == pytest.approx(0.5, abs=1e-3)
+    stored = store.get(jobs["fast"].key)
+    assert stored is not None and stored.meta["sample_rate"] == 16_000 and stored.path.suffix == ".wav"
+
+
+def test_speed_is_in_the_key_only_when_a_row_gives_one(write_manifest):
+    path = write_manifest(f"id,text,speed\nplain,{TEXT},\nfast,{TEXT},2\nsame,{TEXT},1\n")
+    plain, fast, same = validate(path, backend="tests.fakes:UnpacedBackend").jobs
+    # A row without speed keys as it always did: the spec's own parameters, nothing added.
+    assert plain.key == content_key(plain.backend, "tts", plain.spec.model, plain.spec.params, {})
+    assert fast.key == content_key(fast.backend, "tts", fast.spec.model, {**fast.spec.params, "speed": 2.0}, {})
+    assert same.key == plain.key and fast.key != plain.key  # speed 1 is the voice's own pace
+
+
+@pytest.mark.parametrize("name", TEMPO_ENGINES)
+def test_engines_without_a_proportional_rate_control_take_speed_as_a_tempo_change(name):
+    backend = get_backend(name)
+    assert backend.speed_as_tempo and "speed" not in backend.unused_columns
+    assert not get_backend("silence").speed_as_tempo  # a dry run's silence is as long as the pace says
+
+
+def test_piper_rows_leave_length_scale_to_the_options(write_manifest):
+    path = write_manifest(f'id,text,speed,options\nfast,{TEXT},2,\nboth,{TEXT},1.5,"{{""length_scale"": 1.2}}"\n')
+    fast, both = validate(path, backend="piper").jobs
+    assert fast.spec.tempo == 2.0 and "length_scale" not in fast.spec.params
+    assert both.spec.tempo == 1.5 and both.spec.params["length_scale"] == 1.2  # Piper's own stretching, then tempo
