@@ -6,11 +6,16 @@ import asyncio
 
 import pytest
 
-from mediamill.backends import get_backend
+from mediamill.backends import Generated, get_backend
 from mediamill.generate import generate_job
+from mediamill.generate.speed import retime
+from mediamill.media import run_ffmpeg
+from mediamill.media.probe import probe
 from mediamill.plan import validate
 from mediamill.plan.keys import content_key
 from mediamill.store import Store
+
+from .fakes import write_speechlike_wav
 
 TEXT = "The lamplighter walked the length of Harrow Street and one by one the lamps came on."
 TEMPO_ENGINES = ["piper", "voxcpm", "voxcpm-http", "wiro", "pixazo"]
@@ -28,6 +33,17 @@ def test_rows_with_speed_get_the_tempo_change_before_they_are_measured_and_store
     assert seconds["plain"] / seconds["slow"] == pytest.approx(0.5, abs=1e-3)
     stored = store.get(jobs["fast"].key)
     assert stored is not None and stored.meta["sample_rate"] == 16_000 and stored.path.suffix == ".wav"
+
+
+def test_a_take_in_a_container_without_a_name_is_re_timed_into_wav(write_manifest, tmp_path):
+    (job,) = validate(write_manifest(f"id,text,speed\nfast,{TEXT},2\n"), backend="tests.fakes:UnpacedBackend").jobs
+    take = tmp_path / "output.bin"  # a hosted download whose URL and type named no format
+    run_ffmpeg("-i", write_speechlike_wav(tmp_path / "speech.wav", 4.0), "-c:a", "libmp3lame", "-f", "mp3", take)
+    generated = Generated(path=take)
+    asyncio.run(retime(job, generated))
+    info = probe(generated.path)
+    assert generated.path.suffix == ".wav" and info.audio_codec == "pcm_s16le"
+    assert info.duration_s == pytest.approx(probe(take).duration_s / 2, abs=0.01)
 
 
 def test_speed_is_in_the_key_only_when_a_row_gives_one(write_manifest):

@@ -65,6 +65,12 @@ def test_a_lossy_take_is_encoded_again_in_its_own_format(tmp_path):
     assert out.audio_codec == "mp3float" and out.duration_s == pytest.approx(probe(mp3).duration_s / 1.5, rel=0.03)
 
 
+def test_a_lossy_take_written_as_wav_becomes_pcm(tmp_path):
+    mp3 = tmp_path / "take.bin"  # a download whose name says nothing
+    run_ffmpeg("-i", write_speechlike_wav(tmp_path / "speech.wav", 3.0), "-c:a", "libmp3lame", "-f", "mp3", mp3)
+    assert probe(change_tempo(mp3, tmp_path / "fast.wav", 1.5)).audio_codec == "pcm_s16le"
+
+
 def test_what_is_not_audio_fails_as_a_media_error(tmp_path):
     junk = tmp_path / "take.wav"
     junk.write_bytes(b"RIFF....WAVEnot audio at all")

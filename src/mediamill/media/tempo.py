@@ -56,8 +56,9 @@ def tempo_filter(ratio: float) -> str:
 def change_tempo(src: Path, dest: Path, ratio: float) -> Path:
     """Write ``src`` re-timed by ``ratio`` to ``dest`` (atomically), keeping sample rate and channels.
 
-    A lossless source keeps its codec (16-bit PCM stays 16-bit PCM); a lossy one is
-    encoded again at a generous quality. ``dest``'s suffix names the container.
+    ``dest``'s suffix names the container. A lossless source keeps its codec (16-bit
+    PCM stays 16-bit PCM); a lossy one is encoded again at a generous quality, or
+    decoded to 16-bit PCM when ``dest`` is a WAV file.
     """
     info = probe(src)
     codec = info.audio_codec
@@ -65,9 +66,11 @@ def change_tempo(src: Path, dest: Path, ratio: float) -> Path:
         raise MediaError(f"no audio stream in {src}")
     samples = round(info.duration_s * info.sample_rate / ratio)
     chain = f"apad=pad_dur={PAD_S},{tempo_filter(ratio)},atrim=end_sample={samples}"
-    if codec.startswith(LOSSLESS):
+    if dest.suffix.lower() == ".wav":  # WAV holds PCM: the source's own, or 16-bit
+        keep = ["-c:a", codec if codec.startswith("pcm_") else "pcm_s16le"]
+    elif codec.startswith(LOSSLESS):
         keep = ["-c:a", codec]
-    else:  # anything else gets ffmpeg's default encoder for dest's suffix
+    else:  # lossy: its own encoder at a generous quality, else ffmpeg's default for dest's suffix
         keep = next((args for name, args in REENCODE.items() if name in codec), [])
     with atomic_path(dest) as tmp:
         run_ffmpeg("-i", src, "-vn", "-map_metadata", "0", "-filter:a", chain, *keep, tmp)
