@@ -194,3 +194,10 @@ class MisreadingPiperBackend(Backend):
 
         made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
         return Generated(path=made.path, cost_usd=0.01, cost_source="price table", task_id=f"take-{job.take}")
+
+
+class UnpacedBackend(SpeechlikeBackend):
+    """An engine without a rate control of its own: a row's speed is left to the pipeline's tempo change."""
+
+    name = "unpaced"
+    speed_as_tempo = True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import threading
 import time
 import wave
@@ -139,6 +141,32 @@ def test_voices_are_uploaded_listed_and_used(server, tmp_path):
                            files={"file": ("me.wav", b"hello")})  # fmt: skip
     assert bad_name.status_code == 422 and not_audio.status_code == 422
     assert not (server["voices"] / "x.wav").exists()
+
+
+def test_openai_sdk_speed_design_voices_and_events_on_voxcpm(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server['url']}/v1", api_key=KEY, max_retries=0, timeout=120)
+    speech = client.audio.speech
+    text = "The lamps came on along the street."
+    same = {"extra_body": {"seed": 3}}  # one take at two tempos: the ratio is the tempo change's alone
+    plain = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, **same)
+    fast = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, speed=2.0, **same)
+    seconds = [wav.getnframes() / wav.getframerate() for wav in
+               (wave.open(io.BytesIO(r.parse().content)) for r in (plain, fast))]  # fmt: skip
+    assert seconds[0] / seconds[1] == pytest.approx(2.0, rel=0.05)
+    designed = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, instructions="a warm voice")
+    assert designed.status_code == 200 and "x-instructions-ignored" not in designed.headers
+    write_tone_wav(server["voices"] / "reader.wav", 1.5)  # registered by hand: the registry is read per request
+    (server["voices"] / "reader.txt").write_text("Hello from the reader.")
+    assert speech.create(model="voxcpm", voice={"id": "reader"}, input="In the reader's voice.").content[:4] == b"RIFF"
+    with speech.with_streaming_response.create(model="voxcpm", voice="alloy", input=text, response_format="pcm",
+                                               stream_format="sse", speed=2.0) as streamed:  # fmt: skip
+        events = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert events[-1]["type"] == "speech.audio.done" and {e["type"] for e in events[:-1]} == {"speech.audio.delta"}
+    fast_stream = sum(len(base64.b64decode(e["audio"])) for e in events[:-1])
+    raw = httpx.post(f"{server['url']}/v1/audio/speech/stream", json={"input": text}, headers=AUTH, timeout=120)
+    assert len(raw.content) / fast_stream == pytest.approx(2.0, rel=0.05)
 
 
 def test_cancel_stops_a_running_generation(server):

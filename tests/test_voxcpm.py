@@ -228,7 +228,7 @@ e,tts,Hello.,,,,"{""denoise"": true}"
     with pytest.raises(ManifestError) as err:
         validate(manifest, backend="voxcpm")
     found = {(p.row, p.column) for p in err.value.problems}
-    assert found == {(1, "voice"), (2, "reference"), (3, "speed"), (4, "options"), (5, "options")}
+    assert found == {(1, "voice"), (2, "reference"), (4, "options"), (5, "options")}  # speed is a tempo change
     assert "mediamill voices add" in str(err.value) and "VOXCPM_DENOISER" in str(err.value)
 
 

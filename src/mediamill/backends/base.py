@@ -4,13 +4,16 @@ A backend knows its engine and nothing of Prefect, the store or stitching:
 it checks rows it is asked to run, says which inputs make a job unique, and
 turns one job into one media file in a folder it is given. The caller
 measures the file, stores it atomically and records the result.
+
+A row's ``speed`` is, for a backend with ``speed_as_tempo``, not the
+backend's business: ``job_spec`` notes it as the spec's ``tempo``, and the
+caller changes the tempo of the generated take before measuring it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +47,14 @@ class JobSpec:
     params: dict[str, Any] = field(default_factory=dict)
     # Input files whose *bytes* matter (reference audio, images), by role.
     inputs: dict[str, Path] = field(default_factory=dict)
+    # A pitch-keeping tempo change of the generated take (a row's speed), made after the backend's work.
+    tempo: float | None = None
+
+    @property
+    def key_params(self) -> dict[str, Any]:
+        """The parameters as the content key sees them: with the speed only when there is one,
+        so rows without it keep the keys they always had."""
+        return self.params if self.tempo is None else {**self.params, "speed": self.tempo}
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ class Job:
         return self.row.id
 
     def for_take(self, take: int) -> "Job":
-        return dataclasses.replace(self, take=take)
+        return replace(self, take=take)
 
     @property
     def kind(self) -> str:
@@ -107,6 +118,9 @@ class Backend:
     dry_run: ClassVar[bool] = False
     # Whether a speech row's output is its text spoken, which verification can check by ear.
     verifiable: ClassVar[bool] = True
+    # A row's speed is applied to the generated take as a tempo change (pitch kept) rather than by the
+    # engine: the same speed then means the same speech rate on every engine that says so.
+    speed_as_tempo: ClassVar[bool] = False
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""
@@ -122,6 +136,14 @@ class Backend:
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         """The model, parameters and input files that decide this row's output."""
         raise NotImplementedError
+
+    def job_spec(self, row: Row, base_dir: Path) -> JobSpec:
+        """``spec``, with the row's speed as the tempo change when this backend leaves speed to it."""
+        spec = self.spec(row, base_dir)
+        speed = getattr(row, "speed", None)
+        if self.speed_as_tempo and speed is not None and speed != 1.0:  # 1 is the voice's own pace
+            spec = replace(spec, tempo=speed)
+        return spec
 
     async def generate(self, job: Job, workdir: Path, journal: Journal) -> Generated:
         """Write the job's media into ``workdir`` and describe it.

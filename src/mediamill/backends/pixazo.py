@@ -152,7 +152,8 @@ class PixazoBackend(Backend):
     kinds = frozenset({"tts", "clone"})
     default_concurrency = 4
     limit_scope = "fleet"
-    unused_columns = frozenset({"speed", "seed"})
+    unused_columns = frozenset({"seed"})
+    speed_as_tempo = True  # the service has no rate control
     defaults = {"pixazo": Price(per_request=0.0)}
 
     def __init__(self) -> None:

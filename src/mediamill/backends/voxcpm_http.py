@@ -86,7 +86,9 @@ def _message(response: httpx.Response) -> str:
 class VoxcpmHttpBackend(ThreadedBackend):
     name = "voxcpm-http"
     kinds = frozenset({"tts", "clone"})
-    unused_columns = frozenset({"speed"})
+    # Not sent as the request's speed: each piece is judged by its length against its text, and not every
+    # OpenAI-style server honours speed (servers drop fields they do not know, silently).
+    speed_as_tempo = True
     limit_scope = "fleet"  # one speech server shared by every worker
 
     def __init__(self) -> None:

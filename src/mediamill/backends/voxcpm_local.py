@@ -55,7 +55,7 @@ def installed() -> bool:
 class VoxcpmBackend(ThreadedBackend):
     name = "voxcpm"
     kinds = frozenset({"tts", "clone"})
-    unused_columns = frozenset({"speed"})  # VoxCPM has no rate control; write the pace into style
+    speed_as_tempo = True  # VoxCPM has no rate control (style can still ask for a pace)
 
     @property
     def settings(self) -> VoxcpmSettings:

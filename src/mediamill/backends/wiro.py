@@ -316,7 +316,8 @@ class WiroBackend(Backend):
     kinds = frozenset({"tts", "clone", "song", "video"})
     default_concurrency = 4
     limit_scope = "fleet"
-    unused_columns = frozenset({"speed", "seed", "style", "voice"})  # for speech rows; songs and clips take seed
+    unused_columns = frozenset({"seed", "style", "voice"})  # for speech rows; songs and clips take seed
+    speed_as_tempo = True  # Wiro's VoxCPM has no rate control; only speech rows have a speed
 
     def __init__(self) -> None:
         self.clients = LoopClients()

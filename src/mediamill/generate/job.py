@@ -29,6 +29,7 @@ from ..media import MediaError, MediaInfo, probe
 from ..store import Entry, Store
 from ..verify.rowqc import row_flags
 from ..verify.takes import TakeCheck, piece_checker
+from .speed import retime
 
 log = logging.getLogger("mediamill.generate")
 
@@ -120,6 +121,7 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             finally:
                 piece_checker.reset(token)
             try:
+                await retime(job, generated)  # a row's speed, for backends that leave it to the pipeline
                 info = await anyio.to_thread.run_sync(probe, generated.path)
                 if info.duration_s <= 0:
                     raise MediaError("no duration")
@@ -145,7 +147,8 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
         generated = best.generated
         text = job.spoken or getattr(job.row, "text", None)
         # Placeholders from a dry run (silence) have no speech to judge.
-        flags = None if backend.dry_run else await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path)
+        speed = getattr(job.row, "speed", None) or 1.0
+        flags = None if backend.dry_run else await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path, speed)
         meta = {
             "backend": job.backend,
             "model": job.spec.model,

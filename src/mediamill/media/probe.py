@@ -41,7 +41,7 @@ def _probe_wav(path: Path | str) -> MediaInfo | None:
         with wave.open(str(path), "rb") as wav:
             rate, frames, width = wav.getframerate(), wav.getnframes(), wav.getsampwidth()
             channels = wav.getnchannels()
-    except (wave.Error, EOFError, OSError):
+    except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a chunk larger than its parent
         return None  # float or extensible WAV, or not WAV at all: let FFmpeg judge
     if width != 2 or rate <= 0 or frames * channels * width > os.path.getsize(path):
         return None  # a header that promises more samples than the file holds: truncated

@@ -129,8 +129,8 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
         problems += [Problem(msg, number, column) for column, msg in row_problems]
         if row_problems or number in unreadable:
             continue
-        spec = engine.spec(spoken_row, manifest.base_dir)
-        key = content_key(name, row.kind, spec.model, spec.params, spec.inputs)
+        spec = engine.job_spec(spoken_row, manifest.base_dir)
+        key = content_key(name, row.kind, spec.model, spec.key_params, spec.inputs)
         language = getattr(row, "language", None) or manifest.meta.language
         jobs.append(Job(row=row, row_number=number, backend=name, spec=spec, key=key, spoken=said, language=language))
     problems += _check_profiles(manifest)

@@ -1,7 +1,8 @@
 """``mediamill serve``: an OpenAI-style speech API over local VoxCPM or Piper.
 
-Endpoints: POST ``/v1/audio/speech`` (wav, mp3, flac, opus, aac, pcm),
-POST ``/v1/audio/speech/stream`` (raw 16-bit mono PCM, ``X-Sample-Rate``),
+Endpoints: POST ``/v1/audio/speech`` (wav, mp3, flac, opus, aac, pcm; with
+``stream_format=sse``, OpenAI's server-sent audio events), POST
+``/v1/audio/speech/stream`` (raw 16-bit mono PCM, ``X-Sample-Rate``),
 POST ``/v1/audio/speech/cancel``, POST ``/v1/voices`` and GET ``/voices``
 (the voice registry), GET ``/health``, and a playground page at ``/``.
 
@@ -39,8 +40,11 @@ from .settings import ServeSettings
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
-    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
-    return SafeJSON({"error": {"message": summary, "type": "invalid_request_error"}, "detail": errors}, 422)
+    fields = [".".join(str(p) for p in e["loc"][1:]) or "body" for e in errors]
+    summary = "; ".join(f"{name}: {e['msg']}" for name, e in zip(fields, errors))
+    # OpenAI's error object names the (first) parameter at fault; its SDKs show it to the caller.
+    error = {"message": summary, "type": "invalid_request_error", "param": fields[0] if fields else None}
+    return SafeJSON({"error": error, "detail": errors}, 422)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

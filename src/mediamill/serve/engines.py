@@ -3,7 +3,9 @@
 An engine turns one request into 16-bit mono PCM, as an iterator of byte
 chunks, checking a cancel event between chunks. ``read`` is the careful path
 (long text in pieces, bad-case retakes); ``stream`` yields audio as soon as
-the model produces it. Neither knows HTTP.
+the model produces it. Neither knows HTTP. ``voice_design`` says whether the
+engine follows ``instructions``; the speed of speech is no engine's concern
+(the service changes the tempo of what an engine makes).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Speech:
 
 class VoxcpmEngine:
     name = "voxcpm"
+    voice_design = True
 
     def __init__(self) -> None:
         if not installed():
@@ -118,6 +121,7 @@ class VoxcpmEngine:
 
 class PiperEngine:
     name = "piper"
+    voice_design = False
 
     def __init__(self) -> None:
         self._piper = piper_backend

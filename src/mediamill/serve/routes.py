@@ -2,7 +2,9 @@
 
 Routes only translate HTTP to the service and back; the service (held on
 ``app.state.service``) resolves voices, bounds the work in flight and runs
-the engine.
+the engine. ``/v1/audio/speech`` answers a whole file, read with retakes,
+or with ``stream_format=sse`` OpenAI's events as the audio is generated;
+``/v1/audio/speech/stream`` streams raw PCM (or the same events).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from ..backends.reading import BadCaseError, Reading
 from ..voices import AUDIO_SUFFIXES, add_voice, list_voices
-from .encode import encode, write_wav
+from .encode import encode, encode_stream, write_wav
 from .engines import Cancelled
+from .events import audio_delta, audio_done
 from .responses import CleanStream, api_error
 from .service import Service
 from .settings import SpeechRequest
@@ -34,8 +37,10 @@ def service(request: Request) -> Service:
 
 @router.post("/v1/audio/speech")
 async def speech(req: SpeechRequest, svc: Service = Depends(service)) -> Response:
+    if req.stream_format == "sse":  # OpenAI streams events from this same endpoint
+        return await _streamed(req, svc, req.response_format, sse=True)
     svc.jobs.check()  # refuse at once when busy, before any work
-    spoken = await anyio.to_thread.run_sync(svc.speech_of, req)  # it looks at files: off the event loop
+    prepared = await anyio.to_thread.run_sync(svc.prepare, req)  # it looks at files: off the event loop
     job, cancel = svc.jobs.admit()
     folder = Path(tempfile.mkdtemp(prefix="mediamill-serve-"))
     engine = svc.engine
@@ -43,14 +48,15 @@ async def speech(req: SpeechRequest, svc: Service = Depends(service)) -> Respons
         reading = Reading(kept_bad=[])
         wav_path = folder / "speech.wav"
         try:
-            await svc.on_model_thread(write_wav, engine.read(spoken, cancel, reading), wav_path, engine.sample_rate)
+            await svc.on_model_thread(write_wav, engine.read(prepared.speech, cancel, reading), wav_path,
+                                      engine.sample_rate)  # fmt: skip
         except Cancelled:
             raise api_error(409, "cancelled") from None
         except BadCaseError as exc:
             raise HTTPException(500, {"message": f"implausible speech: {exc}", "type": "server_error"}) from None
-        media_type, body = await anyio.to_thread.run_sync(encode, wav_path, req.response_format)
-        headers = {"X-Sample-Rate": str(engine.sample_rate), "X-Request-Id": str(job),
-                   "X-Pieces": str(reading.pieces), "X-Takes": str(reading.generations)}  # fmt: skip
+        media_type, body = await anyio.to_thread.run_sync(encode, wav_path, req.response_format, prepared.tempo)
+        headers = {"X-Sample-Rate": str(engine.sample_rate), "X-Request-Id": str(job), "X-Pieces": str(reading.pieces),
+                   "X-Takes": str(reading.generations), **prepared.headers}  # fmt: skip
         return Response(body, media_type=media_type, headers=headers)
     finally:
         svc.jobs.done(job)
@@ -59,20 +65,30 @@ async def speech(req: SpeechRequest, svc: Service = Depends(service)) -> Respons
 
 @router.post("/v1/audio/speech/stream")
 async def stream(req: SpeechRequest, svc: Service = Depends(service)) -> StreamingResponse:
+    # This route's audio is raw 16-bit PCM whatever response_format says, in events too with sse.
+    return await _streamed(req, svc, "pcm", sse=req.stream_format == "sse")
+
+
+async def _streamed(req: SpeechRequest, svc: Service, fmt: str, sse: bool) -> StreamingResponse:
+    """Audio as the engine makes it: raw bytes of ``fmt``, or OpenAI's server-sent events carrying them."""
     svc.jobs.check()
-    spoken = await anyio.to_thread.run_sync(svc.speech_of, req)
+    prepared = await anyio.to_thread.run_sync(svc.prepare, req)
     job, cancel = svc.jobs.admit()
-    chunks = svc.engine.stream(spoken, cancel)
+    sample_rate = svc.engine.sample_rate
+    chunks = encode_stream(svc.engine.stream(prepared.speech, cancel), sample_rate, fmt, prepared.tempo)
 
     async def body():
         while True:
             try:
                 chunk = await anyio.to_thread.run_sync(next, chunks, None)
             except Cancelled:
-                return
+                return  # without speech.audio.done: the client can tell a cut stream from a finished one
             if chunk is None:
-                return
-            yield chunk
+                break
+            if chunk:
+                yield audio_delta(chunk) if sse else chunk
+        if sse:
+            yield audio_done()
 
     async def close() -> None:  # however the stream ended: free the model and the slot for the next request
         cancel.set()
@@ -81,8 +97,11 @@ async def stream(req: SpeechRequest, svc: Service = Depends(service)) -> Streami
         finally:
             svc.jobs.done(job)
 
-    headers = {"X-Sample-Rate": str(svc.engine.sample_rate), "X-Request-Id": str(job)}
-    return CleanStream(body(), close, media_type="application/octet-stream", headers=headers)
+    headers = {"X-Sample-Rate": str(sample_rate), "X-Request-Id": str(job), **prepared.headers}
+    if sse:
+        headers["Cache-Control"] = "no-cache"
+    media_type = "text/event-stream" if sse else "application/octet-stream"
+    return CleanStream(body(), close, media_type=media_type, headers=headers)
 
 
 @router.post("/v1/audio/speech/cancel")

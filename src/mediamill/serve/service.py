@@ -5,6 +5,16 @@ A request's voice is resolved to files here: a registry voice by name only
 folders after resolving ``..`` and links, and holding readable audio. Readings
 run on one long-lived thread per engine replica, so waiting requests hold no
 thread and the engine's native memory stays with those threads.
+
+What the engine cannot do is decided here too. ``speed`` is a pitch-keeping
+tempo change of whatever the engine made, the same for every engine (Piper's
+length scale is not proportional: 0.5 reads only 1.6 times as fast).
+``instructions`` to an engine without voice design are set aside and the
+answer says so (``X-Instructions-Ignored``): SDK users often send them on
+every call, and a client should not break on switching engines. With
+``strict`` they are refused (422) instead. Manifests stay strict whatever
+this says: a manifest is reviewed, and a column nothing reads is a mistake
+worth reporting before a long run.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import functools
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +37,15 @@ from ..voices import AUDIO_SUFFIXES, Voice, find_voice_in, list_voices
 from .engines import RequestProblem, Speech, as_voice
 from .responses import api_error
 from .settings import MAX_PROMPT_PATH, STOCK_VOICES, ServeSettings, SpeechRequest
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request made ready for the engine: what to say, how to re-time it, and notes for the answer."""
+
+    speech: Speech
+    tempo: float | None = None  # the request's speed, applied to the engine's audio; None when 1
+    headers: dict[str, str] = field(default_factory=dict)  # what was set aside, said in the answer
 
 
 class Jobs:
@@ -148,8 +168,8 @@ class Service:
                 return voice
         return None
 
-    def speech_of(self, req: SpeechRequest) -> Speech:
-        """The request as the engine's ``Speech``, or an HTTP error naming the field at fault."""
+    def prepare(self, req: SpeechRequest) -> Prepared:
+        """The request as the engine's ``Speech`` and what follows it, or an HTTP error naming the field at fault."""
         cfg, engine = self.cfg, self.engine
         if len(req.input) > cfg.max_input_chars:
             raise api_error(422, f"input: at most {cfg.max_input_chars} characters per request", "input")
@@ -170,13 +190,16 @@ class Service:
                     named = f" '{req.voice}'" if safe_name(req.voice) else ""  # never echo a path or odd bytes
                     raise api_error(422, f"unknown voice{named} (known: {', '.join(known) or 'none'})", "voice")
                 engine_voice = req.voice
+        style, headers = req.instructions or None, {}
+        if style and not engine.voice_design and not cfg.strict:
+            style, headers["X-Instructions-Ignored"] = None, f"{engine.name} has no voice design"
         speech = Speech(
-            text=req.input, voice=voice, style=req.instructions, cfg_value=req.cfg_value,
+            text=req.input, voice=voice, style=style, cfg_value=req.cfg_value,
             inference_timesteps=req.inference_timesteps, max_length=req.max_length, seed=req.seed,
             engine_voice=engine_voice,
         )  # fmt: skip
         try:
             engine.check(speech)
         except RequestProblem as exc:
-            raise api_error(422, str(exc), exc.field) from None
-        return speech
+            raise api_error(422, f"{exc.field}: {exc}", exc.field) from None
+        return Prepared(speech, tempo=req.speed if req.speed != 1.0 else None, headers=headers)

@@ -16,15 +16,19 @@ from .duration import DurationCheck
 MAX_INNER_SILENCE_S = 2.5
 
 
-def row_flags(kind: str, text: str | None, path: Path) -> str | None:
-    """QC flags for one generated segment, or None when it looks right."""
+def row_flags(kind: str, text: str | None, path: Path, speed: float = 1.0) -> str | None:
+    """QC flags for one generated segment, or None when it looks right.
+
+    ``speed`` is the row's tempo: a take read at twice the pace lasts half as
+    long, so its length and pauses are judged as they were before the change.
+    """
     if kind not in SPEECH_KINDS or not text:
         return None
     flags = []
-    verdict = DurationCheck().judge(probe(path).duration_s, text)
+    verdict = DurationCheck().judge(probe(path).duration_s * speed, text)
     if verdict:
         flags.append(f"speech rate: {verdict}")
     longest = levels(path)["longest_silence_s"]
-    if longest > MAX_INNER_SILENCE_S:
+    if longest * speed > MAX_INNER_SILENCE_S:
         flags.append(f"silence of {longest:.1f} s inside the segment")
     return "; ".join(flags) or None
