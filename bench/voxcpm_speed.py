@@ -89,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from mediamill.backends import voxcpm_pool
+    from mediamill.backends import voxcpm_replicas
 
     torch.set_num_threads(args.threads)
     texts = lines(args.rows)
@@ -110,9 +110,9 @@ def main() -> None:
         with Timer() as t_direct:
             audio = direct(model_dir, first_device, texts, Path(tmp, "direct"))
         print(f"plain loop: {audio:.1f} s of audio in {t_direct.seconds:.2f} s", flush=True)
-        voxcpm_pool._pools.clear()  # mediamill loads its own replicas, as a fresh worker would
+        voxcpm_replicas._pools.clear()  # mediamill loads its own replicas, as a fresh worker would
         if args.no_flow:
-            pool = voxcpm_pool.get_pool()
+            pool = voxcpm_replicas.get_replica_pool()
             with contextlib.ExitStack() as held:  # load every replica first: the plain loop's load is untimed too
                 for _ in range(pool.size):
                     held.enter_context(pool.replica())
@@ -131,10 +131,10 @@ def main() -> None:
             import pyarrow.parquet as pq
 
             devices = sorted({r["device"] for r in pq.read_table(Path(tmp, "mm", "bench", "results.parquet")).to_pylist()})
-        replicas = next(iter(voxcpm_pool._pools.values())).size
+        replicas = next(iter(voxcpm_replicas._pools.values())).size
         direct_after = None
         if args.loop_again:  # the plain loop once more, after mediamill: shows drift between the two timings
-            voxcpm_pool._pools.clear()
+            voxcpm_replicas._pools.clear()
             with Timer() as t_again:
                 direct(model_dir, first_device, texts, Path(tmp, "direct"))
             direct_after = round(t_again.seconds, 2)

@@ -23,6 +23,22 @@ os.environ.setdefault("MEDIAMILL_VERIFY", "off")
 os.environ.setdefault("MEDIAMILL_CACHE_DIR", tempfile.mkdtemp(prefix="mediamill-test-cache-"))
 
 
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA GPU; on a machine without one they are reported as skipped."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if gpu_tests and not _cuda():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A real Prefect API (temporary server, SQLite) shared by the in-process flow tests."""

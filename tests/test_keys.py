@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import voxcpm_pool
+from mediamill.backends import voxcpm_pool, voxcpm_replicas
 from mediamill.backends.voxcpm_pool import hub_revision, model_identity
 from mediamill.core import hashing
 from mediamill.plan import validate
@@ -131,7 +131,7 @@ def test_a_second_machine_with_its_own_copy_of_the_model_generates_nothing(tiny_
     statuses = []
     for model in (tiny_voxcpm, copy):
         monkeypatch.setenv("VOXCPM_MODEL", str(model))
-        monkeypatch.setattr(voxcpm_pool, "_pools", {})  # each "machine" loads its own copy
+        monkeypatch.setattr(voxcpm_replicas, "_pools", {})  # each "machine" loads its own copy
         state = asyncio.run(produce(manifest=str(manifest), backend="voxcpm", outputs=str(shared), return_state=True))
         assert state.is_completed(), state.message
         statuses.append([r["status"] for r in pq.read_table(shared / "shared" / "results.parquet").to_pylist()])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import voxcpm_pool
+from mediamill.backends import voxcpm_replicas
 from mediamill.backends.voxcpm_pool import ModelLoadError, resolve_devices
 from mediamill.flows import produce
 from mediamill.manifest import ManifestError
@@ -197,7 +197,7 @@ def test_a_babbling_model_fails_the_row_after_bounded_takes(write_manifest, tmp_
 def test_the_model_loads_once_for_many_rows(write_manifest, tmp_path, monkeypatch):
     import voxcpm
 
-    monkeypatch.setattr(voxcpm_pool, "_pools", {})
+    monkeypatch.setattr(voxcpm_replicas, "_pools", {})
     loads = []
     original = voxcpm.VoxCPM.__init__
 
@@ -210,7 +210,7 @@ def test_the_model_loads_once_for_many_rows(write_manifest, tmp_path, monkeypatc
     rows = run(write_manifest(f"id,text\n{lines}\n"), tmp_path / "out")
     assert [r["status"] for r in rows] == ["done"] * 12
     assert loads == ["cpu"]
-    (pool,) = voxcpm_pool._pools.values()
+    (pool,) = voxcpm_replicas._pools.values()
     assert pool.replicas[0].served == 12
 
 
@@ -264,12 +264,12 @@ def test_rows_spread_over_every_gpu_replica(write_manifest, tmp_path, monkeypatc
         pytest.skip("needs a CUDA GPU")
     gpus = torch.cuda.device_count()
     monkeypatch.setenv("VOXCPM_DEVICE", "cuda")
-    monkeypatch.setattr(voxcpm_pool, "_pools", {})
+    monkeypatch.setattr(voxcpm_replicas, "_pools", {})
     lines = "\n".join(f"r{i:02d},Line number {i} of a chapter read on the GPUs." for i in range(4 * gpus))
     rows = run(write_manifest(f"id,text\n{lines}\n"), tmp_path / "out")
     assert [r["status"] for r in rows] == ["done"] * 4 * gpus
     assert {r["device"] for r in rows} == {f"cuda:{i}" for i in range(gpus)}
-    (pool,) = voxcpm_pool._pools.values()
+    (pool,) = voxcpm_replicas._pools.values()
     assert pool.size == gpus and sum(r.served for r in pool.replicas) == 4 * gpus
 
 

@@ -2,8 +2,13 @@
 
 Real weights cannot be downloaded here, so this builds a checkpoint directory
 with the real architecture at toy sizes: ``config.json``, a byte-level
-tokenizer, ``model.safetensors`` and ``audiovae.safetensors`` from voxcpm's own
-classes. ``voxcpm.VoxCPM`` loads it like a downloaded model.
+tokenizer, ``model.safetensors`` and ``audiovae.pth`` from voxcpm's own
+classes. ``voxcpm.VoxCPM`` loads it like a downloaded model, and so does
+nano-vllm-voxcpm, whose loader is stricter: every ``*.safetensors`` in the
+folder is read as language-model parameters (so the VAE is a ``.pth`` holding
+``{"state_dict": ...}``, which voxcpm reads too) and ``lm_config.use_mup``
+must be false (with random weights it only picks another random function; the
+stop head, which decides every length the tests rely on, ignores it).
 
 The stop head decides how long generation runs, and random weights would make
 that arbitrary, so it is set explicitly:
@@ -46,7 +51,7 @@ def _config() -> dict:
             "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "vocab_size": VOCAB_SIZE,
             "rope_scaling": {"type": "longrope", "long_factor": [1.0] * 16, "short_factor": [1.0] * 16,
                              "original_max_position_embeddings": 4096},
-            "use_mup": True, "scale_emb": 12, "dim_model_base": 256, "scale_depth": 1.4, "rope_theta": 10000.0,
+            "use_mup": False, "scale_emb": 12, "dim_model_base": 256, "scale_depth": 1.4, "rope_theta": 10000.0,
         },
         "patch_size": 4, "feat_dim": 16, "residual_lm_num_layers": 1,
         "scalar_quantization_latent_dim": 16, "scalar_quantization_scale": 9,
@@ -140,5 +145,5 @@ def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0
     dtype = torch.bfloat16 if size == "full" else torch.float32
     state = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items() if not k.startswith("audio_vae.")}
     save_file(state, str(folder / "model.safetensors"))
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(folder / "audiovae.safetensors"))
+    torch.save({"state_dict": {k: v.contiguous() for k, v in vae.state_dict().items()}}, folder / "audiovae.pth")
     return folder

@@ -32,7 +32,16 @@ from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from ..verify.takes import join, piece_checker
 from .reading import RETAKE_SEED_STEP, BadCaseError, hearing, read_aloud
-from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, get_pool, model_identity
+from .voxcpm_batch import (
+    batch_problems,
+    chosen_engine,
+    current_settings,
+    engine_capacity,
+    engine_identity,
+    generate_batched,
+)
+from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, model_identity
+from .voxcpm_replicas import get_replica_pool as get_pool
 
 BOOL_OPTIONS = ("normalize", "denoise")
 DEFAULT_CFG = 2.0
@@ -59,11 +68,18 @@ class VoxcpmBackend(ThreadedBackend):
 
     @property
     def settings(self) -> VoxcpmSettings:
-        return VoxcpmSettings()  # read each time: a long-lived worker sees changed settings
+        return current_settings()  # read for every row: a long-lived worker sees changed settings
+
+    def engine(self, cfg: VoxcpmSettings | None = None) -> str:
+        """``plain`` (the model pool) or ``nanovllm`` (the batched engine), as VOXCPM_ENGINE decides here."""
+        return chosen_engine(cfg or self.settings)
 
     @property  # type: ignore[override]
-    def default_concurrency(self) -> int:  # one row per replica: a replica serves one generation at a time
-        return get_pool(self.settings).size
+    def default_concurrency(self) -> int:
+        cfg = self.settings
+        if self.engine(cfg) == "plain":  # one row per replica: a replica serves one generation at a time
+            return get_pool(cfg).size
+        return engine_capacity(cfg)  # every row in flight at once: the engine batches their pieces
 
     # -- checks and keys -------------------------------------------------
     def _voicing(self, row: SpeechRow, base_dir: Path) -> tuple[Path | None, str | None]:
@@ -100,6 +116,9 @@ class VoxcpmBackend(ThreadedBackend):
                 problems.append(("options", f"voxcpm option '{key}' must be true or false"))
         if row.options.get("denoise") and not self.settings.denoiser:
             problems.append(("options", "denoise needs a denoiser model: set VOXCPM_DENOISER"))
+        cfg = self.settings
+        if self.engine(cfg) != "plain":
+            problems += batch_problems(cfg, row)
         return problems
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
@@ -121,10 +140,19 @@ class VoxcpmBackend(ThreadedBackend):
         }
         if params["denoise"] and cfg.denoiser:  # the denoiser's weights decide the cleaned reference
             params["denoiser"] = model_identity(cfg.denoiser, cfg.local_files_only)
+        if self.engine(cfg) != "plain":
+            # Another engine makes other audio for the same seed. Plain rows keep their keys (existing stores).
+            params["engine"] = engine_identity(cfg)
         inputs = {"reference": reference} if reference is not None else {}
         return JobSpec(model=model_identity(row.model or cfg.model, cfg.local_files_only), params=params, inputs=inputs)
 
     # -- generation ------------------------------------------------------
+    async def generate(self, job: Job, workdir: Path, journal: Any) -> Generated:
+        cfg = self.settings
+        if self.engine(cfg) != "plain":
+            return await generate_batched(job, workdir, cfg)
+        return await super().generate(job, workdir, journal)
+
     def generate_sync(self, job: Job, workdir: Path) -> Generated:
         cfg = self.settings
         p = job.spec.params

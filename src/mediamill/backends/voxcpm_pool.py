@@ -1,7 +1,7 @@
 """Loaded VoxCPM models: one replica per device, shared by everything in the process.
 
 A model is loaded once per process and device, never per row: the pool for a
-(model, devices) pair is created on first use and kept. Each replica serves
+(model, devices) pair is created on first use and kept (``voxcpm_replicas.get_replica_pool``). Each replica serves
 one generation at a time; a caller takes whichever replica is free, so a
 machine with N GPUs runs N rows at once. Replicas load lazily, on first use
 of their device, so a run that needs one GPU does not wait for eight to load.
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,25 @@ class VoxcpmSettings(BaseSettings):
     min_len_ratio: float = Field(0.5, ge=0, le=1)
     # Cost: measured compute seconds x this price.
     price_per_hour: float = Field(0.0, ge=0, description="USD per device-hour (GPU, or CPU when on CPU).")
+    # Plain replicas: more than one per GPU, each in its own process where that is what scales or compiles.
+    replicas_per_device: int = Field(1, ge=1, le=16, description="Plain replicas per GPU (one process each when > 1).")
+    replica_processes: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: a process per GPU replica when compiling or several per GPU.")
+    # The batched engine (nano-vllm-voxcpm): see backends.voxcpm_batch.
+    engine: Literal["auto", "plain", "nanovllm"] = Field(
+        "auto", description="auto: nanovllm where CUDA, nano-vllm-voxcpm, triton and flash-attn are importable "
+                            "(or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
+    batch_impl: Literal["nanovllm", "standin"] = Field("nanovllm", description="standin: CPU stand-in (tests, dry runs).")
+    batch_max_seqs: int = Field(128, ge=1, le=512, description="Sequences per server at once (nano-vllm max_num_seqs).")
+    batch_max_tokens: int = Field(16384, ge=256, description="Tokens per prefill step (max_num_batched_tokens).")
+    batch_max_model_len: int = Field(4096, ge=256, description="Prompt + generated tokens per request.")
+    batch_memory: float = Field(0.9, gt=0, le=0.98, description="GPU memory fraction, shared by a GPU's servers.")
+    batch_timesteps: str = Field("10", description="inference_timesteps values served, comma list: one server each.")
+    batch_eager: bool = Field(False, description="No CUDA graphs (nano-vllm enforce_eager).")
+    batch_aging: float = Field(10.0, ge=0, description="Admission priority (in steps) a waiting piece gains per second.")
+    attention: Literal["auto", "flash-attn", "sdpa"] = Field(
+        "auto", description="flash-attn if importable, else the sdpa stand-in (auto); or force one.")
+    batch_standin_devices: int = Field(1, ge=1, le=16, description="Stand-in servers (batch_impl=standin).")
 
 
 class ModelLoadError(PermanentError):
@@ -317,22 +336,6 @@ def _quiet_progress_bars() -> None:
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "tqdm"):
             module.tqdm = lambda iterable, *args, **kwargs: iterable
-
-
-_pools: dict[tuple, ModelPool] = {}
-_pools_lock = threading.Lock()
-
-
-def get_pool(settings: VoxcpmSettings | None = None) -> ModelPool:
-    """The process-wide pool for the configured model and devices."""
-    cfg = settings or VoxcpmSettings()
-    devices = resolve_devices(cfg.device)
-    key = (model_identity(cfg.model, cfg.local_files_only), tuple(devices), cfg.denoiser, cfg.optimize)
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = _pools[key] = ModelPool(cfg.model, devices, cfg)
-        return pool
 
 
 def to_pcm16(samples: Any) -> bytes:

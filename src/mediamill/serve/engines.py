@@ -1,24 +1,50 @@
-"""The engines ``mediamill serve`` speaks with: local VoxCPM (its model pool) or Piper.
+"""The engines ``mediamill serve`` speaks with: local VoxCPM (its replicas, or the batched engine) or Piper.
 
 An engine turns one request into 16-bit mono PCM, as an iterator of byte
 chunks, checking a cancel event between chunks. ``read`` is the careful path
 (long text in pieces, bad-case retakes); ``stream`` yields audio as soon as
 the model produces it. Neither knows HTTP. ``voice_design`` says whether the
 engine follows ``instructions``; the speed of speech is no engine's concern
-(the service changes the tempo of what an engine makes).
+(the service changes the tempo of what an engine makes). ``concurrency``,
+where an engine has it, is how many requests it generates at once (the
+batched engine's capacity); the others generate one per device.
+
+``BatchSpeechEngine`` is VoxCPM on nano-vllm-voxcpm (``VOXCPM_ENGINE``, as for
+batch runs): a ``read`` submits every piece at once with bad-case retakes and
+hands PCM back in order; a ``stream`` sends the first piece chunk by chunk
+while the later ones generate beside it, without retakes (their audio is
+already out). Both run on the engine's loop and hand PCM to the calling
+thread through a queue; a cancel, an error or a client that leaves cancels
+every piece of the request, which frees their places in the batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..backends import piper as piper_backend
 from ..backends.reading import Reading, read_pieces, silence
+from ..backends.voxcpm_batch import (
+    BatchEngine,
+    BatchSettings,
+    BatchVoice,
+    chosen_engine,
+    current_settings,
+    get_engine,
+    model_folder,
+    piece_request,
+    read_row,
+    served_timesteps,
+)
 from ..backends.voxcpm_local import default_seed, installed
-from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, get_pool, model_identity
+from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, model_identity
+from ..backends.voxcpm_replicas import get_replica_pool as get_pool
 from ..text.split import split_text
 from ..verify.duration import DurationCheck
 from ..voices import Voice
@@ -175,8 +201,142 @@ class PiperEngine:
         return self.read(speech, cancel, Reading(kept_bad=[]))
 
 
+_END = object()
+Push = Callable[[bytes], None]
+
+
+class BatchSpeechEngine:
+    """VoxCPM on the batched engine: every request in flight shares the engine's steps (see module doc)."""
+
+    name = "voxcpm"
+    voice_design = True
+
+    def __init__(self, settings: BatchSettings | None = None) -> None:
+        self.settings = settings or current_settings()
+        self.model = model_identity(self.settings.model, self.settings.local_files_only)
+        self.sample_rate = 0
+        self.engine: BatchEngine | None = None
+
+    @property
+    def concurrency(self) -> int:
+        return self.engine.capacity if self.engine is not None else self.settings.batch_max_seqs
+
+    def start(self) -> None:
+        folder = model_folder(self.settings.model, self.settings.local_files_only)
+        self.engine = get_engine(self.settings, folder)
+        self.engine.start_sync()  # loading and CUDA-graph capture happen now, not on the first request
+        self.sample_rate = self.engine.sample_rate
+
+    def devices(self) -> list[str]:
+        return list(self.engine.devices) if self.engine is not None else []
+
+    def native_voices(self) -> list[str]:
+        return []
+
+    def check(self, speech: Speech) -> None:
+        if speech.engine_voice:
+            raise RequestProblem("voice", f"unknown voice '{speech.engine_voice}'")
+        served = served_timesteps(self.settings)
+        if speech.inference_timesteps not in served:
+            raise RequestProblem("inference_timesteps", f"this server runs {', '.join(map(str, served))} steps "
+                                 "(VOXCPM_BATCH_TIMESTEPS)")  # fmt: skip
+
+    # -- generation --------------------------------------------------------------------
+    async def _voice(self, speech: Speech) -> BatchVoice:
+        voice = speech.voice
+        if voice is None:
+            return BatchVoice(style=speech.style)
+        latents = await self.engine.latents(voice.audio)  # type: ignore[union-attr]
+        if voice.transcript:
+            return BatchVoice(style=speech.style, prompt_latents=latents, prompt_text=voice.transcript)
+        return BatchVoice(style=speech.style, ref_latents=latents)
+
+    def _pump(self, make: Callable[[Push], Coroutine[Any, Any, None]], cancel: threading.Event) -> Iterator[bytes]:
+        """Run ``make(push)`` on the engine's loop; yield what it pushes until it ends, fails or is cancelled."""
+        assert self.engine is not None, "start() first"
+        out: queue.Queue = queue.Queue()
+        future = self.engine.submit(make(out.put))
+        future.add_done_callback(lambda _: out.put(_END))
+        try:
+            while True:
+                try:
+                    item = out.get(timeout=0.1)
+                except queue.Empty:
+                    if cancel.is_set():
+                        raise Cancelled() from None
+                    continue
+                if item is _END:
+                    break
+                if cancel.is_set():
+                    raise Cancelled()
+                yield item
+            future.result()  # what went wrong in there, raised here
+        finally:
+            future.cancel()  # a client that left, a cancel, an error: stop every piece of this request
+
+    def _request(self, speech: Speech):
+        cfg = self.settings
+        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
+        seed = speech.seed if speech.seed is not None else default_seed(speech.text)
+        pieces = split_text(speech.text, cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        return check, seed, pieces
+
+    def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
+        check, seed, pieces = self._request(speech)
+        engine = self.engine
+
+        async def make(push: Push) -> None:
+            voice = await self._voice(speech)
+
+            def request_for(index: int, attempt: int):
+                return piece_request(engine, pieces[index].text, voice, seed + attempt * 7919, check,
+                                     timesteps=speech.inference_timesteps, cfg_value=speech.cfg_value,
+                                     max_len=speech.max_length)  # fmt: skip
+
+            async def sink(piece, take) -> None:
+                push(take.pcm)
+                push(silence(piece.pause_after, take.sample_rate))
+
+            done = await read_row(engine, pieces, request_for, check, sink, self.settings.max_takes,
+                                  self.settings.keep_bad)  # fmt: skip
+            for name in ("pieces", "generations", "regenerated", "sample_rate"):
+                setattr(reading, name, getattr(done, name))
+            reading.kept_bad.extend(done.kept_bad or [])
+
+        return self._pump(make, cancel)
+
+    def stream(self, speech: Speech, cancel: threading.Event) -> Iterator[bytes]:
+        check, seed, pieces = self._request(speech)
+        engine = self.engine
+        assert engine is not None, "start() first"
+
+        async def make(push: Push) -> None:
+            voice = await self._voice(speech)
+            requests = [piece_request(engine, piece.text, voice, seed, check, timesteps=speech.inference_timesteps,
+                                      cfg_value=speech.cfg_value, max_len=speech.max_length) for piece in pieces]  # fmt: skip
+            # Later pieces generate alongside the first; the first streams as it is made.
+            later = [asyncio.ensure_future(engine.generate_piece(r, None, keep=True)) for r in requests[1:]]
+            try:
+                await engine.generate_piece(requests[0], push, keep=False)
+                push(silence(pieces[0].pause_after, engine.sample_rate))
+                for piece, task in zip(pieces[1:], later, strict=True):
+                    take = await task
+                    push(take.pcm)
+                    push(silence(piece.pause_after, engine.sample_rate))
+            finally:
+                for task in later:
+                    task.cancel()
+
+        return self._pump(make, cancel)
+
+
 def make_engine(name: str):
     if name == "voxcpm":
+        if not installed():
+            raise RuntimeError(INSTALL_HINT)
+        cfg = current_settings()
+        if chosen_engine(cfg) == "nanovllm":  # VOXCPM_ENGINE, as for batch runs
+            return BatchSpeechEngine(cfg)
         return VoxcpmEngine()
     if name == "piper":
         return PiperEngine()

@@ -108,6 +108,19 @@ def readable_audio(path: Path) -> bool:
     return _decodes(str(path), st.st_size, st.st_mtime_ns)
 
 
+def serve_bounds(engine: Any, max_pending: int) -> tuple[int, int]:
+    """(model threads, requests in flight before 429) for an engine.
+
+    An engine that batches says how many requests it generates at once
+    (``concurrency``); one that does not generates one per device. Each
+    request being generated holds a model thread (``read``/``stream`` are
+    blocking iterators), so there are that many threads, and the 429 bound
+    is never below them: a batch engine is fed whole batches.
+    """
+    concurrency = int(getattr(engine, "concurrency", 0) or 0) or len(engine.devices())
+    return max(1, concurrency), max(max_pending, concurrency)
+
+
 class Service:
     def __init__(self, cfg: ServeSettings, engine: Any):
         self.cfg = cfg
@@ -120,9 +133,10 @@ class Service:
     # -- the engine's life -----------------------------------------------
     def start(self) -> None:
         self.engine.start()
-        # One long-lived thread per replica: a thread pool of dozens of workers grew the process by
-        # ~0.5 MB per request under concurrent load (native memory spread over allocator caches).
-        self._model_threads = ThreadPoolExecutor(max(1, len(self.engine.devices())), thread_name_prefix="mediamill-model")
+        # One long-lived thread per request the engine generates at once: a pool of dozens of idle
+        # workers grew the process by ~0.5 MB per request under concurrent load (allocator caches).
+        threads, self.jobs.limit = serve_bounds(self.engine, self.cfg.max_pending)
+        self._model_threads = ThreadPoolExecutor(threads, thread_name_prefix="mediamill-model")
 
     def stop(self) -> None:
         if self._model_threads is not None:
