@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,7 +21,9 @@ os.environ.setdefault("MEDIAMILL_LIMITS", "local")
 # text: verification is on only where a test asks for it (MEDIAMILL_VERIFY=pocketsphinx).
 os.environ.setdefault("MEDIAMILL_VERIFY", "off")
 # Digests are remembered in a cache file; the suite keeps its own, away from the user's.
-os.environ.setdefault("MEDIAMILL_CACHE_DIR", tempfile.mkdtemp(prefix="mediamill-test-cache-"))
+if "MEDIAMILL_CACHE_DIR" not in os.environ:
+    os.environ["MEDIAMILL_CACHE_DIR"] = tempfile.mkdtemp(prefix="mediamill-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MEDIAMILL_CACHE_DIR"], True)
 
 
 def _cuda() -> bool:
