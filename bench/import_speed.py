@@ -8,6 +8,10 @@ prose, with dialogue, abbreviations, italics and a few footnotes), then times
 
 ``--readalong`` also times building the read-along EPUB from the source EPUB
 (chapter audio is silence of the rows' predicted length).
+
+Baselines in the same run: for the import, ebooklib reading the book and lxml
+taking the text of every document (what any converter does at least); for the
+read-along, the same MP3 encodes of the chapters as plain ffmpeg commands.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ def main() -> int:
         built = time.perf_counter() - t0
         figures = {"source_words": words, "chapters": args.chapters, "epub_bytes": src.stat().st_size,
                    "build_s": round(built, 2)}  # fmt: skip
+        figures["baseline_s"] = round(min(bare_read(src) for _ in range(args.runs)), 2)
         for unit in ("paragraph", "sentence"):
             best, result = None, None
             for run in range(args.runs):
@@ -107,11 +112,27 @@ def main() -> int:
             figures[unit] = {"seconds": round(best, 2), "words_per_s": round(words / best),
                              "rows": report.rows, "chapters": len(report.chapters),
                              "coverage": round(report.coverage, 5),
-                             "predicted_hours": round(report.predicted_s / 3600, 2)}  # fmt: skip
+                             "predicted_hours": round(report.predicted_s / 3600, 2),
+                             "ratio": round(best / figures["baseline_s"], 2)}  # fmt: skip
         if args.readalong:
             figures["readalong"] = readalong(src, result, Path(tmp))
     save("import", figures)
     return 0
+
+
+def bare_read(src: Path) -> float:
+    """Seconds for ebooklib to read the book and lxml to take each document's text."""
+    import ebooklib
+    import lxml.html
+    from ebooklib import epub
+
+    t0 = time.perf_counter()
+    book = epub.read_epub(str(src), {"ignore_ncx": True})
+    words = 0
+    for item in book.get_items_of_type(ebooklib.ITEM_DOCUMENT):
+        words += len(lxml.html.fromstring(item.get_content()).text_content().split())
+    assert words > 0
+    return time.perf_counter() - t0
 
 
 def readalong(src: Path, result, tmp: Path) -> dict:
@@ -141,8 +162,16 @@ def readalong(src: Path, result, tmp: Path) -> dict:
     book = ReadalongBook("The Long Harbour", "Mara Ellison", "en", None, src, tuple(made))
     t0 = time.perf_counter()
     build_readalong(tmp / "readalong.epub", book)
+    seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for n, chapter in enumerate(made, 1):
+        run_ffmpeg("-i", chapter.audio, "-vn", "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "64k",
+                   "-write_xing", "1", "-id3v2_version", "0", "-f", "mp3", tmp / f"bare{n}.mp3")  # fmt: skip
+    bare = time.perf_counter() - t0
     return {
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(seconds, 1),
+        "baseline_s": round(bare, 1),
+        "ratio": round(seconds / bare, 2),
         "audio_hours": round(sum(c.rows[-1].end_s for c in made) / 3600, 2),
         "epub_mb": round((tmp / "readalong.epub").stat().st_size / 1e6, 1),
         "warnings": len(book.warnings),

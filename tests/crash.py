@@ -194,8 +194,11 @@ def lamp_book(work: Path) -> Path:
 
 def wiro_env(home: Path, wiro_url: str) -> dict[str, str]:
     """The CLI's environment against the emulator, with quick polls and retries."""
+    # The emulator answers every row with one sample file, which does not say the row's text: checking
+    # takes by ear is off here, as in the rest of the suite, so no hosted row is taken (and paid for) again.
     return env_for(home, WIRO_BASE_URL=wiro_url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
-                   WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05")  # fmt: skip
+                   WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
+                   MEDIAMILL_VERIFY="off")  # fmt: skip
 
 
 def deliverables(out: Path, name: str) -> dict[str, bytes]:

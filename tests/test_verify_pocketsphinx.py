@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import wave
+
+import numpy as np
 import pytest
 
 from mediamill.verify.judge import THRESHOLDS, verify_take
@@ -80,6 +83,23 @@ def test_word_timings_are_monotonic_inside_the_audio_and_on_the_words(takes, sph
         assert abs(last.end_s - gap[0]) < 0.12, (last, gap)
         assert abs(first.start_s - gap[1]) < 0.12, (first, gap)
     assert all(t.confidence is not None and 0.0 <= t.confidence <= 1.0 for t in v.timings)
+
+
+def test_word_edges_sit_on_the_speech_not_in_the_silence_around_it(takes, sphinx):
+    """The aligner gives the first and last words the quiet before and after them; captions and the
+    read-along need where the speech is (here: 10 ms frames within 35 dB of the take's loudest)."""
+    with wave.open(str(takes.clean), "rb") as w:
+        rate = w.getframerate()
+        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    n = rate // 100
+    frames = x[: len(x) // n * n].reshape(-1, n)
+    level = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    loud = np.flatnonzero(level > level.max() - 35.0)
+    speech_start, speech_end = loud[0] * 0.01, (loud[-1] + 1) * 0.01
+    assert speech_end < len(x) / rate - 0.1  # the take ends in quiet the words must not take
+    v = verify_take(takes.clean, takes.text, sphinx)
+    assert v.timings[0].start_s == pytest.approx(speech_start, abs=0.05)
+    assert v.timings[-1].end_s == pytest.approx(speech_end, abs=0.05)
 
 
 def test_words_missing_from_the_dictionary_get_a_pronunciation(takes, sphinx):

@@ -120,7 +120,23 @@ class own_api:
     def __exit__(self, *exc: object) -> None:
         if self.api is None:
             return
+        _drain_prefect_workers()
         self.api.stop()
         os.environ.pop("PREFECT_API_URL", None)
         os.environ.pop(TEMPORARY_URL_ENV, None)
         refresh_global_settings_context()
+
+
+def _drain_prefect_workers(timeout_s: float = 10.0) -> None:
+    """Send what Prefect's background workers still hold (logs, events) while the API is up.
+
+    They drain at interpreter exit otherwise, after the server has stopped, and retry against the dead
+    port for over a minute before printing "Error logging to API"."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout_s)
+        except Exception:  # a worker that cannot drain must not keep the run from ending
+            pass

@@ -8,15 +8,19 @@ frames inside. A grammar recogniser puts audio it cannot explain into silence
 and noise fillers; this finds it again, at no cost beyond one pass over the
 frame levels. ``trailing_silence_s(mask)`` is how much quiet ends the take:
 generated speech ends in silence, a take cut short ends mid-word.
+``tightened(words, mask)`` moves each word's edges in to the speech it covers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import dataclasses
+
 import numpy as np
 
 from ...media.pcm import SAMPLE_RATE, frame_energy_db
+from .base import UNKNOWN, Word
 
 FRAME_S = 0.01
 ABOVE_FLOOR_DB = 12.0  # speech is this far above the take's quietest frames...
@@ -66,4 +70,22 @@ def uncovered_speech(
         speech_s = float(free[a : b + 1].sum()) * FRAME_S
         if speech_s >= MIN_SPEECH_S:
             out.append((round(float(a) * FRAME_S, 3), round(float(b + 1) * FRAME_S, 3), round(speech_s, 3)))
+    return out
+
+
+def tightened(words: Sequence[Word], mask: np.ndarray) -> list[Word]:
+    """Each word's start moved to its first speech-like frame and its end after its last.
+
+    A grammar aligner hands the quiet around the words to the words themselves (the first word starts
+    at 0, the last runs to the end of the take); captions and the read-along need where the speech is.
+    A word without a speech-like frame, and the unknown words over extra speech, stay as they are.
+    """
+    out = []
+    for word in words:
+        a, b = int(round(word.start_s / FRAME_S)), int(round(word.end_s / FRAME_S))
+        inside = np.flatnonzero(mask[a:b]) if word.text != UNKNOWN else np.zeros(0)
+        if inside.size:
+            word = dataclasses.replace(word, start_s=round((a + int(inside[0])) * FRAME_S, 3),
+                                       end_s=round((a + int(inside[-1]) + 1) * FRAME_S, 3))  # fmt: skip
+        out.append(word)
     return out

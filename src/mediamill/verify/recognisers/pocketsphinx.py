@@ -57,7 +57,7 @@ from ...media.pcm import duration_s, pcm16k
 from ...text.normalize import Span
 from . import arpabet
 from .base import NoMatch, UNKNOWN, Hint, RecogniserError, Transcript, Word, as_spans
-from .coverage import speech_mask, trailing_silence_s, uncovered_speech
+from .coverage import speech_mask, tightened, trailing_silence_s, uncovered_speech
 
 FRAME_S = 0.01
 MAX_SPANS = 400  # a verified row is a sentence or a paragraph; longer texts are refused
@@ -288,7 +288,8 @@ class PocketsphinxRecogniser:
                 notes.append("extra speech located with phone loops")
                 words = located
         heard = [w.text for w in words]
-        words = sorted(words + _unknown(uncovered_speech(pcm, _times(words), mask)), key=lambda w: w.start_s)
+        extra = _unknown(uncovered_speech(pcm, _times(words), mask))
+        words = sorted(tightened(words, mask) + extra, key=lambda w: w.start_s)
         unchecked = sorted({n.split("'")[1] for n in notes if n.startswith("no pronunciation for")})
         return Transcript(
             self.name, words, duration_s(pcm), _reading(spans, heard), time.perf_counter() - started, notes,
