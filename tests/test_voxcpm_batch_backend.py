@@ -54,16 +54,24 @@ def generate_all(manifest, tmp_path):
 def test_auto_picks_the_plain_engine_without_cuda(voxcpm_env, monkeypatch):
     import torch
 
-    cfg = BatchSettings()
-    assert cfg.engine == "auto"
+    cfg = BatchSettings(engine="auto")
     if not torch.cuda.is_available():
         assert not nanovllm_usable(cfg) and chosen_engine(cfg) == "plain"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: "2.7.4")
-    assert chosen_engine(BatchSettings()) == "nanovllm"  # CUDA, nano-vllm-voxcpm, triton, flash-attn
+    assert chosen_engine(BatchSettings(engine="auto")) == "nanovllm"  # CUDA, nano-vllm-voxcpm, triton, flash-attn
     monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: None)
-    assert chosen_engine(BatchSettings()) == "plain"  # no kernel: the stand-in only when asked for
-    assert chosen_engine(BatchSettings(attention="sdpa")) == "nanovllm"
+    assert chosen_engine(BatchSettings(engine="auto")) == "plain"  # no kernel: the stand-in only when asked for
+    assert chosen_engine(BatchSettings(engine="auto", attention="sdpa")) == "nanovllm"
+
+
+def test_the_plain_engine_is_the_default_even_where_the_batched_one_could_run(voxcpm_env, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: "2.7.4")
+    cfg = BatchSettings()
+    assert cfg.engine == "plain" and chosen_engine(cfg) == "plain"
     assert chosen_engine(BatchSettings(engine="plain", attention="sdpa")) == "plain"
 
 

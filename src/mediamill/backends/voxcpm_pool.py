@@ -63,9 +63,10 @@ class VoxcpmSettings(BaseSettings):
     replica_processes: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: a process per GPU replica when compiling or several per GPU.")
     # The batched engine (nano-vllm-voxcpm): see backends.voxcpm_batch.
+    # plain by default: the batched engine is chosen, not defaulted to, until it is measured on a GPU.
     engine: Literal["auto", "plain", "nanovllm"] = Field(
-        "auto", description="auto: nanovllm where CUDA, nano-vllm-voxcpm, triton and flash-attn are importable "
-                            "(or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
+        "plain", description="plain (default), nanovllm, or auto: nanovllm where CUDA, nano-vllm-voxcpm, triton "
+                             "and flash-attn are importable (or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
     batch_impl: Literal["nanovllm", "standin"] = Field("nanovllm", description="standin: CPU stand-in (tests, dry runs).")
     batch_max_seqs: int = Field(128, ge=1, le=512, description="Sequences per server at once (nano-vllm max_num_seqs).")
     batch_max_tokens: int = Field(16384, ge=256, description="Tokens per prefill step (max_num_batched_tokens).")
