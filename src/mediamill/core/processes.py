@@ -8,6 +8,10 @@ already gone. The signal follows the *thread* that started the child, so a
 child meant to live as long as the process is started from its main thread;
 a child started by a call that waits for it (ffmpeg) cannot outlive that
 call's thread anyway. Elsewhere children are started as usual.
+
+``end_when_orphaned()`` is the other side: a process started by someone else
+(a Prefect worker's flow run) that sends itself SIGTERM once its parent is
+gone, so it ends the way a stopped run ends instead of running on unwatched.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import ctypes
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,3 +59,20 @@ def child_options() -> dict[str, Any]:
     """Keyword arguments for ``subprocess.run``/``Popen`` that tie the child's life to this process."""
     link = die_with_parent()
     return {"preexec_fn": link} if link is not None else {}
+
+
+def end_when_orphaned(every_s: float = 1.0) -> threading.Thread:
+    """Watch this process's parent from a daemon thread; when it is gone, SIGTERM this process.
+
+    A parent's death re-parents the process (``getppid`` changes), which is checked every ``every_s``.
+    SIGTERM, not SIGKILL: the process's own handler ends it in order and records why."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="end-when-orphaned", daemon=True)
+    thread.start()
+    return thread

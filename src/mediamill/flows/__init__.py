@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..backends import Job
 from ..config import RetryPolicy, settings
 from ..core import progress
 from ..core.files import write_json_atomic
+from ..core.processes import end_when_orphaned
 from ..core.ids import slug
 from ..deliver import Delivery, deliver
 from ..generate import (
@@ -190,11 +192,26 @@ def _final_state(run: ProductionRun, summary: dict[str, Any], book: BookOutputs,
     return Completed(message=f"{summary['rows']} rows produced", data=summary)
 
 
+_watching_worker = False
+
+
+def _end_with_worker() -> None:
+    """A flow run that a worker started ends when the worker dies (a preempted or OOM-killed machine).
+
+    Losing the worker's pipes ends it only if it writes to them; a run waiting for fleet slots writes
+    nothing. SIGTERM ends it as a stopped run ends, and Prefect records it as crashed."""
+    global _watching_worker
+    if os.environ.get("PREFECT__FLOW_RUN_ID") and not _watching_worker:
+        _watching_worker = True
+        end_when_orphaned()
+
+
 @flow(name="produce", log_prints=False)
 async def produce(
     manifest: str, backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
 ) -> Any:
     """Produce everything a manifest describes; rows already in the store are not generated again."""
+    _end_with_worker()
     logger = get_run_logger()
     started = time.perf_counter()
     try:
@@ -258,6 +275,7 @@ async def sweep(
     One manifest failing (bad input, failed rows, failed delivery) does not stop
     the others; the sweep fails afterwards, naming each failed manifest.
     """
+    _end_with_worker()
     logger = get_run_logger()
     root = Path(outputs) if outputs else settings().outputs
     folder = Path(inbox)
