@@ -206,6 +206,16 @@ class Walker:
             self._inline_text(child.tail, run)
         self._emit(run, el, steps)
 
+    def _inline_children(self, el: etree._Element, steps: list[int], run: _Run) -> None:
+        """``el``'s text and children into ``run``; element children get their EPUB CFI steps (2, 4, ...)."""
+        self._inline_text(el.text, run)
+        index = 0
+        for child in el:
+            if isinstance(child.tag, str):
+                index += 1
+                self._inline(child, [*steps, 2 * index], run)
+            self._inline_text(child.tail, run)
+
     def _inline_text(self, text: str | None, run: _Run) -> None:
         if text:
             run.parts.append(text)
@@ -246,13 +256,7 @@ class Walker:
                         label = "".join(el.itertext()).strip().strip("[]().")
                         self.result.ref_labels.setdefault(key, label)
             return
-        self._inline_text(el.text, run)
-        index = 0
-        for child in el:
-            if isinstance(child.tag, str):
-                index += 1
-                self._inline(child, [*steps, 2 * index], run)
-            self._inline_text(child.tail, run)
+        self._inline_children(el, steps, run)
 
     def _is_marker(self, el: etree._Element) -> bool:
         """A footnote marker: a noteref, a numbered link in or around <sup>, a bare <sup>1</sup>."""
@@ -311,13 +315,7 @@ class Walker:
             run.parts = [joined]
         else:
             level = int(tag[1])
-            self._inline_text(el.text, run)
-            index = 0
-            for child in el:
-                if isinstance(child.tag, str):
-                    index += 1
-                    self._inline(child, [*steps, 2 * index], run)
-                self._inline_text(child.tail, run)
+            self._inline_children(el, steps, run)
         self._emit(run, el, steps, kind="heading", level=level)
 
     def _table(self, el: etree._Element, steps: list[int]) -> None:

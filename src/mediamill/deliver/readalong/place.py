@@ -16,6 +16,7 @@ from lxml import etree
 
 from .clock import ms
 from .model import ReadalongRow
+from .package import unique_id
 from .smil import Clip, Group
 from .spans import TextIndex, wrap
 
@@ -55,7 +56,7 @@ def place_rows(items: list[tuple[ReadalongRow, etree._Element]], audio: dict[str
                                     "it highlights the whole element")  # fmt: skip
             for row in run:
                 if ranges[row.id]:
-                    span_id = _fresh_id(f"mm-{row.id}", taken_ids)
+                    span_id = unique_id(f"mm-{row.id}", taken_ids)
                     wrap(element, *ranges[row.id], span_id)
                     ranges[row.id] = (*ranges[row.id], span_id)  # type: ignore[assignment]
         for row in run:
@@ -89,7 +90,7 @@ def _group(row: ReadalongRow, element: etree._Element, index: TextIndex, found, 
         bounds[k] = max(bounds[k], bounds[k - 1])
     clips: list[Clip] = []
     for n, (start, stop, _) in enumerate(placed):
-        span_id = _fresh_id(f"mm-{row.id}-w{n + 1}", taken_ids)
+        span_id = unique_id(f"mm-{row.id}-w{n + 1}", taken_ids)
         wrap(element, start, stop, span_id)
         clip_begin, clip_end = bounds[n], bounds[n + 1]
         if clip_end <= clip_begin:
@@ -99,12 +100,3 @@ def _group(row: ReadalongRow, element: etree._Element, index: TextIndex, found, 
         clips[0].begin_ms = begin
         clips[-1].end_ms = end
     return Group(f"s-{row.id}", clips, textref=f"{text_href}#{target}")
-
-
-def _fresh_id(wanted: str, taken: set[str]) -> str:
-    candidate, n = wanted, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{wanted}-{n}"
-    taken.add(candidate)
-    return candidate
