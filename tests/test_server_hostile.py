@@ -281,6 +281,23 @@ def test_malformed_bodies_get_422_never_500(srv, body):
         assert "passwd" not in response.text
 
 
+@pytest.mark.parametrize("value", [b'"2"', b'"1.5"', b"true", b"false", b"null", b"NaN", b"Infinity", b"-Infinity",
+                                   b"0.2", b"4.5", b"1e400"])  # fmt: skip
+def test_speed_is_a_finite_json_number_in_openais_range(srv, value):
+    body = b'{"input": "Hi.", "speed": ' + value + b"}"
+    for path in ("/v1/audio/speech", "/v1/audio/speech/stream"):
+        response = httpx.post(srv.url + path, content=body, headers={**AUTH, "content-type": "application/json"}, timeout=30)
+        assert response.status_code == 422, (value, path, response.text[:300])
+        error = response.json()["error"]
+        assert error["param"] == "speed" and error["message"].startswith("speed: "), error
+        if value in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):  # no bound is at fault: it is not a number at all
+            assert "finite" in error["message"] and "0.25" not in error["message"], error
+
+
+def test_speed_as_an_integer_is_a_number(srv):
+    assert post(srv, {"input": "Hi.", "speed": 2}).status_code == 200
+
+
 def test_bodies_that_are_not_json_get_422(srv):
     for headers, content in [({"content-type": "text/plain"}, b'{"input": "Hi."}'),
                              ({"content-type": "application/x-www-form-urlencoded"}, b"input=Hi."),

@@ -2,8 +2,9 @@
 
 Unknown request fields are ignored, as OpenAI's server does, so OpenAI SDKs
 work unchanged; documented fields out of range get a 422 naming the field.
-OpenAI's own fields mean what they mean there: ``speed`` 0.25-4, ``voice`` a
-name or ``{"id": name}``, ``stream_format`` ``audio`` or ``sse``.
+OpenAI's own fields mean what they mean there: ``speed`` a finite JSON number
+from 0.25 to 4 (never a string or a boolean), ``voice`` a name or
+``{"id": name}``, ``stream_format`` ``audio`` or ``sse``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class SpeechRequest(BaseModel):
         "Voice design / style (VoxCPM2); an engine without voice design ignores it, saying so in "
         "X-Instructions-Ignored, unless the server is strict (422)."))  # fmt: skip
     response_format: Literal["wav", "mp3", "flac", "opus", "aac", "pcm"] = "wav"
-    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speed of speech, 1 = the voice's own (OpenAI's range).")
+    # A JSON number, as OpenAI's API takes it: strict refuses "2" and true (ints still pass), and a NaN or an
+    # infinity is refused as not finite rather than as past a bound it is not past.
+    speed: float = Field(1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False,
+                         description="Speed of speech, 1 = the voice's own (OpenAI's range).")  # fmt: skip
     stream_format: Literal["audio", "sse"] = Field("audio", description="sse: OpenAI's server-sent audio events.")
     max_length: int = Field(2048, ge=1, le=2048, description="Longest generation per piece, in model steps.")
     cfg_value: float = Field(2.0, ge=0, le=10)
