@@ -1,7 +1,8 @@
 """Reading an EPUB container: the package document, its manifest, spine and metadata.
 
-``open_package`` checks the ZIP, finds the package document through
-``META-INF/container.xml`` and refuses encrypted books: an
+``open_package`` checks the ZIP (``archive.check_archive``: no entry nor the
+whole may inflate past its cap, so every later read is bounded), finds the
+package document through ``META-INF/container.xml`` and refuses encrypted books: an
 ``encryption.xml`` whose entries cover anything but fonts (font obfuscation,
 IDPF or Adobe, is not DRM) means the text cannot be read. Paths here are ZIP
 entry names (percent-decoded, normalised); ``Package.rel`` turns one into the
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urldefrag
 
 from lxml import etree
 
+from .archive import check_archive, read_member
 from .model import IngestError
 
 OPF_NS = "http://www.idpf.org/2007/opf"
@@ -54,6 +56,7 @@ class Package:
     language: str | None = None
     identifier: str | None = None
     guide: list[tuple[str, str, str | None]] = field(default_factory=list)  # (type, path, fragment)
+    label: str = "the EPUB"  # the book's file name, for messages
 
     @property
     def opf_dir(self) -> str:
@@ -73,7 +76,7 @@ class Package:
 
     def read(self, path: str) -> bytes:
         try:
-            return self.zip.read(path)
+            return read_member(self.zip, path, self.label)
         except KeyError:
             raise IngestError(f"the book names {path} but the file is not in the EPUB") from None
 
@@ -100,12 +103,13 @@ def open_package(path: Path) -> Package:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise IngestError(f"{path.name} is not a readable EPUB (not a ZIP archive: {exc})") from None
+    check_archive(archive, path.name)
     names = set(archive.namelist())
     if "META-INF/container.xml" not in names:
         raise IngestError(f"{path.name} is not an EPUB: it has no META-INF/container.xml")
     try:
-        container = parse_xml(archive.read("META-INF/container.xml"))
-    except (ValueError, etree.XMLSyntaxError, zipfile.BadZipFile) as exc:
+        container = parse_xml(read_member(archive, "META-INF/container.xml", path.name))
+    except (ValueError, etree.XMLSyntaxError) as exc:
         raise IngestError(f"{path.name}: META-INF/container.xml is unreadable ({exc})") from None
     rootfiles = container.getroot().xpath(
         "//c:rootfile[@media-type='application/oebps-package+xml']/@full-path | //c:rootfile/@full-path", namespaces=NS
@@ -114,10 +118,11 @@ def open_package(path: Path) -> Package:
         raise IngestError(f"{path.name}: the package document named in container.xml is missing")
     opf_path = rootfiles[0]
     try:
-        opf = parse_xml(archive.read(opf_path))
+        opf = parse_xml(read_member(archive, opf_path, path.name))
     except (ValueError, etree.XMLSyntaxError) as exc:
         raise IngestError(f"{path.name}: the package document {opf_path} is not readable XML ({exc})") from None
     package = _read_opf(archive, opf_path, opf)
+    package.label = path.name
     _refuse_encrypted(path, archive, names, package)
     return package
 
@@ -184,7 +189,7 @@ def _refuse_encrypted(path: Path, archive: zipfile.ZipFile, names: set[str], pac
     if "META-INF/encryption.xml" not in names:
         return
     try:
-        enc = parse_xml(archive.read("META-INF/encryption.xml"))
+        enc = parse_xml(read_member(archive, "META-INF/encryption.xml", path.name))
     except (ValueError, etree.XMLSyntaxError):
         raise IngestError(
             f"{path.name}: META-INF/encryption.xml is unreadable; the book may be DRM-protected"

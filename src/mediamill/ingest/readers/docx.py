@@ -9,7 +9,9 @@ references are dropped and the footnotes' texts kept as notes (word/
 footnotes.xml); a run of superscript digits typed by hand is dropped as a
 marker. ``TOC`` styled paragraphs (a generated contents list) are skipped.
 Anchors: ``p<N>`` is the N-th body paragraph (1-based, empty ones counted),
-``t<N>.r<M>`` row M of the N-th table.
+``t<N>.r<M>`` row M of the N-th table. The ZIP is checked for bombs
+(``archive.check_archive``) before python-docx, which inflates parts whole,
+reads it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
+from ..archive import check_archive
 from ..model import INSTALL_HINT, Block, IngestError, Manuscript, Mark, Note, Skipped
 from . import heading_marks
 
@@ -89,7 +92,8 @@ def read_docx(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
     except ImportError:
         raise IngestError(f"reading Word documents needs the ingest extra: {INSTALL_HINT}") from None
     try:
-
+        with zipfile.ZipFile(path) as archive:
+            check_archive(archive, path.name)
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError) as exc:
         raise IngestError(f"{path.name} is not a readable Word document ({exc})") from None
