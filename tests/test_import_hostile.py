@@ -113,3 +113,15 @@ def test_a_docx_zip_bomb_is_refused_before_python_docx_reads_it(tmp_path, small_
                 data = data.replace(b"</w:body>", b" " * (2 * MiB) + b"</w:body>")
             dst.writestr(info.filename, data)
     refused(path, tmp_path / "out", "word/document.xml")
+
+
+# 2. Undefined entities ---------------------------------------------------------------------------
+
+
+def test_an_undefined_entity_is_named_with_its_file_and_line_not_a_traceback(tmp_path):
+    chapter = xhtml("<h1>One</h1>\n<p>First paragraph here.</p>\n<p>Tom &bogus; and Jerry ran home.</p>")
+    result = import_manuscript(mini_epub(tmp_path / "ent.epub", {"ch1.xhtml": chapter}), tmp_path / "out")
+    texts = [r["text"] for r in read_csv(result.manifest)]
+    assert "Tom and Jerry ran home." in texts
+    remark = next(r for r in result.report.remarks if "&bogus;" in r)
+    assert "ch1.xhtml" in remark and "line 4" in remark

@@ -12,10 +12,13 @@ titled by its first heading. Semantics for the front/back matter decision
 come from ``epub:type``/``role`` on the body, the section holding the target,
 the target itself, and from landmarks/guide entries pointing at the document
 or the element. Anchors are ``<href relative to the OPF folder>#<fragment>``.
+An entity that neither XML nor HTML defines (``&bogus;``) is left out of the
+text, and the report names its file and line.
 """
 
 from __future__ import annotations
 
+from copy import deepcopy
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -54,8 +57,10 @@ class _Doc:
     def raw_text(self) -> str:
         if self.body is None:
             return ""
-        etree.strip_elements(copy := etree.fromstring(etree.tostring(self.body)), "{*}script", "{*}style",
-                             with_tail=False)  # fmt: skip
+        # A copy, not a re-parse of the serialised body: that fails on what the recovering parser kept.
+        copy = deepcopy(self.body)
+        etree.strip_elements(copy, "{*}script", "{*}style", with_tail=False)
+        etree.strip_elements(copy, etree.Entity, with_tail=False)  # undefined entities are not read
         return clean_text(" ".join(copy.itertext()))
 
     def first_heading(self) -> str | None:
@@ -102,6 +107,7 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         except (ValueError, etree.XMLSyntaxError) as exc:
             ms.remarks.append(f"{package.rel(item.path)} could not be parsed and was left out ({exc})")
             continue
+        _undefined_entities(tree, item.path, ms)
         doc = _Doc(package, item.path, tree)
         if not linear:
             ms.skipped.append(Skipped(doc.first_heading() or doc.href, "outside the reading order (linear=\"no\")",
@@ -218,6 +224,17 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
     ms.remarks.append(f"chapters from the {'navigation document' if toc_source == 'nav' else toc_source.upper()}"
                       if toc_source != "none" else "no usable table of contents: one chapter per document")  # fmt: skip
     return ms
+
+
+def _undefined_entities(tree: etree._ElementTree, where: str, ms: Manuscript) -> None:
+    """The recovering parser keeps an undefined entity as an inert node, which nothing reads: say so."""
+    found = [(e.text, e.sourceline) for e in tree.getroot().iter(etree.Entity)]
+    if not found:
+        return
+    name, line = found[0]
+    more = f" (and {len(found) - 1} more undefined entities)" if len(found) > 1 else ""
+    ms.remarks.append(f"{where} line {line}: undefined entity {name} is left out of the text{more}; "
+                      "fix the book's XHTML to read it")  # fmt: skip
 
 
 def _index(el: etree._Element) -> int:
