@@ -94,3 +94,24 @@ def test_sentence_unit_and_max_chars(tmp_path):
     rows = read_csv(import_manuscript(path, tmp_path / "b", ImportOptions(unit="sentence")).manifest)
     assert "Sentence number 0 speaks of Dr. Smith and the harbour at dawn." in [r["text"] for r in rows]
     assert [r["text"] for r in rows][-2:] == ["A short one.", "And another."]
+
+
+def test_gutenberg_licence_in_a_pre_block_is_skipped_not_read(tmp_path):
+    """Project Gutenberg's HTML books keep the header and licence in <pre> blocks longer than the marker line."""
+    header = "The Project Gutenberg EBook of A Book, by Someone\n" + "This eBook is for the use of anyone. " * 20
+    licence = "End of the Project Gutenberg EBook\n" + "Section 1. General Terms of Use. " * 40
+    source = tmp_path / "book.htm"
+    source.write_text(
+        "<html><head><title>A Book</title></head><body>"
+        f"<pre>{header}\n*** START OF THIS PROJECT GUTENBERG EBOOK A BOOK ***\nProduced by volunteers</pre>"
+        "<h2>Chapter 1</h2><p>The lamp was lit at dusk.</p><p>Then the street went dark.</p>"
+        f"<pre>{licence}\n*** END OF THIS PROJECT GUTENBERG EBOOK A BOOK ***\n{licence}</pre>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    result = import_manuscript(source, tmp_path / "out", ImportOptions())
+    texts = [r["text"] for r in read_csv(result.manifest)]
+    assert "The lamp was lit at dusk." in texts
+    assert not any("Gutenberg" in t or "Terms of Use" in t for t in texts), texts
+    skipped = {s.what for s in result.report.skipped}
+    assert {"Project Gutenberg header", "Project Gutenberg licence"} <= skipped

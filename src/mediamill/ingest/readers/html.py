@@ -71,11 +71,17 @@ def _local_ref(body: etree._Element, name: str):
     return resolve
 
 
+def _innermost(blocks: list[etree._Element], marker: re.Pattern[str]) -> etree._Element | None:
+    """The block that holds ``marker`` and no block inside it does (a <pre> of the whole header, say)."""
+    holding = [e for e in blocks if marker.search(e.text_content() or "")]
+    inner = [e for e in holding if not any(o is not e and e in o.iterancestors() for o in holding)]
+    return inner[0] if inner else None
+
+
 def _drop_gutenberg(body: etree._Element, ms: Manuscript) -> None:
     """Remove everything up to the "*** START OF ..." line and from "*** END OF ..." on."""
     blocks = [e for e in body.iter() if isinstance(e.tag, str) and local(e) in ("p", "div", "pre", "section", "span")]
-    start = next((e for e in blocks if _PG_START.search(e.text_content() or "") and len(e.text_content()) < 400), None)
-    end = next((e for e in blocks if _PG_END.search(e.text_content() or "") and len(e.text_content()) < 400), None)
+    start, end = _innermost(blocks, _PG_START), _innermost(blocks, _PG_END)
     for marker, before in ((start, True), (end, False)):
         if marker is None:
             continue
