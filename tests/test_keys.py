@@ -52,6 +52,20 @@ def test_copies_of_a_checkpoint_make_the_same_keys_and_changed_weights_new_ones(
     assert changed[0] != original[0] and changed[1] != original[1]
 
 
+def test_a_checkpoints_folder_name_is_no_part_of_its_keys(tiny_voxcpm, tmp_path, monkeypatch, write_manifest):
+    """Two machines keeping the same weights under other folder names share the store."""
+    monkeypatch.setenv("VOXCPM_DEVICE", "cpu")
+    manifest = write_manifest("id,text\na,The first line.\nb,The second line.\n")
+    keys = []
+    for name in ("ckA", "ckB"):
+        copy = _copy_with_new_times(tiny_voxcpm, tmp_path / name)
+        monkeypatch.setenv("VOXCPM_MODEL", str(copy))
+        keys.append(_keys(manifest))
+        assert name not in model_identity(str(copy))
+    assert keys[0] == keys[1]
+    assert model_identity(str(tmp_path / "ckA")) == model_identity(str(tmp_path / "ckB"))
+
+
 def test_digests_are_remembered_across_processes_by_path_size_time_and_inode(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIAMILL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(hashing, "_memo", {})

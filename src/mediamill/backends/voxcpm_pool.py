@@ -113,18 +113,27 @@ def resolve_devices(setting: str) -> list[str]:
 def model_identity(source: str, local_files_only: bool = False) -> str:
     """What the content key records for a model: a local folder's content, or a hub id at its revision.
 
-    A local checkpoint is keyed by the digests of its files (config, tokenizer,
-    weights; hashed once and remembered, see ``core.hashing``), so copies of the
-    same weights on other machines make the same keys and changed weights make
-    new ones. A hub id is keyed by the revision the hub resolves it to, from the
-    local hub cache, else (unless offline) from the hub itself; by its name alone
-    when neither can say.
+    A local checkpoint is keyed by the digest of its files alone (config,
+    tokenizer, weights; hashed once and remembered, see ``core.hashing``), never
+    by its folder's name or place, so copies of the same weights on other
+    machines make the same keys whatever they are called, and changed weights
+    make new ones. A hub id is keyed by the revision the hub resolves it to, from
+    the local hub cache, else (unless offline) from the hub itself; by its name
+    alone when neither can say. ``model_label`` is the readable form for people.
     """
     path = Path(source).expanduser()
     if path.is_dir():
-        return f"{path.name}@{folder_digest(path)[:12]}"
+        return f"sha256:{folder_digest(path)[:12]}"
     revision = hub_revision(source, local_files_only)
     return f"{source}@{revision[:12]}" if revision else source
+
+
+def model_label(source: str, local_files_only: bool = False) -> str:
+    """A model as people read it (``/health``, logs): a local folder's name with its digest; never part of a key."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return f"{path.name}@{folder_digest(path)[:12]}"
+    return model_identity(source, local_files_only)
 
 
 _revisions: dict[str, str | None] = {}

@@ -43,7 +43,7 @@ from ..backends.voxcpm_batch import (
     served_timesteps,
 )
 from ..backends.voxcpm_local import default_seed, installed
-from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, model_identity
+from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, model_label
 from ..backends.voxcpm_replicas import get_replica_pool as get_pool
 from ..text.split import split_text
 from ..verify.duration import DurationCheck
@@ -85,7 +85,7 @@ class VoxcpmEngine:
             raise RuntimeError(INSTALL_HINT)
         self.settings = VoxcpmSettings()
         self.pool = get_pool(self.settings)
-        self.model = model_identity(self.settings.model, self.settings.local_files_only)
+        self.model = model_label(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0
 
     def start(self) -> None:
@@ -213,7 +213,7 @@ class BatchSpeechEngine:
 
     def __init__(self, settings: BatchSettings | None = None) -> None:
         self.settings = settings or current_settings()
-        self.model = model_identity(self.settings.model, self.settings.local_files_only)
+        self.model = model_label(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0
         self.engine: BatchEngine | None = None
 
