@@ -125,3 +125,34 @@ def test_an_undefined_entity_is_named_with_its_file_and_line_not_a_traceback(tmp
     assert "Tom and Jerry ran home." in texts
     remark = next(r for r in result.report.remarks if "&bogus;" in r)
     assert "ch1.xhtml" in remark and "line 4" in remark
+
+
+# 3. Deep nesting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["div", "span"])
+def test_deep_nesting_in_an_epub_is_refused_not_a_recursion_error(tmp_path, tag):
+    deep = f"<{tag}>" * 100_000 + "Deep words." + f"</{tag}>" * 100_000
+    body = f"<p>Before.</p><div>{deep}</div>" if tag == "div" else f"<p>Before.</p><p>{deep}</p>"
+    path = mini_epub(tmp_path / "deep.epub", {"ch1.xhtml": xhtml(body)})
+    message = refused(path, tmp_path / "out", "ch1.xhtml")
+    assert "deep" in message and "200" in message
+
+
+def test_deep_nesting_in_html_is_refused_not_silently_dropped(tmp_path):
+    path = tmp_path / "deep.html"
+    path.write_text("<html><body><p>Before the deep part.</p>" + "<div>" * 100_000 + "<p>Deep words.</p>"
+                    + "</div>" * 100_000 + "<p>After the deep part.</p></body></html>")  # fmt: skip
+    message = refused(path, tmp_path / "out", "deep.html")
+    assert "deep" in message and "200" in message
+
+
+def test_nesting_below_the_limit_is_read_in_full(tmp_path):
+    spans = "<span>" * 90 + "Deep words are read." + "</span>" * 90
+    body = "<p>Before.</p>" + "<div>" * 90 + f"<p>{spans}</p>" + "</div>" * 90  # 184 levels from <html>
+    epub = import_manuscript(mini_epub(tmp_path / "ok.epub", {"ch1.xhtml": xhtml(body)}), tmp_path / "a")
+    assert "Deep words are read." in [r["text"] for r in read_csv(epub.manifest)]
+    (html := tmp_path / "ok.html").write_text(f"<html><body>{body}</body></html>")
+    page = import_manuscript(html, tmp_path / "b")
+    assert "Deep words are read." in [r["text"] for r in read_csv(page.manifest)]
+    assert page.report.coverage == 1.0

@@ -5,6 +5,7 @@ else the NCX (EPUB 2), plus the EPUB 2 guide.
 without a link (a heading ``<span>`` in the nav) still count for nesting.
 ``read_landmarks`` returns (semantic type, ZIP path, fragment) triples from the
 nav's ``landmarks`` and the OPF ``guide``, with guide types mapped to EPUB 3 names.
+A navigation document or NCX nested past ``xhtml.MAX_DEPTH`` is refused (``IngestError``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .epubpkg import Package, parse_xml
-from .xhtml import epub_types, local, parse_xhtml
+from .xhtml import check_depth, epub_types, local, parse_xhtml
 
 NCX_NS = "http://www.daisy.org/z3986/2005/ncx/"
 _GUIDE_TYPES = {"title-page": "titlepage", "text": "bodymatter", "copyright-page": "copyright-page",
@@ -59,6 +60,7 @@ def _nav_toc(package: Package) -> list[TocEntry]:
         tree = parse_xhtml(package.read(package.nav.path))
     except ValueError:
         return []
+    check_depth(tree.getroot(), f"{package.label}: {package.nav.path}")
     nav = _nav_element(tree, "toc")
     if nav is None:
         return []
@@ -90,6 +92,7 @@ def _ncx_toc(package: Package) -> list[TocEntry]:
         tree = parse_xml(package.read(package.ncx.path))
     except (ValueError, etree.XMLSyntaxError):
         return []
+    check_depth(tree.getroot(), f"{package.label}: {package.ncx.path}")
     entries: list[TocEntry] = []
     ns = {"n": NCX_NS}
 
@@ -116,6 +119,7 @@ def read_landmarks(package: Package) -> list[tuple[str, str, str | None]]:
     if package.nav is not None:
         try:
             tree = parse_xhtml(package.read(package.nav.path))
+            check_depth(tree.getroot(), f"{package.label}: {package.nav.path}")
             nav = _nav_element(tree, "landmarks")
         except ValueError:
             nav = None

@@ -9,6 +9,11 @@ EPUB CFI step notation (element steps only: the n-th child element is step 2n;
 no spine step, since the href already names the document). Parsing never
 loads a DTD nor resolves external entities; HTML named entities (``&nbsp;``,
 which EPUB 2 books often use) are turned into character references first.
+
+``check_depth`` refuses a document whose elements nest deeper than
+``MAX_DEPTH``: the readers walk documents recursively, and the parsers cut a
+deeper tree short on their own (libxml2's HTML parser silently, at 256
+levels), so such a document could only be read in part.
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ import re
 
 from lxml import etree
 
+from .model import IngestError
+
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 OPS_NS = "http://www.idpf.org/2007/ops"
 EPUB_TYPE = f"{{{OPS_NS}}}type"
 
 _ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _XML_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
+# Real books nest a few dozen levels at most; the walk takes up to two Python frames a level.
+MAX_DEPTH = 200
 _CFI = re.compile(r"^epubcfi\(((?:/\d+)+)\)$")
 # ARIA DPUB roles, for documents that say what they are with role= instead of epub:type.
 _ROLE_TYPES = {"doc-footnote": "footnote", "doc-endnote": "endnote", "doc-endnotes": "endnotes",
@@ -51,6 +60,19 @@ def parse_xhtml(data: bytes) -> etree._ElementTree:
     if root is None:
         raise ValueError("not an XML document")
     return root.getroottree()
+
+
+def check_depth(root: etree._Element, what: str) -> None:
+    """Refuse (``IngestError``) a tree whose elements nest more than ``MAX_DEPTH`` deep, without recursing."""
+    depth = 0
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise IngestError(f"{what} nests elements more than {MAX_DEPTH} levels deep (line {el.sourceline}); "
+                              "no book needs that many, so the file is damaged or made to break readers")  # fmt: skip
 
 
 def local(el: etree._Element) -> str:

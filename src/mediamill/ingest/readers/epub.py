@@ -30,7 +30,7 @@ from ..epubnav import read_landmarks, read_toc
 from ..htmlblocks import WalkOptions, Walker
 from ..matter import READ_KINDS, classify
 from ..model import IngestError, Manuscript, Mark, Skipped
-from ..xhtml import epub_types, local, parse_xhtml
+from ..xhtml import check_depth, epub_types, local, parse_xhtml
 
 _MARKER_CHARS = set("0123456789*\u2020\u2021\u00a7[]()")
 _IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
@@ -107,6 +107,7 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         except (ValueError, etree.XMLSyntaxError) as exc:
             ms.remarks.append(f"{package.rel(item.path)} could not be parsed and was left out ({exc})")
             continue
+        check_depth(tree.getroot(), f"{path.name}: {item.path}")
         _undefined_entities(tree, item.path, ms)
         doc = _Doc(package, item.path, tree)
         if not linear:

@@ -5,7 +5,8 @@ EPUB document (``htmlblocks``). Chapters start at ``h1`` and ``h2`` headings
 (one ``h1`` above several ``h2`` is the book's title, see ``chapters``).
 Title from ``<title>``, author from ``<meta name="author">``, language from
 ``<html lang>``. Anchors are ``<file name>#<id or epubcfi path>``. A Project
-Gutenberg licence header and footer are skipped.
+Gutenberg licence header and footer are skipped. A page nested past
+``xhtml.MAX_DEPTH`` is refused: the HTML parser drops what lies deeper.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lxml import etree
 from ..clean import clean_text, word_count
 from ..htmlblocks import WalkOptions, Walker
 from ..model import IngestError, Manuscript, Skipped
-from ..xhtml import local
+from ..xhtml import check_depth, local
 from . import heading_marks
 
 _PG_START = re.compile(r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", re.I)
@@ -34,6 +35,7 @@ def read_html(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
     root = tree.getroot()
     if root is None:
         raise IngestError(f"{path.name} is empty")
+    check_depth(root, path.name)
     body = root.find("body") if root.find("body") is not None else root
     ms = Manuscript("html", [])
     title_el = root.find(".//title")
