@@ -156,3 +156,16 @@ def test_nesting_below_the_limit_is_read_in_full(tmp_path):
     page = import_manuscript(html, tmp_path / "b")
     assert "Deep words are read." in [r["text"] for r in read_csv(page.manifest)]
     assert page.report.coverage == 1.0
+
+
+# 4. A spine that repeats a document --------------------------------------------------------------
+
+
+def test_a_document_repeated_in_the_spine_is_read_once(tmp_path):
+    once = import_manuscript(mini_epub(tmp_path / "once.epub", {"ch1.xhtml": plain_chapter()}), tmp_path / "a")
+    path = mini_epub(tmp_path / "loop.epub", {"ch1.xhtml": plain_chapter()}, spine=["ch1.xhtml"] * 1000)
+    result = import_manuscript(path, tmp_path / "b")
+    assert result.report.rows == once.report.rows and len(result.report.chapters) == 1
+    assert result.report.predicted_s == once.report.predicted_s
+    repeat = next(s for s in result.report.skipped if "reading order" in s.reason)
+    assert repeat.what == "ch1.xhtml" and "999" in repeat.reason

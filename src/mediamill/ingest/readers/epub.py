@@ -1,7 +1,8 @@
 """EPUB 2 and 3 -> Manuscript.
 
 Reading order is the spine; items with ``linear="no"`` are skipped (and
-listed). Chapter marks come from the TOC (EPUB 3 navigation document, else
+listed), and a document the spine lists more than once is read at its first
+place only (the repeats are listed as skipped). Chapter marks come from the TOC (EPUB 3 navigation document, else
 the NCX): an entry with a fragment starts its chapter at that element, so
 several chapters may share one XHTML file; an entry without one starts at the
 document's top. Spine documents before the first TOC target get a mark of
@@ -97,7 +98,12 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
     ms.cover = _cover(package)
 
     docs: list[_Doc] = []
+    repeats: dict[str, int] = {}
     for item, linear in package.spine:
+        if item.path in repeats:
+            repeats[item.path] += 1
+            continue
+        repeats[item.path] = 0
         if item.media_type not in XHTML_TYPES:
             ms.skipped.append(Skipped(package.rel(item.path), f"not a text document ({item.media_type})",
                                       package.rel(item.path)))  # fmt: skip
@@ -116,6 +122,10 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
             continue
         if doc.body is not None:
             docs.append(doc)
+    for where, count in repeats.items():
+        if count:
+            ms.skipped.append(Skipped(package.rel(where), f"listed {count} more time(s) in the reading order; "
+                                      "read once, at its first place", package.rel(where)))  # fmt: skip
     if not docs:
         raise IngestError(f"{path.name} has no readable text documents in its reading order")
 
