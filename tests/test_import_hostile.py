@@ -169,3 +169,120 @@ def test_a_document_repeated_in_the_spine_is_read_once(tmp_path):
     assert result.report.predicted_s == once.report.predicted_s
     repeat = next(s for s in result.report.skipped if "reading order" in s.reason)
     assert repeat.what == "ch1.xhtml" and "999" in repeat.reason
+
+
+# 5. Too much text --------------------------------------------------------------------------------
+
+
+def test_more_rows_than_a_manifest_may_have_is_refused_at_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIAMILL_MAX_ROWS", "5")
+    path = tmp_path / "long.md"
+    path.write_text("# Long\n\n" + "\n\n".join(f"{PARAS[i % 3]} It was day {i}." for i in range(8)) + "\n")
+    message = refused(path, tmp_path / "out", "MEDIAMILL_MAX_ROWS")
+    assert "makes 9 rows" in message and "at most 5" in message and "split" in message
+
+
+@pytest.mark.parametrize("name, paragraph", [("many.md", "Para {i}.\n\n"), ("many.txt", "Para {i}.\n\n"),
+                                             ("many.html", "<p>Para {i}.</p>")])  # fmt: skip
+def test_far_more_paragraphs_than_rows_are_refused_before_parsing(tmp_path, monkeypatch, name, paragraph):
+    monkeypatch.setenv("MEDIAMILL_MAX_ROWS", "10")
+    path = tmp_path / name
+    path.write_text("".join(paragraph.format(i=i) for i in range(25)))
+    message = refused(path, tmp_path / "out", "MEDIAMILL_MAX_ROWS")
+    assert "paragraphs" in message and "split" in message  # counted before parsing, not rows made
+
+
+def test_a_text_manuscript_over_the_size_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("mediamill.ingest.sources.MAX_TEXT_BYTES", 4096)
+    path = tmp_path / "huge.md"
+    path.write_text("\n\n".join(f"Paragraph number {i} is here." for i in range(400)))
+    message = refused(path, tmp_path / "out", "huge.md")
+    assert "split" in message
+
+
+# 6. Binary data posing as text -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("noise.txt", random.Random(6).randbytes(20_000), "binary|not text"),
+    ("picture.md", png_bytes(), "PNG"),
+    ("page.html", b"\x7fELF\x02\x01\x01" + bytes(2000), "ELF"),
+    ("gz.txt", b"\x1f\x8b\x08" + random.Random(7).randbytes(500), "gzip"),
+])  # fmt: skip
+def test_binary_data_named_as_text_is_refused(tmp_path, name, data, match):
+    path = tmp_path / name
+    path.write_bytes(data)
+    refused(path, tmp_path / "out", match)
+
+
+def test_binary_data_is_refused_even_with_a_forced_format(tmp_path):
+    path = tmp_path / "noise.bin"
+    path.write_bytes(random.Random(8).randbytes(5000))
+    refused(path, tmp_path / "out", "binary|not text", ImportOptions(format="text"))
+
+
+def test_utf16_text_with_a_bom_is_still_text(tmp_path):
+    path = tmp_path / "wide.txt"
+    path.write_bytes("\n\n".join(PARAS).encode("utf-16"))
+    result = import_manuscript(path, tmp_path / "out")
+    assert [r["text"] for r in read_csv(result.manifest)][-3:] == PARAS  # after the title the file name gives
+    assert result.report.encoding == "UTF-16"
+
+
+# 7. Encodings ------------------------------------------------------------------------------------
+
+
+def test_latin1_text_is_read_as_windows_1252_and_the_report_says_so(tmp_path):
+    path = tmp_path / "cafe.txt"
+    path.write_bytes("The naïve café owner smiled.\n\nHe served crème brûlée to the façade painter.".encode("latin-1"))
+    result = import_manuscript(path, tmp_path / "out")
+    assert [r["text"] for r in read_csv(result.manifest)][-2:] == [
+        "The naïve café owner smiled.", "He served crème brûlée to the façade painter."]  # fmt: skip
+    assert result.report.encoding == "Windows-1252"
+    assert any("Windows-1252" in r and "UTF-8" in r for r in result.report.remarks)
+    assert "Windows-1252" in result.report.to_text()
+
+
+def test_utf8_is_preferred_and_named(tmp_path):
+    path = tmp_path / "cafe.md"
+    path.write_text("The naïve café owner smiled.\n\nA second paragraph.", encoding="utf-8")
+    result = import_manuscript(path, tmp_path / "out")
+    assert "The naïve café owner smiled." in [r["text"] for r in read_csv(result.manifest)]
+    assert result.report.encoding == "UTF-8" and not any("Windows-1252" in r for r in result.report.remarks)
+
+
+def test_utf8_html_without_a_charset_is_read_as_utf8(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<html><body><p>The naïve café owner smiled.</p><p>A second paragraph.</p></body></html>",
+                    encoding="utf-8")  # fmt: skip
+    result = import_manuscript(path, tmp_path / "out")
+    assert "The naïve café owner smiled." in [r["text"] for r in read_csv(result.manifest)]
+    assert result.report.encoding == "UTF-8"
+
+
+def test_html_in_its_declared_charset(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_bytes('<html><head><meta charset="iso-8859-15"></head><body><p>It cost 5 € at the café.</p>'
+                     "<p>A second paragraph.</p></body></html>".encode("iso-8859-15"))  # fmt: skip
+    result = import_manuscript(path, tmp_path / "out")
+    assert "It cost 5 € at the café." in [r["text"] for r in read_csv(result.manifest)]
+    assert result.report.encoding == "ISO-8859-15"
+
+
+def test_text_in_another_8_bit_encoding_is_refused_asking_for_utf8(tmp_path):
+    path = tmp_path / "russian.txt"
+    path.write_bytes("Мороз и солнце; день чудесный!\n\nЕщё ты дремлешь, друг прелестный.".encode("cp1251"))
+    refused(path, tmp_path / "out", "UTF-8")
+
+
+# 8. Symbolic links -------------------------------------------------------------------------------
+
+
+def test_a_symlinked_source_is_refused(tmp_path):
+    secret = tmp_path / "elsewhere" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    (tmp_path / "inbox").mkdir()
+    link = tmp_path / "inbox" / "book.txt"
+    link.symlink_to(secret)
+    refused(link, tmp_path / "out", "symbolic link")

@@ -32,6 +32,7 @@ from .model import Block, Chapter, IngestError, Manuscript, Skipped, part_of
 from .options import ImportOptions
 from .report import ChapterSummary, ImportReport
 from .sidecar import write_sidecar
+from .sources import check_rows, check_size, check_source
 from .units import PAUSE_CHAPTER, PAUSE_PARAGRAPH, RowText, chapter_rows
 
 COLUMNS = ["id", "chapter", "text", "pause_after", "source"]
@@ -171,11 +172,9 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     """Import ``source`` into ``out_dir`` (see the module docstring); raises ``IngestError`` on bad input."""
     options = options or ImportOptions()
     source, out_dir = Path(source), Path(out_dir)
-    if not source.is_file():
-        raise IngestError(f"{source}: no such file")
-    if source.stat().st_size == 0:
-        raise IngestError(f"{source.name} is empty")
+    check_source(source)
     fmt = detect_format(source, options.format)
+    check_size(source, fmt)
     ms = _read(source, fmt, options)
     name = safe_name(options.name or source.stem)
     title = ms.title or source.stem.replace("_", " ").replace("-", " ").strip().title() or name
@@ -212,6 +211,7 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
             drafts.append((number, row))
     if not drafts:
         raise IngestError(f"{source.name}: no text to read was found")
+    check_rows(len(drafts), source.name)
 
     manifest_path = out_dir / f"{name}.csv"
     prev_header, prev_rows = _read_previous(manifest_path)
@@ -236,11 +236,13 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
         rows.append(row)
     remarks = list(ms.remarks)
     rows = _keep_hand_rows(rows, prev_rows, extra_columns, remarks)
+    check_rows(len(rows), source.name)
     gone = len({r.get("id", "").strip() for r in imported_prev} - set(ids))
 
     # The report.
     report = ImportReport(source.name, ms.format, name, title, ms.author, ms.language, skipped=skipped, remarks=remarks,
-                          rows=len(rows), ids_kept=kept, ids_new=len(ids) - kept, ids_gone=gone)  # fmt: skip
+                          rows=len(rows), ids_kept=kept, ids_new=len(ids) - kept, ids_gone=gone,
+                          encoding=ms.encoding)  # fmt: skip
     by_chapter: dict[int, list[RowText]] = {}
     for number, draft in drafts:
         by_chapter.setdefault(number, []).append(draft)

@@ -69,6 +69,7 @@ class Manuscript:
 
     format: str  # "epub3", "epub2", "docx", "markdown", "html", "text", "pdf"
     stream: list[Block | Mark]
+    encoding: str | None = None  # what a text source was decoded as ("UTF-8", "Windows-1252")
     title: str | None = None
     author: str | None = None
     language: str | None = None

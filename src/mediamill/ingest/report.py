@@ -50,6 +50,7 @@ class ImportReport:
     body_words: int = 0
     body_words_in_manifest: int = 0
     outputs: dict[str, str] = field(default_factory=dict)
+    encoding: str | None = None  # a text source's encoding, as it was decoded
 
     @property
     def coverage(self) -> float:
@@ -72,7 +73,8 @@ class ImportReport:
     def to_text(self) -> str:
         by = f" by {self.author}" if self.author else ""
         lines = [
-            f'Imported {self.source} ({self.format}): "{self.title}"{by}, language {self.language or "unknown"}',
+            f'Imported {self.source} ({self.format}{", " + self.encoding if self.encoding else ""}): '
+            f'"{self.title}"{by}, language {self.language or "unknown"}',
             f"  {len(self.chapters)} chapters, {self.rows:,} rows, {self.words:,} words, "
             f"predicted {_duration(self.predicted_s)} (speech and pauses)",
             f"  body words reaching the manifest: {self.coverage:.1%} "

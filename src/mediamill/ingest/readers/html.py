@@ -1,6 +1,8 @@
 """A single HTML file -> Manuscript.
 
-Parsed with lxml's HTML parser (tolerant of real-world markup), walked like an
+Decoded as plain text is (``sources.read_text_source``), except that a
+``<meta charset>`` is believed before the Windows-1252 fallback; then parsed
+with lxml's HTML parser (tolerant of real-world markup), walked like an
 EPUB document (``htmlblocks``). Chapters start at ``h1`` and ``h2`` headings
 (one ``h1`` above several ``h2`` is the book's title, see ``chapters``).
 Title from ``<title>``, author from ``<meta name="author">``, language from
@@ -20,6 +22,7 @@ from lxml import etree
 from ..clean import clean_text, word_count
 from ..htmlblocks import WalkOptions, Walker
 from ..model import IngestError, Manuscript, Skipped
+from ..sources import encoding_remark, read_text_source
 from ..xhtml import check_depth, local
 from . import heading_marks
 
@@ -28,16 +31,20 @@ _PG_END = re.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", re.I)
 
 
 def read_html(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
+    text, encoding = read_text_source(path, "html")
+    # Decoded here, so lxml's own guess (Latin-1 for any page without <meta charset>) never applies.
+    parser = lxml.html.HTMLParser(encoding="utf-8")
     try:
-        tree = lxml.html.parse(str(path))
-    except (OSError, etree.ParserError) as exc:
+        root = lxml.html.document_fromstring(text.encode("utf-8"), parser=parser)
+    except etree.ParserError as exc:
         raise IngestError(f"{path.name} is not readable HTML ({exc})") from None
-    root = tree.getroot()
     if root is None:
         raise IngestError(f"{path.name} is empty")
     check_depth(root, path.name)
     body = root.find("body") if root.find("body") is not None else root
-    ms = Manuscript("html", [])
+    ms = Manuscript("html", [], encoding=encoding)
+    if remark := encoding_remark(path.name, encoding):
+        ms.remarks.append(remark)
     title_el = root.find(".//title")
     ms.title = clean_text(title_el.text_content()) if title_el is not None and title_el.text_content() else None
     author = root.xpath("//meta[@name='author']/@content")

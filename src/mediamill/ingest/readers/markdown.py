@@ -6,6 +6,7 @@ is the book's title). A YAML-style front matter block (``title:``,
 Footnote references (``[^1]``) are dropped and their texts kept as notes;
 code blocks and raw HTML are skipped (listed); images give alt text only with
 ``--alt-text``. Anchors are ``L<line>``: the line where the block starts.
+Decoded as plain text is (``sources.read_text_source``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import lxml.html
 
 from ..clean import clean_text, strip_note_markers, word_count
 from ..model import INSTALL_HINT, Block, IngestError, Manuscript, Mark, Note, Skipped
+from ..sources import encoding_remark, read_text_source
 from . import heading_marks
-from .text import decode
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n(---|\.\.\.)\s*\n", re.S)
 
 
 def read_markdown(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
-    text = decode(path)
-    ms = Manuscript("markdown", [])
+    text, encoding = read_text_source(path, "markdown")
+    ms = Manuscript("markdown", [], encoding=encoding)
+    if remark := encoding_remark(path.name, encoding):
+        ms.remarks.append(remark)
     offset = 0
     front = _FRONT.match(text)
     if front:

@@ -1,7 +1,7 @@
 """Plain text -> Manuscript.
 
-Decoding: UTF-8 (with or without BOM), UTF-16 with a BOM, else the most
-likely encoding (charset-normalizer), else cp1252. Paragraphs are separated
+Decoding: ``sources.read_text_source`` (UTF-16 with a BOM, UTF-8, else
+Windows-1252, named in the report; binary data is refused). Paragraphs are separated
 by blank lines; a file without blank lines but with indented first lines is
 split at the indents; one whose lines are all long (> 150 characters: one
 paragraph per line) is split at every line. Lines inside a paragraph are
@@ -22,31 +22,11 @@ from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
 from ..headings import chapter_line, is_numeral_line, looks_like_subtitle, title_case
 from ..hyphen import Vocabulary, join_lines
 from ..model import Block, IngestError, Manuscript, Mark, Skipped
+from ..sources import encoding_remark, read_text_source
 
 _PG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
 _PG_END = re.compile(r"^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
 _BY = re.compile(r"^by\s+(.{2,80})$", re.I)
-
-
-def decode(path: Path) -> str:
-    data = path.read_bytes()
-    if not data.strip():
-        raise IngestError(f"{path.name} is empty")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is not None:
-            return str(best)
-    except ImportError:
-        pass
-    return data.decode("cp1252", errors="replace")
 
 
 def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
@@ -82,8 +62,11 @@ def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
 
 
 def read_text(path: Path) -> Manuscript:
-    text = decode(path).replace("\r\n", "\n").replace("\r", "\n")
-    ms = Manuscript("text", [])
+    text, encoding = read_text_source(path, "text")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    ms = Manuscript("text", [], encoding=encoding)
+    if remark := encoding_remark(path.name, encoding):
+        ms.remarks.append(remark)
     start, end = _PG_START.search(text), _PG_END.search(text)
     first_line = 0
     if start:
