@@ -121,6 +121,10 @@ class Backend:
     # A row's speed is applied to the generated take as a tempo change (pitch kept) rather than by the
     # engine: the same speed then means the same speech rate on every engine that says so.
     speed_as_tempo: ClassVar[bool] = False
+    # How a row's text is prepared before this engine reads it (mediamill.text.reading.STYLES): "layout"
+    # keeps scene breaks and punctuation clusters from being voiced; engines that read through espeak-ng
+    # need "espeak" (numbers, abbreviations, money, Roman numerals too).
+    reading: ClassVar[str] = "layout"
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""

@@ -64,6 +64,9 @@ class PiperBackend(ThreadedBackend):
     # Not length_scale: it is not proportional (0.5 reads 1.6 times as fast, 0.25 only 2.2 times), since
     # every phoneme keeps at least one frame. options.length_scale still gives Piper's own stretching.
     speed_as_tempo = True
+    # Piper phonemizes through espeak-ng, which voices punctuation clusters ("Father!—chiefly": "exclamation")
+    # and misreads numbers, money, abbreviations and Roman numerals: the text is prepared for it.
+    reading = "espeak"
 
     def __init__(self) -> None:
         self._loaded: dict[Path, Any] = {}

@@ -40,10 +40,13 @@ class Meta(BaseModel):
     language: str | None = Field(None, description="The rows' language (BCP 47, e.g. 'en'), unless a row says its own.")
     lexicon: str | None = Field(None, description="Pronunciation lexicon CSV, relative to the manifest.")
     source: "SourceMeta | None" = Field(None, description="The manuscript the manifest was imported from.")
+    reading: Literal["plain", "layout", "espeak"] | None = Field(
+        None, description="How text is prepared for the engine (text/reading.py); unset: each engine's own style."
+    )
 
     # Settings added after fingerprints were first written: left out of them while unset, so
     # productions made before they existed keep their fingerprints (nothing is redone for them).
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("language", "lexicon", "source")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("language", "lexicon", "source", "reading")
 
     def fingerprint_doc(self) -> dict:
         """The settings as fingerprints record them (see ``ADDED_LATER``)."""

@@ -27,7 +27,9 @@ from ..manifest import (
     resolve_input,
 )
 from ..profiles import PROFILES
+from ..text.lexicon import LexiconError
 from ..voices import find_voice, voice_dirs
+from ..text.reading import prepare
 from .keys import content_key
 
 
@@ -124,8 +126,15 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
             problems.append(Problem(f"backend '{name}' cannot make {row.kind} rows", number, "kind"))
             continue
         # The engine is given (and the key made from) the spoken text: the lexicon applied for this engine.
-        spoken_row, said = _spoken(row, manifest, name)
+        try:
+            spoken_row, said = _spoken(row, manifest, name, engine)
+        except LexiconError as exc:  # an entry too slow on this row's text, or growing it past the limit
+            problems.append(Problem(str(exc), number, "text"))
+            continue
         row_problems = engine.check(spoken_row, manifest.base_dir)
+        if isinstance(getattr(row, "text", None), str) and row.text.strip() and not spoken_row.text.strip():
+            row_problems = [*row_problems, ("text", "nothing to read once prepared for reading (a scene break "
+                                                    "alone? give it as a pause instead)")]
         problems += [Problem(msg, number, column) for column, msg in row_problems]
         if row_problems or number in unreadable:
             continue
@@ -141,14 +150,20 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
 
 
-def _spoken(row, manifest: Manifest, backend: str):
-    """The row as ``backend`` is to read it (lexicon applied), and its text's say form for verification."""
-    lexicon = manifest.lexicon
-    if lexicon is None or not len(lexicon) or not isinstance(getattr(row, "text", None), str):
+def _spoken(row, manifest: Manifest, backend: str, engine: Backend):
+    """The row as ``backend`` is to read it, and its text's spoken form for verification (None: its own text).
+
+    The lexicon is applied first (its entries are written against the manuscript), then the text is
+    prepared for reading in the engine's style (the sidecar's ``reading`` overrides it).
+    """
+    text = getattr(row, "text", None)
+    if not isinstance(text, str):
         return row, None
-    spoken = lexicon.spoken(row.text, backend)
-    said = lexicon.spoken(row.text, None)
-    return (row.model_copy(update={"text": spoken}) if spoken != row.text else row), (said if said != row.text else None)
+    lexicon = manifest.lexicon if manifest.lexicon is not None and len(manifest.lexicon) else None
+    style = manifest.meta.reading or engine.reading
+    spoken = prepare(lexicon.spoken(text, backend) if lexicon else text, style)
+    said = prepare(lexicon.spoken(text, None) if lexicon else text, style)
+    return (row.model_copy(update={"text": spoken}) if spoken != text else row), (said if said != text else None)
 
 
 # What a profile's ``needs`` names, as row kinds.
