@@ -201,3 +201,38 @@ class UnpacedBackend(SpeechlikeBackend):
 
     name = "unpaced"
     speed_as_tempo = True
+
+
+class SameFaultPiperBackend(Backend):
+    """Real Piper speech with the same fault in every take, as a deterministic engine makes it.
+
+    Options: ``insert`` (a word read after the row's ``at``-th word: a short extra sound, the way espeak
+    once voiced "Father!—chiefly" as "Father exclamation chiefly") or ``drop`` (the row's last ``drop``
+    words left out). Every take costs 0.01.
+    """
+
+    name = "same-fault-piper"
+    kinds = frozenset({"tts"})
+
+    def spec(self, row: Row, base_dir: Path) -> JobSpec:
+        return JobSpec(model="same-fault-piper", params={"text": row.text, **row.options})  # type: ignore[attr-defined]
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        import dataclasses
+
+        import anyio
+
+        from mediamill.backends import get_backend
+
+        params = job.spec.params
+        words = params["text"].split()
+        if params.get("insert"):
+            at = int(params.get("at", 3))
+            words = words[:at] + [params["insert"]] + words[at:]
+        if params.get("drop"):
+            words = words[: -int(params["drop"])]
+        spoken = JobSpec(model="en_US-joe-medium", params={"text": " ".join(words), "sentence_silence": 0.25,
+                                                            "noise_scale": 0, "noise_w_scale": 0})  # fmt: skip
+        piper = get_backend("piper")
+        made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
+        return Generated(path=made.path, cost_usd=0.01, cost_source="price table", task_id=f"take-{job.take}")

@@ -192,3 +192,42 @@ def test_the_verify_command_judges_any_takes_with_exit_codes_and_json_lines(tmp_
     assert main(["verify", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "row 1 (line 2), column 'audio': file not found" in err and "row 2 (line 3), column 'audio': is empty" in err
+
+
+SAME_FAULT = "tests.fakes:SameFaultPiperBackend"
+
+
+def test_a_short_extra_sound_in_the_same_place_twice_is_kept_flagged_and_the_book_delivered(
+    verifying, write_manifest, tmp_path
+):
+    """A deterministic engine's retake says what the first take said: stop after the repeat, keep the take
+    (a short extra sound is worth a listen, not a failed book), flag it in results and qc."""
+    manifest = write_manifest(
+        "id,text,options\n"
+        'a,"O Father! chiefly known, the keeper climbed the stairs.","{""insert"": ""exclamation"", ""at"": 2}"\n'
+        "b,The lamp was lit at dusk.,\n"
+    )
+    out = tmp_path / "out"
+    state = run(manifest, out, SAME_FAULT)
+    assert state.is_completed(), state.message
+    rows = results(out, "book")
+    assert (rows["a"]["status"], rows["a"]["verified"], rows["a"]["retakes"]) == ("done", "flagged", 1)
+    assert rows["a"]["extra"] and rows["a"]["cost_usd"] == pytest.approx(0.02)  # two takes, not three
+    assert rows["b"]["verified"] == "pass"
+    qc = json.loads((out / "book" / "qc.json").read_text())
+    (flagged,) = qc["verification"]["failed"]
+    assert flagged["id"] == "a" and flagged["verified"] == "flagged" and flagged["extra"] == rows["a"]["extra"]
+    assert "flagged" in (out / "book" / "qc.md").read_text()
+    assert list((out / "book").rglob("*.m4b")), "the book is delivered"
+
+
+def test_words_missing_in_the_same_place_twice_fail_the_row_without_a_third_take(verifying, write_manifest, tmp_path):
+    manifest = write_manifest(
+        'id,text,options\na,The lighthouse keeper climbed the stairs at dusk and lit the lamp.,"{""drop"": 4}"\n'
+    )
+    out = tmp_path / "out"
+    state = run(manifest, out, SAME_FAULT)
+    assert state.is_failed()
+    (row,) = results(out, "book").values()
+    assert row["status"] == "failed" and row["retakes"] == 1 and row["cost_usd"] == pytest.approx(0.02)
+    assert "after 2 take(s)" in row["error"] and "missing" in row["error"]

@@ -105,10 +105,13 @@ def qc_markdown(doc: dict[str, Any], images: bool = True) -> str:
     lines = [f"# QC: {doc['name']}", "", f"**{'PASS' if doc['ok'] else 'FAIL'}**", ""]
     verification = doc.get("verification") or {}
     if verification.get("failed"):
-        lines += [f"## Verification: {len(verification['failed'])} of {verification['checked']} takes do not say "
-                  "their text", "", "| row | missing (where) | extra speech (where) | why |", "|---|---|---|---|"]  # fmt: skip
+        lines += [f"## Verification: {len(verification['failed'])} of {verification['checked']} takes to listen to",
+                  "", "A flagged take has a short extra sound in every take made (kept, the book delivered); a failed "
+                  "one was kept by MEDIAMILL_VERIFY_KEEP_FAILED.", "",
+                  "| row | verdict | missing (where) | extra speech (where) | why |", "|---|---|---|---|---|"]  # fmt: skip
         for row in verification["failed"]:
-            lines.append(f"| {row['id']} | {_fmt(row.get('missing'))} | {_fmt(row.get('extra'))} | {_fmt(row.get('reason'))} |")
+            lines.append(f"| {row['id']} | {row.get('verified') or 'fail'} | {_fmt(row.get('missing'))} | "
+                         f"{_fmt(row.get('extra'))} | {_fmt(row.get('reason'))} |")
         lines.append("")
     for name, p in doc["profiles"].items():
         lines += [f"## {name}: {'pass' if p['ok'] else 'FAIL'}", "", p["description"], ""]

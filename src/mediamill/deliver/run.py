@@ -100,8 +100,10 @@ def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: P
         deliveries.append(delivery)
         write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
     checked = [(j, entries[j.key]) for j in plan.jobs if j.key in entries and entries[j.key].meta.get("verified")]
-    flagged = [{"id": j.id, "missing": e.meta.get("missing"), "extra": e.meta.get("extra"),
-                "reason": e.meta.get("verify_reason"), "wer": e.meta.get("wer")}
-               for j, e in checked if e.meta.get("verified") == "fail"]  # fmt: skip
-    write_qc(out_dir, plan.name, deliveries, flagged, sum(e.meta.get("verified") in ("pass", "fail") for _, e in checked))
+    # "flagged": a short extra sound in every take, kept for a listen; "fail": kept by MEDIAMILL_VERIFY_KEEP_FAILED.
+    flagged = [{"id": j.id, "verified": e.meta.get("verified"), "missing": e.meta.get("missing"),
+                "extra": e.meta.get("extra"), "reason": e.meta.get("verify_reason"), "wer": e.meta.get("wer")}
+               for j, e in checked if e.meta.get("verified") in ("fail", "flagged")]  # fmt: skip
+    judged = sum(e.meta.get("verified") in ("pass", "fail", "flagged") for _, e in checked)
+    write_qc(out_dir, plan.name, deliveries, flagged, judged)
     return deliveries

@@ -10,6 +10,7 @@ its content key, with the check's verdict and word timings beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -135,15 +136,25 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             takes.append(_Take(generated, info, check, number))
             if check is None or check.passed or not check.judged:
                 break
+            if len(takes) > 1 and takes[-2].check is not None and check.repeats(takes[-2].check):
+                # The same fault twice: the engine reads this text this way, and another take (paid, on
+                # a hosted engine) would say it again. What the fault is decides below.
+                log.warning("row %s, take %d fails where the take before it did (%s); no further takes",
+                            job.id, number + 1, check.reason)
+                break
             if number + 1 < limit:
                 journal.clear()  # this take is in hand; the next is a new generation, not a resumed one
                 log.warning("row %s, take %d does not say its text (%s); taking it again", job.id, number + 1, check.reason)
         best = min(takes, key=lambda t: t.check.badness() if t.check else (0.0,))
         spent_cost = _sum([t.generated.cost_usd for t in takes])
         spent_compute = _sum([t.generated.compute_s for t in takes])
-        if best.check is not None and best.check.judged and not best.check.passed and not verification.keep_failed:  # type: ignore[union-attr]
-            journal.clear()
-            raise TakeFailed(_failure(best.check, len(takes)), spent_cost, spent_compute, len(takes))
+        if best.check is not None and best.check.judged and not best.check.passed:
+            if best.check.minor():
+                # A short extra sound, every take: keep the take, flagged for a listen (results, qc.md).
+                best = dataclasses.replace(best, check=dataclasses.replace(best.check, status="flagged"))
+            elif not verification.keep_failed:  # type: ignore[union-attr]
+                journal.clear()
+                raise TakeFailed(_failure(best.check, len(takes)), spent_cost, spent_compute, len(takes))
         generated = best.generated
         text = job.spoken or getattr(job.row, "text", None)
         # Placeholders from a dry run (silence) have no speech to judge.

@@ -29,6 +29,11 @@ from .judge import Run, Verdict, verify_take
 from .recognisers import NoMatch, RecogniserError, make
 
 DEFAULT_LANGUAGE = "en"
+# A fault a retake repeated is "the same" when its extra speech starts within this of the last one's.
+SAME_PLACE_S = 0.5
+# Extra speech this short (each run, and all of a take's together) is a sound to listen to, not a misreading.
+MINOR_EXTRA_S = 1.0
+MINOR_EXTRA_TOTAL_S = 1.5
 _ENGINE_PACKAGES = {"pocketsphinx": "pocketsphinx", "whisper": "faster-whisper"}
 
 
@@ -47,7 +52,38 @@ class TakeCheck:
 
     @property
     def judged(self) -> bool:
-        return self.status in ("pass", "fail")
+        return self.status in ("pass", "fail", "flagged")
+
+    def minor(self) -> bool:
+        """A failing take whose only fault is a short extra sound: worth a listen, not worth failing a book.
+
+        Missing words, a take cut short and a take of other words (nothing of the text heard) are never
+        minor.
+        """
+        if self.status not in ("fail", "flagged") or not self._verdicts() or self.unheard or self.missing_runs():
+            return False
+        extra = self.extra_runs()
+        return bool(extra) and all(r.seconds <= MINOR_EXTRA_S for r in extra) and (
+            sum(r.seconds for r in extra) <= MINOR_EXTRA_TOTAL_S
+        )
+
+    def repeats(self, other: "TakeCheck") -> bool:
+        """Whether this failing take fails where ``other`` did: the same words missing, or extra speech
+        at the same places (within ``SAME_PLACE_S``), or nothing heard twice. A retake of the same fault
+        is the engine reading the text that way: another take will not mend it.
+        """
+        if self.passed or other.passed or not self.judged or not other.judged:
+            return False
+        if not self._verdicts() or not other._verdicts():
+            return not self._verdicts() and not other._verdicts()
+        if self.unheard != other.unheard:
+            return False
+        ours = [(r.index, tuple(r.words)) for r in self.missing_runs()]
+        theirs = [(r.index, tuple(r.words)) for r in other.missing_runs()]
+        if ours != theirs:
+            return False
+        a, b = self.extra_runs(), other.extra_runs()
+        return len(a) == len(b) and all(abs(x.start_s - y.start_s) <= SAME_PLACE_S for x, y in zip(a, b))
 
     def _verdicts(self) -> list[tuple[float, Verdict]]:
         if self.pieces:
