@@ -16,6 +16,7 @@ from .files import (
 )
 from .hashing import file_digest
 from .ids import check_safe_id, slug
+from .money import exact_sum
 from .redact import error_line, redact
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "check_safe_id",
     "commit_file",
     "error_line",
+    "exact_sum",
     "file_digest",
     "fsync_path",
     "partial_name",

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import anyio
 
+from ..core import exact_sum
 from ..backends import Backend, Generated, Job, PermanentError, get_backend
 from ..manifest import SPEECH_KINDS
 from ..media import MediaError, MediaInfo, probe
@@ -79,8 +80,7 @@ class _Take:
 
 
 def _sum(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(sum(known), 6) if known else None
+    return exact_sum(values)  # what was billed, to the last digit the provider gave
 
 
 async def generate_job(job: Job, store: Store, verification: Verification | None = None) -> Outcome:

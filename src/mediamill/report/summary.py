@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..core import exact_sum
 from .results import STATUSES
 
 
@@ -14,20 +15,20 @@ def summarise(rows: Iterable[dict[str, Any]], wall_s: float | None = None) -> di
     """Totals for a run: counts by status, audio hours, cost, and cost by kind and backend."""
     rows = list(rows)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
-    by_kind: dict[str, float] = defaultdict(float)
-    by_backend: dict[str, float] = defaultdict(float)
+    by_kind: dict[str, list] = defaultdict(list)
+    by_backend: dict[str, list] = defaultdict(list)
     for r in rows:
-        by_kind[r["kind"]] += r["cost_usd"] or 0.0
-        by_backend[r["backend"]] += r["cost_usd"] or 0.0
+        by_kind[r["kind"]].append(r["cost_usd"] or 0.0)
+        by_backend[r["backend"]].append(r["cost_usd"] or 0.0)
     return {
         "rows": len(rows),
         **counts,
         "audio_h": sum(r["audio_s"] or 0.0 for r in rows) / 3600,
-        "cost_usd": sum(r["cost_usd"] or 0.0 for r in rows),
+        "cost_usd": exact_sum([r["cost_usd"] or 0.0 for r in rows]) or 0.0,
         "compute_s": sum(r["compute_s"] or 0.0 for r in rows),
         "elapsed_s": wall_s if wall_s is not None else sum(r["elapsed_s"] or 0.0 for r in rows),
-        "cost_by_kind": dict(by_kind),
-        "cost_by_backend": dict(by_backend),
+        "cost_by_kind": {k: exact_sum(v) for k, v in by_kind.items()},
+        "cost_by_backend": {k: exact_sum(v) for k, v in by_backend.items()},
         "failures": [(r["id"], r["error"]) for r in rows if r["status"] == "failed"],
         # Generated rows whose service reported no cost and no price table priced them.
         "cost_not_reported": sum(r["status"] == "done" and r["cost_source"] == "not reported" for r in rows),
