@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 
 import pytest
 
@@ -61,3 +63,74 @@ def test_a_failed_stitch_leaves_no_partial_output(tmp_path):
     with pytest.raises(MediaError):
         assemble_chapter([Piece(bad, 0.0)], tmp_path / "out.flac", tmp_path / "w")
     assert list(tmp_path.glob("*.flac")) == [] and list(tmp_path.glob(".*partial*")) == []
+
+
+# -- which ffmpeg: one on PATH that is too old or lacks what mediamill uses gives way to the bundled build ------
+
+
+@pytest.fixture
+def resolve_afresh(monkeypatch):
+    """ffmpeg_exe() resolved again under this test's PATH, and again after it (it is cached per process)."""
+    from mediamill.media import ffmpeg
+
+    monkeypatch.delenv("MEDIAMILL_FFMPEG", raising=False)
+    ffmpeg.ffmpeg_exe.cache_clear()
+    yield ffmpeg
+    ffmpeg.ffmpeg_exe.cache_clear()
+
+
+def _fake_ffmpeg(folder, version: str, delegate: bool = True, drop: str | None = None):
+    """An ``ffmpeg`` that claims ``version`` and otherwise is the bundled build (or nothing), minus ``drop``."""
+    import imageio_ffmpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    real = imageio_ffmpeg.get_ffmpeg_exe()
+    rest = f'"{real}" "$@"' if delegate else "true"
+    if drop:
+        rest += f" | grep -v ' {drop} '"
+    script = folder / "ffmpeg"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = "-version" ]; then echo "ffmpeg version {version} Copyright (c)"; '
+                      f"exit 0; fi\n{rest}\n")  # fmt: skip
+    script.chmod(0o755)
+    return script
+
+
+def _bundled() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def test_an_old_ffmpeg_on_path_gives_way_to_the_bundled_one_saying_so(tmp_path, monkeypatch, resolve_afresh, caplog):
+    _fake_ffmpeg(tmp_path / "bin", "4.4.2-0ubuntu0.22.04.1")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"):
+        assert resolve_afresh.ffmpeg_exe() == _bundled()
+        resolve_afresh.ffmpeg_exe()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # once per process
+    assert "4.4.2" in warnings[0] and _bundled() in warnings[0] and str(tmp_path / "bin" / "ffmpeg") in warnings[0]
+
+
+def test_an_ffmpeg_on_path_without_a_feature_mediamill_uses_gives_way(tmp_path, monkeypatch, resolve_afresh, caplog):
+    _fake_ffmpeg(tmp_path / "bin", "9.0.2", drop="libmp3lame")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"):
+        assert resolve_afresh.ffmpeg_exe() == _bundled()
+    assert "libmp3lame" in caplog.text
+
+
+def test_a_recent_complete_ffmpeg_on_path_is_used(tmp_path, monkeypatch, resolve_afresh, caplog):
+    script = _fake_ffmpeg(tmp_path / "bin", "n9.0.2-17-g2a571b6068-20260930")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"):
+        assert resolve_afresh.ffmpeg_exe() == str(script)
+    assert not caplog.records
+
+
+def test_an_explicit_ffmpeg_is_respected_even_when_old(tmp_path, monkeypatch, resolve_afresh, caplog):
+    script = _fake_ffmpeg(tmp_path / "bin", "4.4.2")
+    monkeypatch.setenv("MEDIAMILL_FFMPEG", str(script))
+    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"):
+        assert resolve_afresh.ffmpeg_exe() == str(script)
+    assert "4.4.2" in caplog.text and "MEDIAMILL_FFMPEG" in caplog.text
