@@ -46,6 +46,8 @@ ESPEAK_CASES = [
     ("nearly 6s.3d.", "nearly six shillings and three pence"),
     ("7 1/3d.", "seven and one third pence"),
     ("£1:13:9", "one pound, thirteen shillings and nine pence"),
+    ("added £31:18: 6 1/6 to it", "added thirty one pounds, eighteen shillings and six and one sixth pence to it"),
+    ("sometimes £ 3:19s, and", "sometimes three pounds and nineteen shillings, and"),
     # fractions
     ("3 1/2 yards", "three and a half yards"),
     ("½ a crown", "a half a crown"),

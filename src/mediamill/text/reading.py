@@ -247,7 +247,7 @@ def _pluralise(n: str, one: str, many: str) -> str:
 
 
 _LSD = re.compile(
-    r"£\s?(?P<cpounds>" + _AMOUNT + r"):(?P<csh>\d{1,2}):(?P<cd>" + _PENCE + r")(?![\d/])"
+    r"£\s?(?P<cpounds>" + _AMOUNT + r"):(?P<csh>\d{1,2})(?:s\b\.?|:\s?(?P<cd>" + _PENCE + r")(?![\d/]))"
     r"|(?:£\s?(?P<pounds>" + _AMOUNT + r")|(?P<lpounds>" + _AMOUNT + r")\s?l\.)"
     r"(?:,?\s*(?P<sh>\d{1,2})\s?s\.)?(?:,?\s*(?P<d>" + _PENCE + r")\s?d\.)?"
     r"|(?<![\w./])(?P<sh2>\d{1,3})\s?s\.(?:,?\s*(?P<d2>" + _PENCE + r")\s?d\.)?"
