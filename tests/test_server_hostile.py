@@ -268,6 +268,7 @@ MALFORMED = [
     b'{"input": "Hi.", "voice": ["narrator"]}', b'{"input": "Hi.", "prompt_wav_path": 5}',
     b'{"input": "Hi.", "prompt_wav_path": {"path": "guest.wav"}}', b'{"input": "Hi.", "prompt_text": 5}',
     b'{"input": "Hi.", "instructions": ["calm"]}', b'{"input": "   \\n\\t  "}',
+    b'{"input": "* * *"}', b'{"input": "\\u2042 \\u2014"}',  # a scene break and a dash: nothing to read
 ]  # fmt: skip
 
 

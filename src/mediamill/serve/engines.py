@@ -148,6 +148,7 @@ class VoxcpmEngine:
 class PiperEngine:
     name = "piper"
     voice_design = False
+    reading = "espeak"  # Piper phonemizes through espeak-ng: see mediamill.text.reading
 
     def __init__(self) -> None:
         self._piper = piper_backend

@@ -33,6 +33,7 @@ from fastapi import HTTPException
 
 from ..core.ids import check_safe_id
 from ..media import probe
+from ..text.reading import prepare
 from ..voices import AUDIO_SUFFIXES, Voice, find_voice_in, list_voices
 from .engines import RequestProblem, Speech, as_voice
 from .responses import api_error
@@ -207,8 +208,12 @@ class Service:
         style, headers = req.instructions or None, {}
         if style and not engine.voice_design and not cfg.strict:
             style, headers["X-Instructions-Ignored"] = None, f"{engine.name} has no voice design"
+        # The text as the engine should read it (dash clusters, scene breaks; for Piper numbers and the rest).
+        text = prepare(req.input, getattr(engine, "reading", "layout"))
+        if not text.strip():
+            raise api_error(422, "input: nothing to read (no words once prepared for reading)", "input")
         speech = Speech(
-            text=req.input, voice=voice, style=style, cfg_value=req.cfg_value,
+            text=text, voice=voice, style=style, cfg_value=req.cfg_value,
             inference_timesteps=req.inference_timesteps, max_length=req.max_length, seed=req.seed,
             engine_voice=engine_voice,
         )  # fmt: skip
