@@ -1,9 +1,10 @@
-"""Text before it is spoken: splitting into pieces an engine reads well, and the pace of reading.
+"""Text before it is spoken: prepared for an engine's reading, split into pieces it reads well, and its pace.
 
 Nothing here knows engines, audio or Prefect.
 """
 
 from .pace import predicted_seconds
+from .reading import STYLES, prepare
 from .split import Piece, sentences, split_text
 
-__all__ = ["Piece", "predicted_seconds", "sentences", "split_text"]
+__all__ = ["STYLES", "Piece", "predicted_seconds", "prepare", "sentences", "split_text"]
