@@ -286,3 +286,45 @@ def test_a_symlinked_source_is_refused(tmp_path):
     link = tmp_path / "inbox" / "book.txt"
     link.symlink_to(secret)
     refused(link, tmp_path / "out", "symbolic link")
+
+
+# 9. Failed writes leave nothing behind -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def book_with_cover(tmp_path_factory):
+    return epub3_book(tmp_path_factory.mktemp("src") / "book.epub").path
+
+
+def test_out_of_space_names_the_output_and_leaves_nothing(tmp_path, monkeypatch, capsys, book_with_cover):
+    real = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.suffix == ".csv":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    out = tmp_path / "out"
+    assert main(["import", str(book_with_cover), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out / "book.csv") in err and "No space left" in err and "Traceback" not in err
+    assert not out.exists() or not list(out.iterdir()), sorted(p.name for p in out.iterdir())
+
+
+def test_a_folder_in_the_manifests_place_fails_before_anything_is_written(tmp_path, capsys, book_with_cover):
+    out = tmp_path / "out"
+    (out / "book.csv").mkdir(parents=True)
+    assert main(["import", str(book_with_cover), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out / "book.csv") in err
+    assert [p.name for p in out.iterdir()] == ["book.csv"] and not list((out / "book.csv").iterdir())
+
+
+def test_the_cli_refuses_hostile_input_with_exit_code_2_and_no_traceback(tmp_path, capsys):
+    path = tmp_path / "noise.txt"
+    path.write_bytes(random.Random(9).randbytes(3000))
+    assert main(["import", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mediamill import: noise.txt") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

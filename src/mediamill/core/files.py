@@ -4,6 +4,8 @@ A file is written under a hidden temporary name beside its destination,
 flushed to disk, and renamed into place; the folder is flushed too, so the
 rename survives a power loss. A run killed mid-write leaves at most a
 ``.<name>.<hex>.partial<suffix>`` file, which nothing takes for finished work.
+``atomic_paths`` does the same for files that belong together: all are
+written first, then all are renamed, or (on an error) none is.
 
 The writer holds an exclusive ``flock`` on its temporary file (and on a
 scratch folder's ``.owner`` file) for as long as it writes; the kernel drops
@@ -14,13 +16,14 @@ another.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,47 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     finally:
         tmp.unlink(missing_ok=True)
         if fd is not None:
+            os.close(fd)
+
+
+@contextmanager
+def atomic_paths(dests: Sequence[Path]) -> Iterator[list[Path]]:
+    """Yield a temp path for each of ``dests``; on success they replace their destinations, in order.
+
+    A destination that is a folder is refused (``IsADirectoryError`` naming it) before any temp file
+    exists. An error while the caller writes removes every temp file, so nothing is left behind; one while
+    they are moved into place (rare: nothing but the renames is left to fail) also removes the
+    destinations this call had created, leaving at most the ones it replaced.
+    """
+    for dest in dests:
+        if dest.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(dest))
+    tmps: list[Path] = []
+    fds: list[int] = []
+    try:
+        for dest in dests:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = partial_name(dest)
+            fd = _locked(tmp, create=True)
+            tmps.append(tmp)
+            if fd is not None:
+                fds.append(fd)
+        yield list(tmps)
+        created: list[Path] = []
+        try:
+            for tmp, dest in zip(tmps, dests):
+                fresh = not os.path.lexists(dest)
+                commit_file(tmp, dest)
+                if fresh:
+                    created.append(dest)
+        except BaseException:
+            for dest in created:
+                dest.unlink(missing_ok=True)
+            raise
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        for fd in fds:
             os.close(fd)
 
 

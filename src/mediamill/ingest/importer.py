@@ -1,9 +1,11 @@
 """``import_manuscript``: a manuscript file -> ``<name>.csv`` + ``<name>.toml`` (+ cover) and a report.
 
 Everything is read and decided before anything is written; then the cover,
-the sidecar and, last, the manifest are each written atomically (temp file,
-``fsync``, rename), so a failed import leaves the folder as it was and a
-reader never sees half a manifest. A previous import in the folder
+the sidecar and the manifest are written together (``core.files.atomic_paths``:
+each under a temporary name, then all renamed, the manifest last), so a
+failed import leaves the folder as it was (a folder it made is removed) and
+a reader never sees half a manifest or a manifest without its sidecar. A
+failed write is an ``IngestError`` naming the output it could not write. A previous import in the folder
 (``<name>.csv``) lends its ids to rows whose text is unchanged (see
 ``ids.py``), its extra columns (voice, style, ...) to those rows, and its
 hand-added rows (those without a ``source``) are kept after the row they
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.files import write_bytes_atomic
-from ..manifest.tables import write_table
+from ..core.files import atomic_paths
+from ..manifest.tables import csv_bytes
 from ..core.hashing import file_digest
 from ..text.pace import predicted_seconds
 from .chapters import build_chapters
@@ -31,7 +33,7 @@ from .matter import classify
 from .model import Block, Chapter, IngestError, Manuscript, Skipped, part_of
 from .options import ImportOptions
 from .report import ChapterSummary, ImportReport
-from .sidecar import write_sidecar
+from .sidecar import render_sidecar
 from .sources import check_rows, check_size, check_source
 from .units import PAUSE_CHAPTER, PAUSE_PARAGRAPH, RowText, chapter_rows
 
@@ -256,26 +258,49 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     speech_s = sum(speech.values())
     report.costs = [estimate(b, [d.text for _, d in drafts], speech_s) for b in options.backends]
 
-    # Writing: cover, sidecar, then the manifest, each atomically.
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Writing: cover, sidecar and manifest together (the manifest last), or nothing.
+    outputs: list[tuple[Path, bytes]] = []
     cover_path = None
     if ms.cover:
         data, ext = ms.cover
         cover_path = out_dir / f"{name}-cover{ext}"
-        write_bytes_atomic(cover_path, data)
+        outputs.append((cover_path, data))
     sidecar_path = out_dir / f"{name}.toml"
     generated = {"title": title, "author": ms.author, "language": ms.language,
                  "cover": cover_path.name if cover_path else None,
                  "pause_after": PAUSE_PARAGRAPH, "chapter_pause": PAUSE_CHAPTER}  # fmt: skip
     source_table = {"file": source.name, "format": ms.format, "sha256": file_digest(source), "unit": options.unit,
                     "max_chars": options.max_chars, "importer": IMPORTER_VERSION}  # fmt: skip
-    write_sidecar(sidecar_path, manifest_path.name, generated, source_table)
+    outputs.append((sidecar_path, render_sidecar(sidecar_path, manifest_path.name, generated, source_table)))
     columns = COLUMNS + extra_columns
-    write_table(manifest_path, columns, rows)
+    outputs.append((manifest_path, csv_bytes(columns, rows)))
+    _write_together(out_dir, outputs)
     report.outputs = {"manifest": str(manifest_path), "sidecar": str(sidecar_path)}
     if cover_path:
         report.outputs["cover"] = str(cover_path)
     return ImportResult(manifest_path, sidecar_path, cover_path, columns, rows, report)
+
+
+def _write_together(out_dir: Path, outputs: list[tuple[Path, bytes]]) -> None:
+    """Every output or none (see the module docstring); a failure names the output, not the source."""
+    made = not out_dir.exists()
+    names = {str(dest): dest for dest, _ in outputs}
+    current = out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_paths([dest for dest, _ in outputs]) as temps:
+            for tmp, (dest, data) in zip(temps, outputs):
+                current = dest
+                tmp.write_bytes(data)
+    except OSError as exc:
+        if made:
+            try:
+                out_dir.rmdir()  # only if empty: what it holds is someone's
+            except OSError:
+                pass
+        # A temp file's name means nothing to the producer: name the output it stood for.
+        where = next((names[f] for f in (exc.filename, exc.filename2) if f in names), current)
+        raise IngestError(f"cannot write {where}: {exc.strerror or exc}; the import was not written") from None
 
 
 def _keep_hand_rows(rows: list[dict[str, Any]], previous: list[dict[str, str]], extra: list[str],

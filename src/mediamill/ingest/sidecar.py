@@ -6,7 +6,8 @@ defaults for rows a producer adds), ``narrator`` left commented for the
 producer, and a ``[source]`` table: the source's file name, format, SHA-256,
 and the unit and row limit it was imported with. On a re-import an existing
 sidecar's settings win (a producer's title, narrator, profiles ... stay);
-only ``[source]`` is replaced. Written atomically.
+only ``[source]`` is replaced. ``render_sidecar`` returns the file's bytes; the
+importer writes them together with the manifest.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-
-from ..core.files import write_bytes_atomic
 
 HEADER = "# Production settings for {manifest} (written by `mediamill import`; edit freely)\n"
 
@@ -41,10 +40,11 @@ def render(manifest_name: str, settings: dict[str, Any], source: dict[str, Any])
     return "".join(out)
 
 
-def write_sidecar(path: Path, manifest_name: str, generated: dict[str, Any], source: dict[str, Any]) -> None:
+def render_sidecar(path: Path, manifest_name: str, generated: dict[str, Any], source: dict[str, Any]) -> bytes:
+    """The sidecar for ``path``: the settings ``generated`` under those of the sidecar already there."""
     existing = read_existing(path) if path.exists() else {}
     existing.pop("source", None)
     merged = {**{k: v for k, v in generated.items() if v is not None}, **existing}
     text = render(manifest_name, merged, source)
     tomllib.loads(text)  # never write a sidecar mediamill could not read
-    write_bytes_atomic(path, text.encode("utf-8"))
+    return text.encode("utf-8")

@@ -5,7 +5,8 @@ column name, with the CSV line each row starts on, and problems (bad
 encoding, broken quoting, oversized cells, too many rows) instead of
 exceptions. ``READERS`` is the one list of manifest suffixes; a sweep and a
 run accept the same files. ``write_table`` writes a manifest atomically, for
-the importers and tools that make manifests.
+the importers and tools that make manifests (``csv_bytes`` gives the CSV for
+one that writes it together with other files).
 """
 
 from __future__ import annotations
@@ -142,6 +143,28 @@ READERS = {".csv": _read_csv, ".parquet": _read_parquet, ".pq": _read_parquet}
 MANIFEST_SUFFIXES = tuple(READERS)
 
 
+def _checked(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    if len(set(columns)) != len(columns):
+        raise ValueError("duplicate column names")
+    rows = list(rows)  # all of them before a byte is written: a failing source leaves the old file
+    for row in rows:
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise ValueError(f"a row has values for unknown columns: {sorted(unknown)}")
+    return rows
+
+
+def csv_bytes(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """A manifest's CSV as ``write_table`` writes it, for a writer that puts it in place with other files."""
+    rows = _checked(columns, rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return buf.getvalue().encode("utf-8")
+
+
 def write_table(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write rows (mappings by column name) as a manifest, CSV or Parquet by ``path``'s suffix, atomically.
 
@@ -150,26 +173,15 @@ def write_table(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, 
     cell; columns are written in the order given, and a value for a column
     not given is an error rather than silently dropped.
     """
-    if len(set(columns)) != len(columns):
-        raise ValueError("duplicate column names")
-    rows = list(rows)  # all of them before a byte is written: a failing source leaves the old file
-    for row in rows:
-        unknown = set(row) - set(columns)
-        if unknown:
-            raise ValueError(f"a row has values for unknown columns: {sorted(unknown)}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-        write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
+        write_bytes_atomic(path, csv_bytes(columns, rows))
         return path
     if suffix in (".parquet", ".pq"):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        rows = _checked(columns, rows)
         table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
