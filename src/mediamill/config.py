@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     verify_max_takes: int = Field(3, ge=1, le=10, description="Generations per row at most, retakes included.")
     verify_keep_failed: bool = Field(False, description="Keep (and flag) a row whose every take fails, not fail it.")
     verify_concurrency: int = Field(1, ge=1, le=64, description="Takes verified at once in a process.")
+    # A take is one row's audio; decoding and recognising it takes memory in proportion to its length
+    # (an hour took 2.7 GB with pocketsphinx), so longer ones are refused rather than heard.
+    verify_max_seconds: float = Field(1200.0, gt=0, description="Longest take verified, in seconds.")
 
     def retry_policy(self, backend: str) -> RetryPolicy:
         base = {"retries": self.retries, "delay_s": self.retry_delay_s, "jitter": self.retry_jitter}

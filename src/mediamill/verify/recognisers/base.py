@@ -16,8 +16,10 @@ Contract:
   time order, each with start/end seconds and a confidence in 0-1 (None when
   the engine has none). ``hint`` is the expected text as normalised spans
   (``text_normalize.spans``) or plain words. An engine that needs a hint raises
-  ``RecogniserError`` without one. Unreadable audio raises ``AudioError``; an
-  engine that is missing or misconfigured raises ``RecogniserError``.
+  ``RecogniserError`` without one. Unreadable audio raises ``AudioError``, and
+  so does a take longer than ``MEDIAMILL_VERIFY_MAX_SECONDS`` (engines read
+  takes with ``take_pcm``, which stops decoding there); an engine that is
+  missing or misconfigured raises ``RecogniserError``.
 
 ``Transcript.reading`` is, for grammar engines, the reading of the hint that
 the engine followed (e.g. "nineteen ninety nine" for "1999"), so the judge
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ...config import settings
+from ...media.pcm import AudioTooLong, pcm16k
 from ...text.normalize import Span
 
 UNKNOWN = "<unk>"  # a word of speech the engine heard but the hint does not cover
@@ -68,6 +72,15 @@ class Transcript:
 
 
 Hint = Sequence[Span] | Sequence[str] | None
+
+
+def take_pcm(audio_path: str | Path) -> bytes:
+    """A take as the engines hear it (16 kHz mono s16); ``AudioError`` past ``MEDIAMILL_VERIFY_MAX_SECONDS``."""
+    limit = settings().verify_max_seconds
+    try:
+        return pcm16k(audio_path, max_seconds=limit)
+    except AudioTooLong as exc:
+        raise AudioTooLong(f"{exc}: longer takes are not verified (MEDIAMILL_VERIFY_MAX_SECONDS)") from None
 
 
 def as_spans(hint: Hint) -> list[Span]:

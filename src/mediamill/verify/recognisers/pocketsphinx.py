@@ -53,10 +53,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...media.pcm import duration_s, pcm16k
+from ...media.pcm import duration_s
 from ...text.normalize import Span
 from . import arpabet
-from .base import NoMatch, UNKNOWN, Hint, RecogniserError, Transcript, Word, as_spans
+from .base import NoMatch, UNKNOWN, Hint, RecogniserError, Transcript, Word, as_spans, take_pcm
 from .coverage import speech_mask, tightened, trailing_silence_s, uncovered_speech
 
 FRAME_S = 0.01
@@ -268,7 +268,7 @@ class PocketsphinxRecogniser:
         if (language or "en").split("-")[0].lower() not in self.languages:
             raise RecogniserError(f"pocketsphinx hears English only, not '{language}'")
         started = time.perf_counter()
-        pcm = pcm16k(audio_path)
+        pcm = take_pcm(audio_path)
         spans = as_spans(hint)
         if not spans:
             return self._free(pcm, started)

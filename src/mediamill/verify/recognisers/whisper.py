@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...media.pcm import duration_s, pcm16k
-from .base import Hint, RecogniserError, Transcript, Word, as_spans
+from ...media.pcm import duration_s
+from .base import Hint, RecogniserError, Transcript, Word, as_spans, take_pcm
 from .coverage import speech_mask, trailing_silence_s
 
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
@@ -122,7 +122,7 @@ class WhisperRecogniser:
         if code is not None and code not in self.languages:
             raise RecogniserError(f"this Whisper model does not hear '{language}'")
         started = time.perf_counter()
-        pcm = pcm16k(audio_path)
+        pcm = take_pcm(audio_path)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         context = " ".join(s.text for s in as_spans(hint)) if self.hint_as_context and hint else None
         options = {"max_new_tokens": self.max_new_tokens} if self.max_new_tokens else {}
