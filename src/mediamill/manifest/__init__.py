@@ -9,7 +9,7 @@ manifest may name; and the table reader and writer.
 
 from ..core.ids import check_safe_id
 from .inputs import outside_roots, private_url_problem, resolve_input
-from .load import Manifest, load_manifest, manifest_name, read_meta, sidecar_path
+from .load import Manifest, control_character, load_manifest, manifest_name, read_meta, sidecar_path
 from .meta import Meta, PodcastMeta, VideoMeta
 from .problems import ManifestError, Problem
 from .rows import (
@@ -48,6 +48,7 @@ __all__ = [
     "VideoMeta",
     "VideoRow",
     "check_safe_id",
+    "control_character",
     "infer_kind",
     "is_url",
     "load_manifest",

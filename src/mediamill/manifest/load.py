@@ -25,6 +25,15 @@ from .tables import read_table
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def control_character(value: str) -> str | None:
+    """What is wrong with a cell holding a NUL or another control character (tab and line breaks aside), or None.
+
+    They break engines, file names and tags, and are never intended.
+    """
+    bad = _CONTROL.search(value)
+    return f"contains the control character U+{ord(bad.group()):04X}" if bad else None
+
+
 @dataclass(frozen=True)
 class Manifest:
     path: Path
@@ -89,10 +98,9 @@ def _validate_row(raw: dict[str, Any], number: int, line: int | None) -> tuple[R
     data["kind"] = model.model_fields["kind"].default
     problems = []
     for column, value in sorted(data.items()):
-        bad = isinstance(value, str) and _CONTROL.search(value)
+        bad = control_character(value) if isinstance(value, str) else None
         if bad:
-            # NUL and other control characters break engines, file names and tags; never intended.
-            problems.append(Problem(f"contains the control character U+{ord(bad.group()):04X}", number, column, line))
+            problems.append(Problem(bad, number, column, line))
             data[column] = _CONTROL.sub("", value)
     for column in sorted(set(data) - set(model.model_fields)):
         if column in KNOWN_COLUMNS:

@@ -1,21 +1,33 @@
 """``mediamill verify PAIRS.csv``: judge any takes against their texts, human narration against a manuscript too.
 
 ``PAIRS.csv`` has the columns ``audio`` (a file, relative to the CSV) and
-``text``, and optionally ``language``. Every problem with the table is found
-before any take is heard (``read_pairs`` raises ``PairsError`` with each
-one's row and column); then each take is checked (``check_pairs``) and
-reported as a dict: ``audio`` as given, ``ok``, the verdict, WER, the missing
-words and the extra speech, each with where in the audio they are.
+``text``, and optionally ``language``. The table is read as a manifest is
+(``manifest.read_table``: CSV in UTF-8 or UTF-16 with a BOM, or Parquet;
+cells up to 4 MiB; at most ``MEDIAMILL_MAX_ROWS`` rows; a column named twice
+is a problem; control characters in cells are refused), and its audio files
+follow a manifest's rule for inputs: under the table's folder, a voice
+registry or ``MEDIAMILL_ASSET_ROOTS``. A take longer than
+``MEDIAMILL_VERIFY_MAX_SECONDS`` (probed, not decoded) is refused, since
+recognising it takes memory in proportion to its length.
+
+Every problem with the table is found before any take is heard
+(``read_pairs`` raises ``PairsError`` with each one's row and column); then
+each take is checked (``check_pairs``) and reported as a dict: ``audio`` as
+given, ``ok``, the verdict, WER, the missing words and the extra speech, each
+with where in the audio they are.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import settings
+from ..manifest import Problem, control_character, outside_roots, read_table, resolve_input
+from ..media.ffmpeg import MediaError
+from ..media.probe import probe
 from .takes import TakeVerifier
 
 COLUMNS = ("audio", "text", "language")
@@ -36,44 +48,54 @@ class Pair:
     language: str | None
 
 
+def _audio_problem(value: str, target: Path, base: Path, max_seconds: float) -> str | None:
+    """Why the take ``value`` names cannot be heard, or None."""
+    refused = outside_roots(target, base)
+    if refused:
+        return f"{value} {refused}"
+    if not target.is_file():
+        return f"file not found: {target}"
+    try:
+        seconds = probe(target).duration_s
+    except MediaError as exc:
+        return f"cannot read the audio: {exc}"
+    if seconds > max_seconds:
+        return (f"the take is {seconds:.0f} s long; takes over {max_seconds:g} s are not verified "
+                "(MEDIAMILL_VERIFY_MAX_SECONDS): split it")  # fmt: skip
+    return None
+
+
 def read_pairs(path: Path) -> list[Pair]:
     """Every pair in the table; every problem at once (``PairsError``)."""
-    problems: list[str] = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            raw = [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise PairsError(path, [f"cannot read the table: {exc}"]) from None
-    for name in header:
-        if name not in COLUMNS:
-            problems.append(f"column '{name}': unknown (known: {', '.join(COLUMNS)})")
+    table, problems = read_table(path)
+    for name in table.columns:
+        if name and name not in COLUMNS:
+            problems.append(Problem(f"unknown (known: {', '.join(COLUMNS)})", column=name))
     for name in ("audio", "text"):
-        if name not in header:
-            problems.append(f"column '{name}': missing")
+        if table.columns and name not in table.columns:
+            problems.append(Problem("missing", column=name))
     if problems:
-        raise PairsError(path, problems)
+        raise PairsError(path, [str(p) for p in problems])
+    base, max_seconds = path.parent, settings().verify_max_seconds
     pairs = []
-    for number, (line, row) in enumerate(raw, 1):
-        cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        if not any(cells.values()):
+    for index, raw in enumerate(table.rows):
+        number, line = index + 1, table.lines[index]
+        cells = {k: str(v).strip() for k, v in raw.items() if k in COLUMNS and v is not None}
+        bad = [(k, why) for k, v in cells.items() if (why := control_character(v))]
+        problems += [Problem(why, number, column, line) for column, why in bad]
+        for name in ("audio", "text"):
+            if not cells.get(name):
+                problems.append(Problem("is empty", number, name, line))
+        if bad or not cells.get("audio") or not cells.get("text"):
             continue
-        where = f"row {number} (line {line})"
-        if not cells.get("audio"):
-            problems.append(f"{where}, column 'audio': is empty")
-            continue
-        if not cells.get("text"):
-            problems.append(f"{where}, column 'text': is empty")
-            continue
-        audio = Path(cells["audio"])
-        target = audio if audio.is_absolute() else path.parent / audio
-        if not target.is_file():
-            problems.append(f"{where}, column 'audio': file not found: {target}")
+        target = resolve_input(cells["audio"], base)
+        wrong = _audio_problem(cells["audio"], target, base, max_seconds)
+        if wrong:
+            problems.append(Problem(wrong, number, "audio", line))
             continue
         pairs.append(Pair(number, cells["audio"], target, cells["text"], cells.get("language") or None))
     if problems:
-        raise PairsError(path, problems)
+        raise PairsError(path, [str(p) for p in problems])
     if not pairs:
         raise PairsError(path, ["has no pairs to check"])
     return pairs
