@@ -38,6 +38,8 @@ ESPEAK_CASES = [
     ("Ch. IV", "Chapter four"),
     ("CHAPTER XII", "chapter twelve"),
     ("Henry VIII and George III", "Henry the Eighth and George the Third"),
+    ("World War II", "World War two"),  # a number, not a monarch's ordinal
+    ("In Book I, the hero", "In Book one, the hero"),
     ("the 2d and 3d regiments", "the second and third regiments"),
     # money
     ("£5 and $1,000 and $3.50", "five pounds and one thousand dollars and three dollars and fifty cents"),
@@ -65,6 +67,10 @@ ESPEAK_CASES = [
 UNCHANGED = [
     "The lamp was lit at dusk.",
     "Said I, and left.",
+    "It was the book I bought, and the act I performed.",
+    "Part of the plan",
+    "The Book I bought was red.",
+    "At 5 p.m. we left.",
     "L. of G.'s Purport",  # a title's initials, not fifty
     "Said I. Then we left.",
     "Mr",  # no full stop: not the abbreviation

@@ -138,7 +138,7 @@ _PARTS = {
 # Only these abbreviations need their full stop; the rest are words that stand alone too.
 _ABBREVIATED_PARTS = {"ch", "chap", "bk", "pt", "vol", "sc", "sect", "sec", "art", "fig", "no", "nos", "p", "pp",
                       "l", "ll", "v", "vv", "col", "n"}  # fmt: skip
-_NUMERAL = r"(?:\d+|[IVXLCDM]+\b|[ivxlcdm]+\b)"
+_NUMERAL = r"(?:\d+|[IVXLCDM]+\b|[ivxlc]+\b)"
 _PART = re.compile(
     r"\b(?P<word>[A-Za-z]+)(?P<dot>\.?)\s*(?P<num>" + _NUMERAL + r")(?:\s*(?P<dash>[-\u2013]|to|and)\s*(?P<num2>"
     + _NUMERAL + r"))?(?![\w,.]\d)"
@@ -153,52 +153,56 @@ def _numeral(value: str, lower_ok: bool) -> int | None:
     return roman(value.upper())
 
 
+# Parts whose number may be "I": elsewhere "I" after the word is the pronoun ("the book I bought").
+_PARTS_NUMBERED_ONE = {"chapter", "ch", "chap", "book", "bk", "part", "pt", "volume", "vol", "act", "scene", "sc",
+                       "canto", "stave", "psalm", "appendix"}  # fmt: skip
+
+
 def _part(m: re.Match[str]) -> str:
-    word, dot = m.group("word"), m.group("dot")
-    key = word.lower()
-    if key not in _PARTS or (key in _ABBREVIATED_PARTS and not dot and key not in {"no"} | set()) :
+    word, numeral, key = m.group("word"), m.group("num"), m.group("word").lower()
+    if key not in _PARTS or (key in _ABBREVIATED_PARTS and not m.group("dot")):
+        return m.group(0)  # "No", "p" or "v" without a full stop are words or letters
+    if not numeral.isdigit():
+        if key in {"no", "nos", "l", "ll", "n", "v", "vv"}:
+            return m.group(0)  # "No. I" is not a number; "v. X" is a name's initial
+        if numeral.isupper() and word.islower() and not m.group("dot"):
+            return m.group(0)  # "the act I performed": a Roman number follows a capitalised part name
+        if numeral in ("I", "i") and (key not in _PARTS_NUMBERED_ONE or re.match(r"\s+[a-z]", m.string[m.end():])):
+            return m.group(0)  # "the Book I bought": the pronoun
+        if numeral.islower() and not re.search(r"\s", m.group(0)[len(word):]):
+            return m.group(0)  # "p.m.", "v.i": not a page in small Roman numerals
+    lower_ok = key in {"p", "pp", "page"}  # prefaces are numbered in small Roman numerals
+    first = _numeral(numeral, lower_ok)
+    if first is None:
         return m.group(0)
-    if key in _ABBREVIATED_PARTS and not dot:
-        return m.group(0)
-    if key == "no" and not m.group("num").isdigit():
-        return m.group(0)  # "No I" is not a number
-    if key in {"l", "n", "v"} and not m.group("num").isdigit():
-        return m.group(0)
-    lower_ok = key in {"p", "pp", "v", "vv", "page"}  # prefaces are numbered in small Roman numerals
-    first = _numeral(m.group("num"), lower_ok)
-    if first is None or (not m.group("num").isdigit() and len(m.group("num")) == 1 and m.group("num") in "Ii"
-                         and key not in {"chapter", "book", "part", "volume", "act", "scene", "canto", "stave",
-                                         "ch", "chap", "bk", "pt", "vol", "sc", "letter", "psalm", "appendix"}):
-        return m.group(0)  # fmt: skip
     name = _PARTS[key]
-    if word[0].islower():
-        name = name.lower()
-    elif word.isupper() and len(word) > 1:
-        name = name.upper()
-    spoken = f"{name} {_words(first)}"
-    if m.group("num2"):
-        second = _numeral(m.group("num2"), lower_ok)
-        if second is None:
-            return m.group(0)
-        joiner = "to" if m.group("dash") in {"-", "\u2013", "to"} else "and"
-        if name.lower() in {"page", "line", "verse"} and joiner == "to":
-            spoken = f"{name}s {_words(first)} to {_words(second)}" if not name.endswith("s") else spoken
-            if name.endswith("s"):
-                spoken = f"{name} {_words(first)} to {_words(second)}"
-        else:
-            spoken = f"{spoken} {joiner} {_words(second)}"
-    return spoken
+    name = name.lower() if word[0].islower() else name.upper() if word.isupper() and len(word) > 1 else name
+    if not m.group("num2"):
+        return f"{name} {_words(first)}"
+    second = _numeral(m.group("num2"), lower_ok)
+    if second is None:
+        return m.group(0)
+    if m.group("dash") == "and":
+        return f"{name} {_words(first)} and {_words(second)}"
+    if name.lower() in {"page", "line", "verse"}:  # "p. 10-20": pages ten to twenty
+        name += "s"
+    return f"{name} {_words(first)} to {_words(second)}"
 
 
 # Regnal and ordinal names: "Henry VIII" -> "Henry the Eighth". Only after a capitalised name, and "I"
 # only after a known monarch's name (it is the pronoun everywhere else).
 _MONARCHS = {
-    "Alexander", "Alfonso", "Alphonso", "Amadeus", "Anne", "Augustus", "Benedict", "Boniface", "Canute", "Catherine",
-    "Charles", "Christian", "Clement", "Constantine", "Edmund", "Edward", "Elizabeth", "Ferdinand", "Francis",
-    "Frederick", "Frederic", "George", "Gregory", "Gustavus", "Harold", "Henri", "Henry", "Innocent", "Isabella",
-    "James", "Joanna", "John", "Joseph", "Julius", "Leo", "Leopold", "Louis", "Ludwig", "Malcolm", "Mary", "Napoleon",
-    "Nicholas", "Paul", "Peter", "Philip", "Pius", "Richard", "Robert", "Stephen", "Urban", "Victor", "Wilhelm",
-    "William",
+    "Adrian", "Albert", "Alexander", "Alexius", "Alfonso", "Alphonso", "Amadeus", "Anne", "Antiochus", "Augustus",
+    "Basil", "Benedict", "Boniface", "Canute", "Carlos", "Casimir", "Catherine", "Celestine", "Charles", "Christian",
+    "Clement", "Conrad", "Constantine", "Cosimo", "Cyrus", "Darius", "David", "Duncan", "Edmund", "Edward",
+    "Elizabeth", "Eric", "Erik", "Ernest", "Felipe", "Ferdinand", "Fernando", "Francis", "Franz", "Frederic",
+    "Frederick", "Friedrich", "George", "Gregory", "Gustav", "Gustavus", "Haakon", "Hadrian", "Harald", "Harold",
+    "Henri", "Henry", "Honorius", "Innocent", "Isabel", "Isabella", "Ivan", "Jaime", "James", "Joanna", "John",
+    "Joseph", "Juan", "Julius", "Justinian", "Kenneth", "Leo", "Leopold", "Lothair", "Louis", "Ludwig", "Magnus",
+    "Malcolm", "Manuel", "Mary", "Maximilian", "Michael", "Napoleon", "Nicholas", "Olaf", "Otto", "Paul", "Pedro",
+    "Peter", "Philip", "Pius", "Ptolemy", "Rameses", "Ramesses", "Richard", "Robert", "Rudolf", "Sancho",
+    "Sigismund", "Sixtus", "Stephen", "Theodosius", "Umberto", "Urban", "Valentinian", "Victor", "Vittorio",
+    "Wenceslaus", "Wilhelm", "William", "Xerxes",
 }  # fmt: skip
 _REGNAL = re.compile(r"\b(?P<name>[A-Z][a-z]+)\s+(?:the\s+)?(?P<num>[IVXL]{1,6})\b(?!['\u2019]\w|\.\w)")
 # A Roman numeral standing alone as a list mark or in brackets: "[VIII]", "II., the BLACK FISH", "(iv)".
@@ -214,13 +218,17 @@ def _lone_numeral(m: re.Match[str]) -> str:
 
 
 def _regnal(m: re.Match[str]) -> str:
+    """A monarch's or pope's number is an ordinal ("Henry the Eighth"); any other name's a cardinal
+    ("World War II": "World War two"), and "I" after another name is the pronoun."""
     name, numeral = m.group("name"), m.group("num")
     value = roman(numeral)
     if value is None or value > 50:
         return m.group(0)
-    if name not in _MONARCHS and (value < 2 or name in {"Chapter", "Book", "Part", "Act", "Scene", "Volume"}):
+    if name in _MONARCHS:
+        return f"{name} the {_words(value, 'ordinal').title()}"
+    if value < 2 or " the " in m.group(0):
         return m.group(0)
-    return f"{name} the {_words(value, 'ordinal').title()}"
+    return f"{name} {_words(value)}"
 
 
 # A Roman numeral that opens a heading row ("IV. The Spouter-Inn", "XII"): a number.
