@@ -19,6 +19,10 @@ blocks anchored to the container. Left out of the text:
 
 ``<hr/>`` and paragraphs such as "* * *" are scene breaks: the block before
 them gets a longer pause instead of a row.
+
+Chapter marks (``split_ids``) go before the block whose element carries the
+id, except that an anchor after all of a block's text (a paragraph closing
+one chapter with the next chapter's ``<a id>``) puts its marks after it.
 """
 
 from __future__ import annotations
@@ -74,11 +78,21 @@ class _Run:
     parts: list[str] = field(default_factory=list)
     noterefs: list[str] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
+    marks_at: list[int] = field(default_factory=list)  # how many parts preceded each mark
     alts: list[Block] = field(default_factory=list)
     note_ids: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         return clean_text(strip_note_markers("".join(self.parts)))
+
+    def add_marks(self, marks: list[Mark]) -> None:
+        self.marks += marks
+        self.marks_at += [len(self.parts)] * len(marks)
+
+    def trailing_marks(self) -> list[Mark]:
+        """Marks that come after all of the block's text (an anchor closing the paragraph before a chapter)."""
+        return [m for m, at in zip(self.marks, self.marks_at)
+                if "".join(self.parts[:at]).strip() and not "".join(self.parts[at:]).strip()]  # fmt: skip
 
 
 _LINE_NUMBER = re.compile(r"(?:^|\s)(?:lnum|linenum|line-?num(?:ber)?|lineno)(?:\s|$)", re.I)
@@ -131,7 +145,8 @@ class Walker:
             last.break_after = True
 
     def _emit(self, run: _Run, el: etree._Element, steps: list[int], kind: str = "para", level: int = 0) -> None:
-        self.result.stream.extend(run.marks)
+        trailing = run.trailing_marks()
+        self.result.stream.extend(m for m in run.marks if not any(m is t for t in trailing))
         text = run.text()
         if run.note_ids:  # this block is (the body of) a note
             if text:
@@ -145,6 +160,7 @@ class Walker:
             else:
                 self.result.stream.append(Block(kind, text, self.anchor(el, steps), level, noterefs=run.noterefs))
         self.result.stream.extend(run.alts)
+        self.result.stream.extend(trailing)
 
     def _add_note(self, ids: list[str], text: str, source: str, label: str = "") -> None:
         label_match = _NOTE_LABEL.match(text)
@@ -224,7 +240,7 @@ class Walker:
         tag = local(el)
         ident = el.get("id")
         if ident in self.o.split_ids:
-            run.marks.extend(self.o.split_ids[ident])
+            run.add_marks(self.o.split_ids[ident])
         if ident and ident in self.o.note_targets:
             run.note_ids.append(ident)
         if tag in SKIP or _hidden(el) or "pagebreak" in epub_types(el):
@@ -305,7 +321,7 @@ class Walker:
                     index += 1
                     part = _Run()
                     self._inline(child, [*steps, 2 * index], part)
-                    run.marks += part.marks
+                    run.add_marks(part.marks)
                     run.noterefs += part.noterefs
                     if part.text():
                         texts.append(part.text())
