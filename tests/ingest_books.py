@@ -317,6 +317,15 @@ def html_book(path: Path, seed: int = 5) -> Book:
     return Book(path, chapters)
 
 
+GUTENBERG_HEADER = ("The Project Gutenberg EBook of {title}, by {author}\n\n"
+                    "This eBook is for the use of anyone anywhere at no cost and with\n"
+                    "almost no restrictions whatsoever.\n\n\nTitle: {title}\n\nAuthor: {author}\n\n"
+                    "Release Date: July 1, 2008 [EBook #55]\n\nLanguage: English\n\n"
+                    "*** START OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n\n")  # fmt: skip
+GUTENBERG_LICENCE = ("*** END OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n"
+                     + "Section 1. General Terms of Use of Project Gutenberg-tm works. " * 30)  # fmt: skip
+
+
 def text_book(path: Path, seed: int = 6) -> Book:
     """Plain text: title + "by" line, "CHAPTER XII"-style headings with subtitles, hard-wrapped at 66
     columns, words hyphenated at line ends ("beauti-/ful" joins, "well-/known" keeps its hyphen)."""

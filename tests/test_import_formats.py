@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 
 import pytest
 
-from .ingest_books import docx_book, html_book, markdown_book, pdf_book, scanned_pdf, text_book
+from .ingest_books import (GUTENBERG_HEADER, GUTENBERG_LICENCE, docx_book, html_book, markdown_book, paragraph,
+                           pdf_book, scanned_pdf, text_book)  # fmt: skip
 from .epub_helpers import chapters_of, read_csv
 from mediamill.ingest import ImportOptions, IngestError, import_manuscript
 from .test_import_epub import assert_words_reach
@@ -115,3 +117,22 @@ def test_gutenberg_licence_in_a_pre_block_is_skipped_not_read(tmp_path):
     assert not any("Gutenberg" in t or "Terms of Use" in t for t in texts), texts
     skipped = {s.what for s in result.report.skipped}
     assert {"Project Gutenberg header", "Project Gutenberg licence"} <= skipped
+
+
+def test_gutenberg_text_credit_line_after_the_start_marker_is_skipped(tmp_path):
+    rng = random.Random(9)
+    header = GUTENBERG_HEADER.format(title="The Lamp Stories", author="Edith Marlow", upper="THE LAMP STORIES")
+    first, second = paragraph(rng), paragraph(rng)
+    source = tmp_path / "lamp.txt"
+    source.write_text(header + "\n\n\nProduced by an anonymous Project Gutenberg volunteer and Jose\nMenendez\n\n\n"
+                      f"CHAPTER I\n\n{first}\n\nCHAPTER II\n\n{second}\n\n"
+                      "Produced by the light of the lamp, the shadows danced.\n\n"
+                      + GUTENBERG_LICENCE.format(upper="THE LAMP STORIES"), encoding="utf-8")  # fmt: skip
+    result = import_manuscript(source, tmp_path / "out")
+    texts = [r["text"] for r in read_csv(result.manifest)]
+    assert not any("Menendez" in t for t in texts)
+    assert "Produced by the light of the lamp, the shadows danced." in texts  # the book's own words stay
+    assert result.report.language == "en"
+    text = source.read_text(encoding="utf-8")
+    line = text[: text.index("Produced by an")].count("\n") + 1
+    assert ("Project Gutenberg credits", f"L{line}") in [(s.what, s.source) for s in result.report.skipped]

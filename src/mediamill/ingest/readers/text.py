@@ -10,7 +10,9 @@ single chapter line (``headings.py``) is a heading and a mark; a short
 title-like paragraph right after it is the chapter's subtitle ("Chapter XII:
 The Storm"). The first paragraph, when short and followed by "by <name>",
 gives the title and author; Project Gutenberg header/licence text and its
-"Title:"/"Author:" lines are used and skipped. Anchors are ``L<line>``.
+"Title:"/"Author:"/"Language:" lines are used and skipped, as are the
+producers' credits right after its start marker ("Produced by ...",
+``gutenberg.is_credit``). Anchors are ``L<line>``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import re
 from pathlib import Path
 
 from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
+from ..gutenberg import CREDIT_WORDS, END, START, header_fields, is_credit
 from ..headings import chapter_line, is_numeral_line, looks_like_subtitle, title_case
 from ..hyphen import Vocabulary, join_lines
 from ..model import Block, IngestError, Manuscript, Mark, Skipped
 from ..sources import encoding_remark, read_text_source
 
-_PG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
-_PG_END = re.compile(r"^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", re.I | re.M)
+_PG_START = re.compile(r"^" + START.pattern, re.I | re.M)
+_PG_END = re.compile(r"^" + END.pattern, re.I | re.M)
 _BY = re.compile(r"^by\s+(.{2,80})$", re.I)
 
 
@@ -61,6 +64,11 @@ def _paragraphs(lines: list[str]) -> list[tuple[int, list[str]]]:
     return out
 
 
+def _credit(lines: list[str]) -> bool:
+    text = " ".join(lines)
+    return len(text.split()) <= CREDIT_WORDS and is_credit(text)
+
+
 def read_text(path: Path) -> Manuscript:
     text, encoding = read_text_source(path, "text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -71,10 +79,8 @@ def read_text(path: Path) -> Manuscript:
     first_line = 0
     if start:
         header = text[: start.start()]
-        for key, attr in (("Title", "title"), ("Author", "author"), ("Language", "language")):
-            found = re.search(rf"^{key}:\s*(.+)$", header, re.M)
-            if found:
-                setattr(ms, attr, found.group(1).strip())
+        for key, value in header_fields(header).items():
+            setattr(ms, key, value)
         ms.skipped.append(Skipped("Project Gutenberg header", "publisher's boilerplate", "L1", word_count(header)))
         first_line = text[: start.end()].count("\n") + 1
     if end:
@@ -85,6 +91,12 @@ def read_text(path: Path) -> Manuscript:
     for i in range(first_line):
         lines[i] = ""  # keep line numbers true to the file
     paras = _paragraphs(lines)
+    if start:
+        # Only the paragraphs right after the marker: the same words later on are the book's.
+        while paras and _credit(paras[0][1]):
+            line_no, plines = paras.pop(0)
+            ms.skipped.append(Skipped("Project Gutenberg credits", "publisher's boilerplate", f"L{line_no}",
+                                      word_count(" ".join(plines))))  # fmt: skip
     if not paras:
         raise IngestError(f"{path.name} holds no text to read")
     vocab = Vocabulary(ln for _, p in paras for ln in p)
