@@ -326,6 +326,83 @@ GUTENBERG_LICENCE = ("*** END OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n"
                      + "Section 1. General Terms of Use of Project Gutenberg-tm works. " * 30)  # fmt: skip
 
 
+def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
+    """A Project Gutenberg HTML 4 page (capital tags, no ``lang``, ISO-8859-1, header and licence in <PRE>,
+    "Language: English" in the header, a credit line after the start marker), with one of three layouts:
+
+    - ``"table"``: H1 title, H3 "BY", H2 author, H2 "CONTENTS" over a TABLE of numerals and links to
+      ``<A NAME>`` anchors inside each story's H3 ("ADVENTURE I. THE LAMP"), a centred "I." under it;
+    - ``"pre"``: a <PRE> of links to empty ``<A NAME>`` anchors, each before an H1 repeating the book's
+      title (first chapter only) and an H3 "1. The Cyclone"; an H3 inside chapter 2 that is a sign, not
+      a chapter; an unlisted H3 "Preface" between the list and the first chapter;
+    - ``"paragraphs"``: lower-case XHTML-like tags, H1 title, H2 "By <author>", a <BLOCKQUOTE> of
+      paragraphs (the first is "CONTENTS") linking to anchors that close the paragraph before each H2
+      chapter heading ("... DARCY" <a name>), as Gutenberg's 2000s editions do.
+    """
+    rng = random.Random(seed)
+    title, author = "The Lamp Stories", "Edith Marlow"
+    titles = ["The Lamp", "The Ferry", "The Orchard"]
+    chapters: list[tuple[str, list[str]]] = []
+    body: list[str] = []
+    header = GUTENBERG_HEADER.format(title=title, author=author, upper=title.upper())
+    body.append(f"<PRE>\n{header}\nProduced by Jane Volunteer and the Online Proofreading Team\n\n</PRE>")
+    if contents == "table":
+        numerals = ["I", "II", "III"]
+        body.append(f"<CENTER><H1>THE LAMP<BR>STORIES</H1><BR><H3>BY</H3><BR><H2>{author.upper()}</H2>"
+                    "<HR><H2>CONTENTS</H2></CENTER><DIV CLASS=\"toc\"><TABLE SUMMARY=\"Table of Contents\">")  # fmt: skip
+        for n, t in zip(numerals, titles):
+            body.append(f"<TR><TD>{n}.</TD><TD><A HREF=\"#{n}\">{t}</A></TD></TR>")
+        body.append("</TABLE></DIV><HR>")
+        for n, t in zip(numerals, titles):
+            heading = f"ADVENTURE {n}. {t.upper()}"
+            paras = [paragraph(rng) for _ in range(3)]
+            chapters.append((heading, paras))
+            body.append(f"<CENTER><H3><A NAME=\"{n}\">ADVENTURE &nbsp;{n}.&nbsp; {t.upper()}</A></H3><BR>I.</CENTER>")
+            body += [f"<P>{escape(p)}" for p in paras]  # HTML 4: no closing tags
+    elif contents == "pre":
+        body.append(f"<H1 ALIGN=\"center\">{title}</H1><H3 ALIGN=\"center\">by</H3>"
+                    f"<H2 ALIGN=\"center\">{author}</H2><H2 ALIGN=\"center\">Contents</H2><PRE>")  # fmt: skip
+        for i, t in enumerate(titles, 1):
+            body.append(f"    {i}.  <A HREF=\"#chap{i:02d}\">{t}</A>")
+        body.append("</PRE>")
+        preface = [paragraph(rng) for _ in range(2)]
+        chapters.append(("Preface", preface))
+        body.append("<H3 ALIGN=\"center\">Preface</H3>" + "".join(f"<P>{escape(p)}</P>" for p in preface))
+        for i, t in enumerate(titles, 1):
+            paras = [paragraph(rng) for _ in range(3)]
+            chapters.append((f"{i}. {t}", paras))
+            body.append(f"<A NAME=\"chap{i:02d}\"></A>")
+            if i == 1:
+                body.append(f"<H1 ALIGN=\"center\">{title.upper()}</H1>")
+            body.append(f"<H3 ALIGN=\"center\">\n{i}.  {t}\n</H3>")
+            body += [f"<P>\n{escape(p)}\n</P>" for p in paras[:2]]
+            if i == 2:
+                body.append("<H3 ALIGN=\"center\">\"KEEP OFF THE GRASS\"</H3>")
+            body.append(f"<P>{escape(paras[2])}</P>")
+    else:
+        body.append(f"<h1>{title.upper()}</h1><h2>By {author}</h2><hr/><blockquote>"
+                    "<p class=\"toc\"><big><b>CONTENTS</b></big></p>")  # fmt: skip
+        for i in range(1, 4):
+            body.append(f"<p class=\"toc\"><a href=\"#link2HCH{i:04d}\"> Chapter {i} </a></p>")
+        body.append("</blockquote><hr/>")
+        for i in range(1, 4):
+            paras = [paragraph(rng) for _ in range(3)] + ["\u201cEDITH MARLOW\u201d"]
+            chapters.append((f"Chapter {i}", paras))
+            if i == 1:
+                body.append(f"<p><a name=\"link2HCH{i:04d}\" id=\"link2HCH{i:04d}\"><!-- H2 anchor --></a></p>")
+            body.append(f"<h2>Chapter {i}</h2>")
+            body += [f"<p>{escape(p)}</p>" for p in paras[:-1]]
+            closing = f' <a name="link2HCH{i + 1:04d}" id="link2HCH{i + 1:04d}"><!-- H2 anchor --></a>' if i < 3 else ""
+            body.append(f"<p>{paras[-1]}{closing}</p>")
+    licence = GUTENBERG_LICENCE.format(upper=title.upper())
+    page = ("<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<HTML>\n<HEAD>\n"
+            "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-1\">\n"
+            f"<TITLE>The Project Gutenberg E-text of {title}, by {author}</TITLE>\n</HEAD>\n<BODY>\n"
+            + "\n".join(body) + f"\n<PRE>\n{licence}\n</PRE>\n</BODY>\n</HTML>\n")  # fmt: skip
+    path.write_bytes(page.encode("latin-1", "xmlcharrefreplace"))
+    return Book(path, chapters, skipped_titles=["CONTENTS" if contents != "pre" else "Contents"])
+
+
 def text_book(path: Path, seed: int = 6) -> Book:
     """Plain text: title + "by" line, "CHAPTER XII"-style headings with subtitles, hard-wrapped at 66
     columns, words hyphenated at line ends ("beauti-/ful" joins, "well-/known" keeps its hyphen)."""

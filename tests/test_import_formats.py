@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 
+import lxml.html
 import pytest
 
-from .ingest_books import (GUTENBERG_HEADER, GUTENBERG_LICENCE, docx_book, html_book, markdown_book, paragraph,
-                           pdf_book, scanned_pdf, text_book)  # fmt: skip
+from .ingest_books import (GUTENBERG_HEADER, GUTENBERG_LICENCE, docx_book, gutenberg_html_book, html_book,
+                           markdown_book, paragraph, pdf_book, scanned_pdf, text_book)  # fmt: skip
 from .epub_helpers import chapters_of, read_csv
 from mediamill.ingest import ImportOptions, IngestError, import_manuscript
+from mediamill.ingest.xhtml import resolve_fragment
 from .test_import_epub import assert_words_reach
 
 
@@ -119,6 +121,83 @@ def test_gutenberg_licence_in_a_pre_block_is_skipped_not_read(tmp_path):
     assert {"Project Gutenberg header", "Project Gutenberg licence"} <= skipped
 
 
+def _letters(text: str) -> str:
+    return "".join(c for c in text if c.isalpha())
+
+
+def _titles(result) -> list[str]:
+    return [c.title for c in result.report.chapters]
+
+
+def test_gutenberg_html4_contents_table_links_to_named_anchors_in_h3_stories(tmp_path):
+    """Chapters are the <a name> anchors a contents table links to, inside H3 headings under H1/H2 title lines;
+    the table and its "CONTENTS" heading are a table of contents, left out unless --keep toc."""
+    book = gutenberg_html_book(tmp_path / "lamp.htm", "table")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert _titles(result) == ["ADVENTURE I. THE LAMP", "ADVENTURE II. THE FERRY", "ADVENTURE III. THE ORCHARD"]
+    assert_words_reach(book, rows)
+    assert not any("CONTENTS" in r["text"] for r in rows)
+    toc = [s for s in result.report.skipped if s.reason.startswith("toc")]
+    assert [s.what for s in toc] == ["CONTENTS"] and toc[0].words > 0
+    # Anchors count the elements of the file as it is, the header and the list taken out notwithstanding.
+    tree = lxml.html.document_fromstring(book.path.read_bytes().decode("latin-1")).getroottree()
+    for row in rows:
+        element = resolve_fragment(tree, row["source"].partition("#")[2])
+        assert _letters(row["text"])[:20] in _letters(element.text_content()), row
+    kept = import_manuscript(book.path, tmp_path / "keep", ImportOptions(keep=frozenset({"toc"})))
+    assert "CONTENTS." in [r["text"] for r in read_csv(kept.manifest)]
+    assert not any(s.reason.startswith("toc") for s in kept.report.skipped)
+    assert _titles(kept) == _titles(result)
+
+
+def test_gutenberg_html4_pre_contents_anchors_before_headings(tmp_path):
+    """Empty <A NAME> anchors before H3 "1. The Lamp" (the first after an H1 repeating the book's title); an
+    unlisted H3 "Preface" is a section of its own; an H3 sign inside a chapter is not a chapter."""
+    book = gutenberg_html_book(tmp_path / "lamp.htm", "pre")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert _titles(result) == ["Preface", "1. The Lamp", "2. The Ferry", "3. The Orchard"]
+    assert_words_reach(book, rows)
+    texts = [r["text"] for r in rows]
+    assert '"KEEP OFF THE GRASS".' in [r["text"] for r in dict(chapters_of(rows))["2. The Ferry"]]
+    assert not any("The Ferry" in t and "The Orchard" in t for t in texts)  # the list is not read
+    assert [s.what for s in result.report.skipped if s.reason.startswith("toc")] == ["Contents"]
+
+
+def test_gutenberg_html_contents_paragraphs_and_anchors_closing_the_paragraph_before(tmp_path):
+    """H1 title and H2 "By <author>" are not a chapter; the CONTENTS paragraphs are left out; an anchor at the
+    end of a chapter's last paragraph starts the next chapter after that paragraph, not before it."""
+    book = gutenberg_html_book(tmp_path / "lamp.htm", "paragraphs")
+    result = import_manuscript(book.path, tmp_path / "out")
+    rows = read_csv(result.manifest)
+    assert _titles(result) == ["Chapter 1", "Chapter 2", "Chapter 3"]
+    assert_words_reach(book, rows)
+    chapters = dict(chapters_of(rows))
+    assert chapters["Chapter 1"][-1]["text"] == "\u201cEDITH MARLOW\u201d"
+    assert chapters["Chapter 2"][0]["text"] == "Chapter 2."
+    assert [r["text"] for r in rows][:2] == ["THE LAMP STORIES.", "By Edith Marlow."]  # read, not a chapter
+
+
+def test_gutenberg_html_header_gives_title_author_language_and_credits_are_skipped(tmp_path):
+    """No <html lang>: the header's "Language: English" is the language, as a tag; its title beats the
+    page's <TITLE>; "Produced by ..." after the start marker (in the header's <PRE> or a paragraph of its
+    own) and a transcriber's note are not read."""
+    for name, credit in (("pre", ""), ("p", "<P>Produced by Jane Volunteer.</P>"
+                                            "<P CLASS=transnote>TRANSCRIBER'S NOTE: Spelling is as printed.</P>")):
+        book = gutenberg_html_book(tmp_path / f"{name}.htm", "paragraphs")
+        if credit:
+            page = book.path.read_bytes().replace(b"<h1>", credit.encode() + b"<h1>", 1)
+            book.path.write_bytes(page)
+        result = import_manuscript(book.path, tmp_path / name)
+        assert (result.report.title, result.report.author, result.report.language) == (
+            "The Lamp Stories", "Edith Marlow", "en")  # fmt: skip
+        assert 'language = "en"' in result.sidecar.read_text(encoding="utf-8")
+        texts = " ".join(r["text"] for r in read_csv(result.manifest))
+        assert "Produced by" not in texts and "TRANSCRIBER" not in texts and "Spelling is" not in texts
+        assert ("Project Gutenberg credits" in {s.what for s in result.report.skipped}) == bool(credit)
+
+
 def test_gutenberg_text_credit_line_after_the_start_marker_is_skipped(tmp_path):
     rng = random.Random(9)
     header = GUTENBERG_HEADER.format(title="The Lamp Stories", author="Edith Marlow", upper="THE LAMP STORIES")
@@ -136,3 +215,35 @@ def test_gutenberg_text_credit_line_after_the_start_marker_is_skipped(tmp_path):
     text = source.read_text(encoding="utf-8")
     line = text[: text.index("Produced by an")].count("\n") + 1
     assert ("Project Gutenberg credits", f"L{line}") in [(s.what, s.source) for s in result.report.skipped]
+
+
+def test_html_without_contents_numbered_h3_headings_are_chapters(tmp_path):
+    """No contents list: H3 "1. The Lamp" headings under an H1 title and H2 author and contents lines are the
+    chapters; an H3 inside a chapter that is not numbered stays in it."""
+    rng = random.Random(10)
+    names = ["Lamp", "Ferry", "Orchard"]
+    chapters = [(f"{i}. {t}", [paragraph(rng) for _ in range(3)]) for i, t in enumerate(names, 1)]
+    body = "<H1>THE LAMP STORIES</H1><H2>EDITH MARLOW</H2><H2>CONTENTS</H2><P>1. Lamp 2. Ferry 3. Orchard</P>"
+    for n, (title, paras) in enumerate(chapters):
+        body += f"<H3>{title}</H3>" + "".join(f"<P>{p}</P>" for p in paras[:2])
+        body += ("<H3>A SIGN ON THE DOOR</H3>" if n == 1 else "") + f"<P>{paras[2]}</P>"
+    source = tmp_path / "lamp.htm"
+    source.write_text(f"<HTML><BODY>{body}</BODY></HTML>", encoding="utf-8")
+    result = import_manuscript(source, tmp_path / "out")
+    assert _titles(result) == ["1. Lamp", "2. Ferry", "3. Orchard"]
+    rows = read_csv(result.manifest)
+    assert "A SIGN ON THE DOOR." in [r["text"] for r in dict(chapters_of(rows))["2. Ferry"]]
+
+
+def test_html_centred_chapter_paragraphs_are_chapters(tmp_path):
+    """No chapter headings, but centred paragraphs "CHAPTER I." (with a subtitle paragraph) under H1/H2 title
+    lines: those paragraphs head the chapters."""
+    rng = random.Random(11)
+    body = "<h1>THE LAMP STORIES</h1><h2>By Edith Marlow</h2>"
+    for numeral, subtitle in (("I", "THE LAMP"), ("II", "THE FERRY"), ("III", "THE ORCHARD")):
+        body += (f'<p align="center">CHAPTER {numeral}.</p><p align="center">{subtitle}</p>'
+                 + "".join(f"<p>{paragraph(rng)}</p>" for _ in range(3)))  # fmt: skip
+    source = tmp_path / "lamp.html"
+    source.write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+    result = import_manuscript(source, tmp_path / "out")
+    assert _titles(result) == ["CHAPTER I. THE LAMP", "CHAPTER II. THE FERRY", "CHAPTER III. THE ORCHARD"]

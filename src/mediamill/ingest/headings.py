@@ -14,6 +14,11 @@ at most 80 characters:
   at least three of them (``numeral_only=True``), as bare numerals also
   appear in lists.
 
+``numbered_title(line)`` says whether a heading is a numbered title: "1. The
+Cyclone", "VII. THE BLUE CARBUNCLE", "Adventure I. A Scandal in Bohemia" (a
+word, a number, a full stop or colon, a title); meant for headings, where a
+numbered list item cannot be.
+
 ``title_case`` turns an all-capitals heading into title case, keeping Roman
 numerals in capitals ("CHAPTER XII" -> "Chapter XII").
 """
@@ -45,6 +50,7 @@ _NAMED = re.compile(
     r"^(?:prologue|epilogue|preface|foreword|introduction|afterword|interlude)\b(?:\s*[.:\u2014-].{0,70})?$", re.I
 )
 _NUMERAL = re.compile(r"^[IVXLCDM]{1,8}\.?$")
+_NUMBERED = re.compile(r"^(?:[^\W\d_]+\s+)?(?:\d{1,3}|[IVXLC]{1,8})[.:]\s+[^\W\d_].{0,75}$")
 _ROMAN_WORD = re.compile(r"^[IVXLCDM]+[.:]?$")
 
 
@@ -59,6 +65,10 @@ def chapter_line(line: str, numeral_only: bool = False) -> int | None:
     if numeral_only and _NUMERAL.match(line):
         return 2
     return None
+
+
+def numbered_title(line: str) -> bool:
+    return bool(_NUMBERED.match(" ".join(line.split())))
 
 
 def is_numeral_line(line: str) -> bool:

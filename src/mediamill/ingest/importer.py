@@ -109,7 +109,7 @@ def _read(path: Path, fmt: str, o: ImportOptions) -> Manuscript:
     if fmt == "html":
         from .readers.html import read_html
 
-        return read_html(path, alt_text=o.alt_text, tables=o.tables)
+        return read_html(path, alt_text=o.alt_text, tables=o.tables, keep=o.keep)
     if fmt == "text":
         from .readers.text import read_text
 
