@@ -131,8 +131,9 @@ def ffmpeg_exe() -> str:
             return on_path
         bundled = _bundled()
         if bundled is not None and capability(bundled).usable:
-            log.warning("ffmpeg on PATH (%s, version %s) is %s; using the bundled imageio-ffmpeg build %s instead "
-                        "(set MEDIAMILL_FFMPEG to choose)", on_path, found.version_text, found.shortfall(), bundled)  # fmt: skip
+            log.warning("ffmpeg on PATH (%s, version %s) is %s; using the bundled imageio-ffmpeg build %s "
+                        "instead (set MEDIAMILL_FFMPEG to choose)",
+                        on_path, found.version_text, found.shortfall(), bundled)  # fmt: skip
             return bundled
         log.warning("ffmpeg on PATH (%s, version %s) is %s, and no better one is bundled; using it anyway",
                     on_path, found.version_text, found.shortfall())  # fmt: skip
