@@ -3,7 +3,8 @@
 Shared by tests/test_server_hostile.py and bench/serve_load.py: the server
 runs as ``python -m mediamill.cli serve`` so its memory can be measured on its
 own, and the load is N concurrent clients posting speech requests for a fixed
-time, honouring ``Retry-After`` on 429 as a well-behaved client does.
+time, honouring ``Retry-After`` on 429 as a well-behaved client does, or one
+round of N concurrent SSE streams each read to its end (``sse_round``).
 """
 
 from __future__ import annotations
@@ -149,3 +150,32 @@ async def hammer(
         await asyncio.gather(*(client(c, http) for c in range(clients)))
     result.seconds = time.perf_counter() - start
     return result
+
+
+async def sse_round(url: str, clients: int, text: str, headers: dict[str, str] | None = None,
+                    timeout_s: float = 120) -> list[int]:  # fmt: skip
+    """``clients`` concurrent OpenAI-style SSE speech streams, each read to its end (waiting out 429s).
+
+    Returns each stream's count of ``speech.audio.delta`` events, or -1 for a stream that ended
+    without ``speech.audio.done``.
+    """
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(c: int, http: httpx.AsyncClient) -> int:
+        body = {"input": f"{text} Client {c}.", "stream_format": "sse"}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            async with http.stream("POST", "/v1/audio/speech", json=body) as response:
+                if response.status_code == 429 and time.monotonic() < deadline:
+                    await response.aread()
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")) / 4)
+                    continue
+                response.raise_for_status()
+                deltas, done = 0, False
+                async for line in response.aiter_lines():
+                    deltas += '"speech.audio.delta"' in line
+                    done = done or '"speech.audio.done"' in line
+                return deltas if done else -1
+
+    async with httpx.AsyncClient(base_url=url, headers=headers or {}, limits=limits, timeout=timeout_s) as http:
+        return list(await asyncio.gather(*(client(c, http) for c in range(clients))))

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from .fakes import write_tone_wav
-from .loadgen import hammer, serve_process
+from .loadgen import hammer, serve_process, sse_round
 
 KEY = "hostile-key-5d1c9e0a"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -31,6 +31,11 @@ MAX_PENDING = 6
 LOAD_CLIENTS = int(os.environ.get("MEDIAMILL_TEST_LOAD_CLIENTS", "16"))
 LOAD_S = float(os.environ.get("MEDIAMILL_TEST_LOAD_S", "4"))
 RSS_GROWTH_MB = float(os.environ.get("MEDIAMILL_TEST_RSS_GROWTH_MB", "32"))
+SSE_CLIENTS = int(os.environ.get("MEDIAMILL_TEST_SSE_CLIENTS", "6"))
+SSE_ROUNDS = int(os.environ.get("MEDIAMILL_TEST_SSE_ROUNDS", "4"))
+# Idle RSS may grow this much from the first round of SSE streams to the last (a fixed working size settling:
+# the engine's arena grows by whole blocks); streams run on request threads grew it ~200 MB.
+SSE_GROWTH_MB = float(os.environ.get("MEDIAMILL_TEST_SSE_GROWTH_MB", "64"))
 
 AUDIT_HOOK = '''
 import os, sys
@@ -427,6 +432,35 @@ def test_bounded_load_gets_only_200_or_429_and_memory_stays_bounded(srv):
     assert_healthy(srv)  # every slot was given back
     leftovers = {n for n in set(os.listdir(srv.tmp)) - leftovers_before if n.startswith("mediamill-")}
     assert not leftovers  # each request's scratch folder was removed
+
+
+def _idle_rss_mb(served, url: str) -> float:
+    """The server's RSS once every stream has given its slot back (their clean-up ends after the last byte)."""
+    deadline = time.monotonic() + 20
+    while httpx.get(url + "/health", timeout=10).json()["active"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return served.rss_mb()
+
+
+def test_rounds_of_concurrent_sse_streams_leave_the_idle_server_no_bigger(tmp_path):
+    """Idle RSS after each round of concurrent SSE streams, on Piper: after the first round it stays put.
+
+    The first round may grow the process (the engine's buffers at their working size); later rounds
+    must not, or a long-lived server grows with its traffic. (Streams generated on whichever request
+    thread was free ran every inference at once: 8 clients a round left it 470, 707, 709, 741 MB.)
+    """
+    env = {"MEDIAMILL_SERVE_MAX_PENDING": str(SSE_CLIENTS)}
+    with serve_process(env, ["--engine", "piper"], tmp_path / "server.log") as served:
+        start = served.rss_mb()
+        idle = []
+        for _ in range(SSE_ROUNDS):
+            deltas = asyncio.run(sse_round(served.url, SSE_CLIENTS, "The lamps came on."))
+            assert min(deltas) > 0, deltas  # every stream finished with speech.audio.done
+            idle.append(_idle_rss_mb(served, served.url))
+        print(f"\nidle RSS, {SSE_CLIENTS} SSE clients a round: start {start:.0f} MB, after each round "
+              + ", ".join(f"{mb:.0f}" for mb in idle) + " MB")  # fmt: skip
+        assert idle[-1] - idle[0] < SSE_GROWTH_MB, f"idle RSS grew {idle[-1] - idle[0]:.0f} MB after round 1: {idle}"
 
 
 def test_cancel_from_an_unauthenticated_client_cancels_nothing(srv):

@@ -75,25 +75,23 @@ async def _streamed(req: SpeechRequest, svc: Service, fmt: str, sse: bool) -> St
     prepared = await anyio.to_thread.run_sync(svc.prepare, req)
     job, cancel = svc.jobs.admit()
     sample_rate = svc.engine.sample_rate
-    chunks = encode_stream(svc.engine.stream(prepared.speech, cancel), sample_rate, fmt, prepared.tempo)
+    # Generated (and encoded) on a model thread, like a whole-file answer: see ModelStream.
+    chunks = svc.stream(lambda: encode_stream(svc.engine.stream(prepared.speech, cancel), sample_rate, fmt,
+                                              prepared.tempo), cancel)  # fmt: skip
 
     async def body():
-        while True:
-            try:
-                chunk = await anyio.to_thread.run_sync(next, chunks, None)
-            except Cancelled:
-                return  # without speech.audio.done: the client can tell a cut stream from a finished one
-            if chunk is None:
-                break
-            if chunk:
-                yield audio_delta(chunk) if sse else chunk
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    yield audio_delta(chunk) if sse else chunk
+        except Cancelled:
+            return  # without speech.audio.done: the client can tell a cut stream from a finished one
         if sse:
             yield audio_done()
 
     async def close() -> None:  # however the stream ended: free the model and the slot for the next request
-        cancel.set()
         try:
-            await anyio.to_thread.run_sync(chunks.close)
+            await chunks.aclose()
         finally:
             svc.jobs.done(job)
 
