@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -74,9 +75,9 @@ def resolve_afresh(monkeypatch):
     from mediamill.media import ffmpeg
 
     monkeypatch.delenv("MEDIAMILL_FFMPEG", raising=False)
-    ffmpeg.ffmpeg_exe.cache_clear()
+    ffmpeg._resolve.cache_clear()
     yield ffmpeg
-    ffmpeg.ffmpeg_exe.cache_clear()
+    ffmpeg._resolve.cache_clear()
 
 
 def _fake_ffmpeg(folder, version: str, delegate: bool = True, drop: str | None = None):
@@ -104,9 +105,9 @@ def _bundled() -> str:
 def test_an_old_ffmpeg_on_path_gives_way_to_the_bundled_one_saying_so(tmp_path, monkeypatch, resolve_afresh, caplog):
     _fake_ffmpeg(tmp_path / "bin", "4.4.2-0ubuntu0.22.04.1")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"):
-        assert resolve_afresh.ffmpeg_exe() == _bundled()
-        resolve_afresh.ffmpeg_exe()
+    with caplog.at_level(logging.WARNING, logger="mediamill.media.ffmpeg"), ThreadPoolExecutor(4) as threads:
+        chosen = list(threads.map(lambda _: resolve_afresh.ffmpeg_exe(), range(4)))  # a server's first streams
+        assert chosen == [_bundled()] * 4 and resolve_afresh.ffmpeg_exe() == _bundled()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings  # once per process
     assert "4.4.2" in warnings[0] and _bundled() in warnings[0] and str(tmp_path / "bin" / "ffmpeg") in warnings[0]

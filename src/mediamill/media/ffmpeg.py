@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -113,8 +114,17 @@ def _bundled() -> str | None:
         return None
 
 
-@lru_cache(maxsize=1)
+_resolving = threading.Lock()
+
+
 def ffmpeg_exe() -> str:
+    """The ffmpeg binary to run (see the module doc), resolved on first use."""
+    with _resolving:  # threads asking at once (a server's first streams) resolve, and warn, once
+        return _resolve()
+
+
+@lru_cache(maxsize=1)
+def _resolve() -> str:
     configured = os.environ.get("MEDIAMILL_FFMPEG")
     if configured:
         if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
