@@ -158,12 +158,22 @@ class PiperEngine:
         self._lock = threading.Lock()
 
     def _load(self, name: str):
-        from piper import PiperVoice
+        import json
+
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
 
         with self._lock:
             if name not in self._voices:
                 path, _ = self._piper.voices()[name]
-                self._voices[name] = PiperVoice.load(path, config_path=f"{path}.json")
+                options = onnxruntime.SessionOptions()
+                # Readings take turns on the model thread, and onnxruntime's workers spinning between one
+                # reading's operators made them cost ~60% more CPU (eight short readings: 4.4 s, not 2.7 s).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                                       providers=["CPUExecutionProvider"])  # fmt: skip
+                config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
+                self._voices[name] = PiperVoice(session=session, config=config)
             return self._voices[name]
 
     def start(self) -> None:
