@@ -62,7 +62,7 @@ def produce(book: Path, work: Path, skip: int, rows: int) -> dict:
     wall = time.perf_counter() - started
     peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     results = pq.read_table(work / "out" / table.stem / "results.parquet").to_pylist()
-    failed = [r for r in results if r["status"] != "done"]
+    failed = [r for r in results if r["status"] == "failed"]
     flagged = [r for r in results if r.get("verified") == "flagged"]
     retaken = [r for r in results if (r.get("retakes") or 0) > 0]
     return {
