@@ -61,6 +61,8 @@ ESPEAK_CASES = [
     ("I. A Fast-Fish belongs to the party fast to it.", "One. A Fast-Fish belongs to the party fast to it."),
     ("[VIII] Then Last Of All", "[eight] Then Last Of All"),
     ("I will NOT go, HUMPH!", "I will NOT go, humph!"),
+    ("THE WHALE NEVER FIGURED IN ANY GRAND IMPOSING WAY? In one", "the whale never figured in any grand imposing way? In one"),
+    ("the BBC and the USA", "the BBC and the USA"),
     ("21 Guilders / mark", "21 Guilders, mark"),
 ]
 

@@ -140,7 +140,7 @@ _ABBREVIATED_PARTS = {"ch", "chap", "bk", "pt", "vol", "sc", "sect", "sec", "art
                       "l", "ll", "v", "vv", "col", "n"}  # fmt: skip
 _NUMERAL = r"(?:\d+|[IVXLCDM]+\b|[ivxlc]+\b)"
 _PART = re.compile(
-    r"\b(?P<word>[A-Za-z]+)(?P<dot>\.?)\s*(?P<num>" + _NUMERAL + r")(?:\s*(?P<dash>[-\u2013]|to|and)\s*(?P<num2>"
+    r"\b(?P<word>[A-Za-z]+)(?:(?P<dot>\.)\s*|\s+)(?P<num>" + _NUMERAL + r")(?:\s*(?P<dash>[-\u2013]|to|and)\s*(?P<num2>"
     + _NUMERAL + r"))?(?![\w,.]\d)"
 )
 
@@ -412,6 +412,9 @@ _INITIAL = re.compile(r"\b(?P<letter>[A-HJ-Z])\.(?=\s*(?:[A-Z]\.|[A-Z][a-z]))") 
 # Words in capitals inside lower-case text are emphasis ("I will NOT go"); espeak spells out the ones
 # it does not know ("HUMPH" -> "H U M P H"). Lower them, keeping short ones (acronyms: "BBC", "USA").
 _SHOUT = re.compile(r"\b[A-Z][A-Z'\u2019]{3,}\b")
+# A run of words in capitals ("THE WHALE NEVER FIGURED IN ANY GRAND IMPOSING WAY?") is a phrase, not
+# acronyms: its short words are lowered too (a lone "BBC" keeps its letters).
+_SHOUTED_RUN = re.compile(r"\b[A-Z][A-Z'\u2019]*(?:[ \t]+[A-Z][A-Z'\u2019]*)+\b")
 _LOWER_WORD = re.compile(r"\b[a-z]{2,}\b")
 _UNDERSCORES = re.compile(r"(?<!\w)_+|_+(?!\w)")  # _emphasis_ in plain-text books
 _SLASH = re.compile(r"(?<=[^\W\d_])/(?=[^\W\d_])")  # "and/or" -> "and or"
@@ -448,6 +451,7 @@ def _espeak(text: str) -> str:
     text = _HEADING_NUMERAL.sub(_heading_numeral, text, count=1)
     text = _apply(text, _ESPEAK)
     if _LOWER_WORD.search(text):  # a heading in capitals is read as words already; emphasis inside prose is not
+        text = _SHOUTED_RUN.sub(lambda m: m.group(0).lower() if len(_SHOUT.findall(m.group(0))) else m.group(0), text)
         text = _SHOUT.sub(_shout, text)
     return text
 
