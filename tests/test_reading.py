@@ -41,6 +41,7 @@ ESPEAK_CASES = [
     ("World War II", "World War two"),  # a number, not a monarch's ordinal
     ("In Book I, the hero", "In Book one, the hero"),
     ("the 2d and 3d regiments", "the second and third regiments"),
+    ("the 275th lay and the 1000th", "the two hundred and seventy fifth lay and the one thousandth"),
     # money
     ("£5 and $1,000 and $3.50", "five pounds and one thousand dollars and three dollars and fifty cents"),
     ("5s. 6d.", "five shillings and six pence"),

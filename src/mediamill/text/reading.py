@@ -380,11 +380,13 @@ def _range(m: re.Match[str]) -> str:
     return f"{a} to {b}"
 
 
-# Ordinals in the old style ("2d", "3d", "22d"): espeak says "two D".
-_OLD_ORDINAL = re.compile(r"\b(?P<n>\d*[23])d\b")
+# Ordinals: in the old style ("2d", "3d", "22d") espeak says "two D"; round ones ("1000th") "one thousand th".
+_OLD_ORDINAL = re.compile(r"\b(?P<n>\d*[23])d\b|\b(?P<m>\d{1,3}(?:,\d{3})+|\d+)(?:st|nd|rd|th)\b")
 
 
 def _old_ordinal(m: re.Match[str]) -> str:
+    if m.group("m"):
+        return _words(m.group("m").replace(",", ""), "ordinal")
     n = int(m.group("n"))
     if n % 100 in (12, 13):
         return m.group(0)
