@@ -7,13 +7,17 @@ or a path to an ``.onnx`` file written in the manifest.
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import threading
 import wave
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from ..core.heap import trim
 from ..manifest import Row, TtsRow, outside_roots, resolve_input
 from .base import Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
 
@@ -29,6 +33,12 @@ SYNTH_OPTIONS = {
 }
 OPTION_RANGES = {**SYNTH_OPTIONS, "sentence_silence": (0.0, 10.0)}
 DEFAULT_SENTENCE_SILENCE = 0.25
+# One inference takes memory in proportion to the speech it makes, 20-30 MB a second: a 45-second sentence
+# of Moby-Dick took 1.1 GB, and onnxruntime's arena keeps the most a process ever needed. A longer sentence is
+# inferred in pieces of at most this many phonemes (about 10 s of speech, 200-330 MB), split after a comma,
+# semicolon or colon where one is near enough, else between words, and its pieces joined as one sentence.
+MAX_PIECE_PHONEMES = 200
+CLAUSE_ENDS = frozenset(",;:")
 
 
 def _voice_dirs() -> list[Path]:
@@ -130,12 +140,19 @@ class PiperBackend(ThreadedBackend):
         with self._lock:
             voice = self._loaded.get(path)
             if voice is None:
-                try:
-                    from piper import PiperVoice
-                except ImportError:
-                    raise NotInstalledError(INSTALL_HINT) from None
-                voice = self._loaded[path] = PiperVoice.load(path, config_path=f"{path}.json")
+                voice = self._loaded[path] = load_voice(path)
             return voice
+
+    async def close(self) -> None:
+        """Let go of the loaded voices once a run's rows are done: a voice holds its model and onnxruntime's
+        arena (300-400 MB after a book's long sentences), which stitching and delivery have no use for. The
+        next run loads them again, in a fraction of a second."""
+        with self._lock:
+            released = bool(self._loaded)
+            self._loaded.clear()
+        if released:
+            gc.collect()
+            trim()
 
     def generate_sync(self, job: Job, workdir: Path) -> Generated:
         from piper import SynthesisConfig
@@ -152,15 +169,102 @@ class PiperBackend(ThreadedBackend):
             wav.setnchannels(1)
             silence = b"\0\0" * int(voice.config.sample_rate * params["sentence_silence"])
             wrote = False
-            # Piper yields one chunk per sentence; a short pause between them reads naturally.
-            for chunk in voice.synthesize(params["text"], syn_config=config):
+            # One sentence at a time; a short pause between them reads naturally.
+            for audio in sentences(voice, params["text"], config, MAX_PIECE_PHONEMES):
                 if wrote and silence:
                     wav.writeframes(silence)
-                wav.writeframes(chunk.audio_int16_bytes)
+                wav.writeframes(audio)
                 wrote = True
         if not wrote:
             raise PermanentError("piper produced no audio (text without speakable words?)")
         return Generated(path=out, cost_usd=0.0, cost_source="free")
+
+
+def load_voice(path: Path) -> Any:
+    """A ``PiperVoice`` whose onnxruntime workers do not spin between operators.
+
+    They spin by default, busy-waiting for the next operator: that CPU is taken from whatever else runs
+    (checking the last take by ear, ffmpeg, the run's own loop, other processes on a shared machine). On two
+    shared cores, 12 rows of Moby-Dick made with spinning took 10-50 % more CPU and as long or longer.
+    """
+    try:
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+    except ImportError:
+        raise NotInstalledError(INSTALL_HINT) from None
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config)
+
+
+def sentences(voice: Any, text: str, config: Any, most: int = MAX_PIECE_PHONEMES) -> Iterator[bytes]:
+    """Each sentence of ``text`` as 16-bit samples, as ``PiperVoice.synthesize`` makes it (normalised to full
+    scale, then its volume), except that a long sentence is inferred in ``pieces``: one inference's memory stays
+    bounded however long the sentence."""
+    import numpy as np
+
+    for phonemes in voice.phonemize(text):
+        if not phonemes:
+            continue
+        audio = np.concatenate([np.atleast_1d(voice.phoneme_ids_to_audio(voice.phonemes_to_ids(piece), config))
+                                for piece in pieces(phonemes, most)])  # fmt: skip
+        if config.normalize_audio:
+            peak = float(np.max(np.abs(audio), initial=0.0))
+            audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+        if config.volume != 1.0:
+            audio = audio * config.volume
+        yield np.clip(audio * 32767.0, -32767.0, 32767.0).astype(np.int16).tobytes()
+
+
+def pieces(phonemes: list[str], most: int = MAX_PIECE_PHONEMES) -> list[list[str]]:
+    """A sentence's phonemes in pieces of at most ``most``, in order; the sentence itself when it is short enough.
+
+    Pieces end after clause punctuation (``CLAUSE_ENDS``), as many clauses to a piece as fit; a clause longer
+    than ``most`` is split between words, and a single word longer than that is left whole. The spaces where
+    pieces meet are dropped."""
+    if len(phonemes) <= most:
+        return [phonemes]
+    clauses: list[list[str]] = [[]]
+    for phoneme in phonemes:
+        clauses[-1].append(phoneme)
+        if phoneme in CLAUSE_ENDS:
+            clauses.append([])
+    parts: list[list[str]] = []
+    for clause in clauses:
+        parts += _packed(_words(clause), most) if len(clause) > most else [clause]
+    return [piece for piece in map(_trimmed, _packed(parts, most)) if piece]
+
+
+def _words(phonemes: list[str]) -> list[list[str]]:
+    """Phonemes in words, each word's trailing space kept with it."""
+    words: list[list[str]] = [[]]
+    for phoneme in phonemes:
+        words[-1].append(phoneme)
+        if phoneme == " ":
+            words.append([])
+    return words
+
+
+def _packed(parts: list[list[str]], most: int) -> list[list[str]]:
+    """Consecutive parts joined while the join stays within ``most`` phonemes (a longer part stands alone)."""
+    out: list[list[str]] = []
+    for part in parts:
+        if out and len(out[-1]) + len(part) <= most:
+            out[-1] = out[-1] + part
+        else:
+            out.append(list(part))
+    return out
+
+
+def _trimmed(phonemes: list[str]) -> list[str]:
+    start, end = 0, len(phonemes)
+    while start < end and phonemes[start] == " ":
+        start += 1
+    while end > start and phonemes[end - 1] == " ":
+        end -= 1
+    return phonemes[start:end]
 
 
 def _missing(module: str) -> bool:
