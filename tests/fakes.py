@@ -236,3 +236,25 @@ class SameFaultPiperBackend(Backend):
         piper = get_backend("piper")
         made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
         return Generated(path=made.path, cost_usd=0.01, cost_source="price table", task_id=f"take-{job.take}")
+
+
+class TimedBackend(_Counting):
+    """A verifiable stand-in that notes when each generation starts and ends (``spans``: job id, take, start, end)."""
+
+    name = "timed"
+    verifiable = True  # its checks are the test's own
+    default_concurrency = 1
+    hold_s = 0.1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[str, int, float, float]] = []
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        import time
+
+        started = time.monotonic()
+        try:
+            return await self._tone(job, workdir)
+        finally:
+            self.spans.append((job.id, job.take, started, time.monotonic()))

@@ -69,7 +69,7 @@ def test_lanes_run_every_batch_within_each_backends_limit(write_manifest, tmp_pa
     running = {"now": 0, "most": 0}
     ran: list[str] = []
 
-    async def runner(groups):
+    async def runner(groups, turn):
         running["now"] += 1
         running["most"] = max(running["most"], running["now"])
         await asyncio.sleep(0.01)
@@ -89,7 +89,7 @@ def test_a_batch_that_does_not_finish_fails_its_rows(write_manifest):
     plan = validate(write_manifest("id,text\na,One.\nb,Two.\n"), "silence")
     failed: list[tuple[str, str]] = []
 
-    async def runner(groups):
+    async def runner(groups, turn):
         return "the task crashed" if groups[0][0].id == "b" else None
 
     async def unreached(groups, message):

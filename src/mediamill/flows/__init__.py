@@ -37,6 +37,7 @@ from ..deliver import Delivery, deliver
 from ..generate import (
     ProductionRun,
     RowOutcome,
+    Turn,
     Verification,
     batch_label,
     make_batches,
@@ -61,9 +62,11 @@ __all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
 @task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
 async def generate_rows(label: str, groups: list[list[Job]], outputs: str, policy: RetryPolicy,
                         on_done: Callable[[RowOutcome], Awaitable[None]],
-                        verification: Verification | None = None) -> Any:  # fmt: skip
-    """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message."""
-    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done, verification)
+                        verification: Verification | None = None, turn: Turn | None = None) -> Any:  # fmt: skip
+    """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message.
+
+    In its lane's ``turn``: the lane's next batch starts once this one's rows have generated."""
+    outcomes = await run_batch(groups, Store(Path(outputs)), policy, get_run_logger(), on_done, verification, turn)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         detail = "; ".join(f"{o.jobs[0].id}: {o.error}" for o in failed[:3])
@@ -155,9 +158,9 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
         for outcome in run.unreached(groups, message):
             await record(outcome)
 
-    async def as_task(groups: list[list[Job]]) -> str | None:
+    async def as_task(groups: list[list[Job]], turn: Turn) -> str | None:
         policy = cfg.retry_policy(groups[0][0].backend)
-        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, verification,
+        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, verification, turn,
                                     return_state=True)  # fmt: skip
         return None if state.is_completed() else (state.message or "the task did not finish")
 

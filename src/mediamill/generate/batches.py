@@ -1,9 +1,11 @@
 """Running rows: one claim per content key across workers, retries with backoff and jitter.
 
 Plain async functions under the Prefect tasks in ``mediamill.flows``. A batch runs its
-rows in turn. A key another process is generating (another worker on the
-same manifest) is put aside and taken up at the end: by then it is usually in
-the store, and the row is recorded as cached rather than generated twice.
+rows in turn: in a lane's ``Turn``, a row starts once the row before it has
+generated, while that one is still being checked and stored (``lanes``). A
+key another process is generating (another worker on the same manifest) is
+put aside and taken up at the end: by then it is usually in the store, and
+the row is recorded as cached rather than generated twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..config import RetryPolicy
 from ..core.redact import error_line
 from ..store import Claim, Entry, Store
 from .job import TakeFailed, Verification, generate_job
+from .lanes import Engine, Lane, Turn, finish, until
 
 CLAIM_POLL_S = 0.25  # how often a row put aside looks whether the other worker let go
 
@@ -68,15 +71,17 @@ class RowOutcome:
 
 
 async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: logging.Logger | logging.LoggerAdapter,
-                      verification: Verification | None = None) -> RowOutcome:  # fmt: skip
-    """Generate one key (the caller holds its claim), retrying what may succeed on another try."""
+                      verification: Verification | None = None, engine: Engine | None = None) -> RowOutcome:  # fmt: skip
+    """Generate one key (the caller holds its claim), retrying what may succeed on another try.
+
+    ``engine``, when given, is held around each generation (the lane's engine: one at a time)."""
     job = jobs[0]
     outcome = RowOutcome(jobs)
     for attempt in range(1, policy.retries + 2):
         outcome.attempts = attempt
         log.info("row %s (%s) on %s, attempt %d", job.id, job.kind, job.backend, attempt)
         try:
-            got = await generate_job(job, store, verification)
+            got = await generate_job(job, store, verification, engine)
         except Exception as exc:  # noqa: BLE001 - a row's failure is recorded, never raised past the batch
             message = error_line(exc)
             outcome.errors.append(message)
@@ -104,32 +109,56 @@ async def run_batch(
     log: logging.Logger | logging.LoggerAdapter,
     on_done: Callable[[RowOutcome], Awaitable[None]] | None = None,
     verification: Verification | None = None,
+    turn: Turn | None = None,
 ) -> list[RowOutcome]:
-    """Run each group (rows sharing a content key) once, claims first come first served."""
-    outcomes: list[RowOutcome] = []
+    """Run each group (rows sharing a content key) once, claims first come first served; outcomes in order.
 
-    async def claimed(jobs: list[Job], claim: Claim) -> None:
+    In a lane's ``turn`` a row starts once the row before it has generated (the lane bounds its rows in flight),
+    and the turn is handed off once the last row has; without one, each row finishes before the next starts.
+    """
+    turn = turn or Turn(Lane(depth=1))
+    lane = turn.lane
+    outcomes: dict[int, RowOutcome] = {}
+    rows: list[asyncio.Task] = []
+
+    async def claimed(index: int, jobs: list[Job], claim: Claim, engine: Engine) -> None:
         try:
-            outcome = await attempt_row(jobs, store, policy, log, verification)
+            outcome = await attempt_row(jobs, store, policy, log, verification, engine)
         finally:
             claim.release()
-        outcomes.append(outcome)
+            engine.done()
+            lane.rows.release()
+        outcomes[index] = outcome
         if on_done is not None:
             await on_done(outcome)
 
-    put_aside: list[tuple[list[Job], Claim]] = []
-    for jobs in groups:
-        claim = store.claim(jobs[0].key)
-        if claim.try_acquire():
-            await claimed(jobs, claim)
-        else:
-            log.info("row %s: another worker is generating it; coming back to it", jobs[0].id)
-            put_aside.append((jobs, claim))
-    for jobs, claim in put_aside:
-        while not claim.try_acquire():
-            await asyncio.sleep(CLAIM_POLL_S)
-        await claimed(jobs, claim)  # most often finds it in the store now
-    return outcomes
+    async def start(index: int, jobs: list[Job], claim: Claim) -> None:
+        try:
+            await lane.rows.acquire()
+        except BaseException:
+            claim.release()
+            raise
+        engine = lane.engine()
+        rows.append(asyncio.ensure_future(claimed(index, jobs, claim, engine)))
+        await until(engine.generated, rows[-1])
+
+    try:
+        put_aside: list[tuple[int, list[Job], Claim]] = []
+        for index, jobs in enumerate(groups):
+            claim = store.claim(jobs[0].key)
+            if claim.try_acquire():
+                await start(index, jobs, claim)
+            else:
+                log.info("row %s: another worker is generating it; coming back to it", jobs[0].id)
+                put_aside.append((index, jobs, claim))
+        for index, jobs, claim in put_aside:
+            while not claim.try_acquire():
+                await asyncio.sleep(CLAIM_POLL_S)
+            await start(index, jobs, claim)  # most often finds it in the store now
+    finally:
+        turn.handed_off.set()
+        await finish(rows)
+    return [outcomes[i] for i in sorted(outcomes)]
 
 
 def batch_label(groups: list[list[Job]]) -> str:

@@ -10,6 +10,7 @@ its content key, with the check's verdict and word timings beside it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -83,7 +84,8 @@ def _sum(values: list[float | None]) -> float | None:
     return exact_sum(values)  # what was billed, to the last digit the provider gave
 
 
-async def generate_job(job: Job, store: Store, verification: Verification | None = None) -> Outcome:
+async def generate_job(job: Job, store: Store, verification: Verification | None = None,
+                       engine: contextlib.AbstractAsyncContextManager | None = None) -> Outcome:  # fmt: skip
     """Return the stored media for a job, generating it only if the store lacks it.
 
     With ``verification``, a speech take is checked against its text; one that
@@ -91,7 +93,8 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
     a new paid task for a hosted engine), up to ``max_takes`` in all, and the
     best is kept. A row whose takes all fail raises ``TakeFailed`` unless
     ``keep_failed``. A stored take made before it was ever checked is checked
-    now, and retaken only if it fails.
+    now, and retaken only if it fails. ``engine`` is held around each
+    generation, so a lane's next row may generate while this take is checked.
     """
     started = time.perf_counter()
     journal = store.journal(job.key)
@@ -118,7 +121,8 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             piece = verification.piece if checking else None  # type: ignore[union-attr]
             token = piece_checker.set(functools.partial(piece, language=job.language) if piece else None)
             try:
-                generated = await backend.generate(job.for_take(number), take_dir, journal)
+                async with engine or contextlib.nullcontext():  # the lane's engine: one generation at a time
+                    generated = await backend.generate(job.for_take(number), take_dir, journal)
             finally:
                 piece_checker.reset(token)
             try:
