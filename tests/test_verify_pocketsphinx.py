@@ -62,12 +62,6 @@ def test_take_with_an_extra_sentence_fails_and_says_where(takes, sphinx):
     assert dusk.end_s - 0.3 <= worst.start_s and worst.end_s <= counted.start_s + 0.3  # between the sentences
 
 
-@pytest.mark.xfail(
-    reason="known defect, open: after another check of the same take in this process the strict pass finds no "
-    "path and the words come from pass 2, without confidences (passes when run alone; fails the same with the "
-    "recogniser code of 6d96cf4)",
-    strict=False,
-)
 def test_word_timings_are_monotonic_inside_the_audio_and_on_the_words(takes, sphinx):
     v = verify_take(takes.clean, takes.text, sphinx)
     times = [(t.start_s, t.end_s) for t in v.timings]
@@ -137,3 +131,9 @@ def test_engines_are_made_by_name():
     assert make("pocketsphinx").name == "pocketsphinx"
     with pytest.raises(RecogniserError, match="unknown recogniser 'vosk'"):
         make("vosk")
+
+
+def test_a_posterior_one_log_step_above_certain_is_a_probability_of_one():
+    from mediamill.verify.recognisers.pocketsphinx import _probability
+
+    assert _probability(1.0001) == 1.0 and _probability(-0.0) == 0.0 and _probability(0.81234) == 0.8123

@@ -319,10 +319,16 @@ def _words(segs: list, confident: bool) -> list[Word]:
                 word.split("(")[0],  # "every(2)": an alternative pronunciation
                 round(seg.start_frame * FRAME_S, 3),
                 round((seg.end_frame + 1) * FRAME_S, 3),
-                round(float(seg.prob), 4) if confident else None,
+                _probability(seg.prob) if confident else None,
             )
         )
     return out
+
+
+def _probability(posterior: float) -> float:
+    """A word's posterior as a probability: pocketsphinx sums in integer logs of base 1.0001, so a certain
+    word can come out one step above 1 (1.0001), depending on the lattice the earlier utterances left."""
+    return round(min(1.0, max(0.0, float(posterior))), 4)
 
 
 def _times(words: list[Word]) -> list[tuple[float, float]]:
