@@ -160,3 +160,45 @@ def test_words_the_engine_could_not_listen_for_are_excused():
     long = [Word(UNKNOWN, 0.1 + 0.32 * i, 0.42 + 0.32 * i) for i in range(6)] + timed(words[1:], 2.2)
     t = Transcript("pocketsphinx", long, 3.5, words, 0.0, [], 0.3, unchecked=["xiomara"])
     assert judge("Xiomara kept a notebook.", t, thresholds=STRICT).verdict == "fail"
+
+
+class _Hearing:
+    """A recogniser that hears ``words`` (raising NoMatch when None); ``careful``, another one or None."""
+
+    name = "pocketsphinx"
+    languages = frozenset({"en"})
+
+    def __init__(self, words, careful=None):
+        self.words, self.careful, self.calls = words, careful, 0
+
+    def transcribe(self, audio_path, language="en", hint=None):
+        from mediamill.verify.recognisers.base import NoMatch
+
+        self.calls += 1
+        if self.words is None:
+            raise NoMatch("no path")
+        return grammar_transcript(timed(self.words))
+
+
+def test_a_take_the_quick_hearing_fails_is_judged_by_the_careful_hearing():
+    from mediamill.verify.judge import verify_take
+
+    dropped = [w for w in WORDS if w not in ("brown", "fox", "jumps")]
+    careful = _Hearing(WORDS)
+    v = verify_take("take.wav", TEXT, _Hearing(dropped, careful), thresholds=STRICT)
+    assert v.verdict == "pass" and careful.calls == 1
+    assert v.notes[0].startswith("heard again carefully")
+    # a quick hearing that finds no path at all is heard again too
+    assert verify_take("take.wav", TEXT, _Hearing(None, _Hearing(WORDS)), thresholds=STRICT).verdict == "pass"
+
+
+def test_a_take_both_hearings_fail_fails_and_a_passing_take_is_heard_once():
+    from mediamill.verify.judge import verify_take
+
+    dropped = [w for w in WORDS if w not in ("brown", "fox", "jumps")]
+    v = verify_take("take.wav", TEXT, _Hearing(dropped, _Hearing(dropped)), thresholds=STRICT)
+    assert v.verdict == "fail" and any("missing 3 words" in r for r in v.reasons)
+    careful = _Hearing(dropped)
+    assert verify_take("take.wav", TEXT, _Hearing(WORDS, careful), thresholds=STRICT).verdict == "pass"
+    assert careful.calls == 0
+    assert verify_take("take.wav", TEXT, _Hearing(dropped), thresholds=STRICT).verdict == "fail"  # none to ask

@@ -137,3 +137,12 @@ def test_a_posterior_one_log_step_above_certain_is_a_probability_of_one():
     from mediamill.verify.recognisers.pocketsphinx import _probability
 
     assert _probability(1.0001) == 1.0 and _probability(-0.0) == 0.0 and _probability(0.81234) == 0.8123
+
+
+@pytest.mark.parametrize("kind", ["cut", "missing", "extra", "swapped"])
+def test_a_defective_take_fails_the_careful_hearing_too(takes, sphinx, kind):
+    v = verify_take(getattr(takes, kind), takes.text, sphinx)
+    assert v.verdict == "fail"
+    assert v.notes[0] == "heard again carefully after the quick hearing failed"
+    careful = sphinx.careful
+    assert careful.settings.ds == 1 and careful.careful is None  # pocketsphinx's own settings; no third hearing

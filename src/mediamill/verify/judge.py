@@ -35,7 +35,7 @@ from pathlib import Path
 
 import jiwer
 
-from .recognisers.base import UNKNOWN, Recogniser, Transcript, Word
+from .recognisers.base import UNKNOWN, NoMatch, Recogniser, Transcript, Word
 from ..text.normalize import Lexicon, Span, spans
 
 
@@ -278,10 +278,26 @@ def verify_take(
     audio_path: str | Path, text: str, recogniser: Recogniser, language: str = "en",
     say: Lexicon = None, thresholds: Thresholds | None = None,
 ) -> Verdict:  # fmt: skip
-    """Recognise ``audio_path`` with ``text`` as the hint, and judge it."""
+    """Recognise ``audio_path`` with ``text`` as the hint, and judge it.
+
+    A take that fails is heard again by the recogniser's ``careful`` hearing, when it has one (a slower search
+    that loses fewer correct words), and that hearing's verdict is the take's: a real defect fails both."""
     expected = spans(text, language, say)
-    transcript = recogniser.transcribe(audio_path, language, expected)
-    return judge(expected, transcript, language, thresholds)
+    careful: Recogniser | None = getattr(recogniser, "careful", None)
+    first_s = 0.0
+    try:
+        verdict = judge(expected, recogniser.transcribe(audio_path, language, expected), language, thresholds)
+    except NoMatch:
+        if careful is None:
+            raise
+    else:
+        if verdict.verdict == "pass" or careful is None:
+            return verdict
+        first_s = verdict.elapsed_s
+    second = judge(expected, careful.transcribe(audio_path, language, expected), language, thresholds)
+    second.elapsed_s += first_s
+    second.notes.insert(0, "heard again carefully after the quick hearing failed")
+    return second
 
 
 def _excerpt(words: list[str], width: int = 8) -> str:

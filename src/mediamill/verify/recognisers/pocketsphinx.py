@@ -39,8 +39,14 @@ spans. The bestpath lattice (posteriors, the words' confidences) is made for
 the strict pass only: on a grammar with skips or phone loops it can take
 minutes, so words from passes 2 and 3 have no confidence.
 
+A take these passes fail is heard once more by ``careful``, the same passes
+at pocketsphinx's full settings (``verify_take`` does this for any recogniser
+that has one), and judged by that hearing: the quick settings sometimes lose
+a correct take's path through a few words; a real defect fails both.
+
 Per thread, a strict and a gapped ``Decoder`` (also used by pass 3), made on
-first use, about 0.15 s and 30 MB each. The extension holds the GIL while
+first use, about 0.15 s and 30 MB each (as many again once a take is heard
+carefully). The extension holds the GIL while
 decoding, so threads take turns: run processes to verify in parallel.
 """
 
@@ -107,6 +113,11 @@ class DecoderSettings:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+# pocketsphinx's own defaults: every frame, 4 Gaussians, wide beams. 1.5-3x slower than the quick settings;
+# used to hear again a take the quick settings fail (``careful``).
+CAREFUL = DecoderSettings(ds=1, topn=4, beam=1e-48, wbeam=7e-29, pbeam=1e-48, maxhmmpf=30000)
+
+
 class PocketsphinxRecogniser:
     name = "pocketsphinx"
     languages = frozenset({"en"})
@@ -121,6 +132,20 @@ class PocketsphinxRecogniser:
         self._local = threading.local()
         self._guessed: dict[str, tuple[str, ...]] = {}  # words the dictionary lacks -> letter-to-sound phones
         self.load_s = 0.0  # seconds spent making decoders, all threads
+        self._careful: PocketsphinxRecogniser | None = None
+        self._careful_lock = threading.Lock()
+
+    @property
+    def careful(self) -> "PocketsphinxRecogniser | None":
+        """The same recogniser at pocketsphinx's full settings (``CAREFUL``), made on first use; None when these
+        are those. The quick settings prune the search hard, and on some correct takes lose the path through a
+        few words (Moby-Dick, "his countenance yet had a something": 5 of 5 takes failed quick, passed careful)."""
+        if self.settings == CAREFUL:
+            return None
+        with self._careful_lock:
+            if self._careful is None:
+                self._careful = PocketsphinxRecogniser(self.costs, CAREFUL)
+            return self._careful
 
     # -- decoders -------------------------------------------------------------
     def _decoder(self, kind: str):
