@@ -144,6 +144,22 @@ def test_scratch_of_a_dead_run_is_swept_at_once_and_a_live_runs_is_kept(tmp_path
     assert sweep_scratch(parent, max_age_s=24 * 3600) == [legacy]
 
 
+def test_a_scratch_folder_killed_in_the_making_is_swept_at_once(tmp_path):
+    """A kill between making the folder and locking its owner file leaves it ownerless: it must not wait a
+    day (the crash test's kill at the first sight of a generation's folder found one left after the rerun)."""
+    from mediamill.core.files import MAKING, OWNER_FILE, scratch_dir, sweep_scratch
+
+    parent = tmp_path / "tmp"
+    with scratch_dir(parent, "key-") as path:
+        assert path.name.startswith("key-") and (path / OWNER_FILE).exists()
+        assert [p.name for p in parent.iterdir()] == [path.name]  # only ever seen with its owner
+    orphan = parent / f".key-0badc0de{MAKING}"
+    orphan.mkdir()
+    assert sweep_scratch(parent, max_age_s=24 * 3600) == []  # too young to judge: its maker may be at work
+    _aged(orphan, 3)
+    assert sweep_scratch(parent, max_age_s=24 * 3600) == [orphan] and not orphan.exists()
+
+
 def test_a_child_started_with_child_options_dies_with_its_parent(tmp_path):
     import os
     import signal

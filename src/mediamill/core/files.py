@@ -32,6 +32,7 @@ from typing import Any
 PARTIAL_MARKERS = (".partial", ".link")
 # A file younger than this is not judged: the moment between its creation and its lock.
 MIN_STALE_AGE_S = 2.0
+MAKING = ".making"  # the suffix of a scratch folder between its making and its owner's lock
 OWNER_FILE = ".owner"
 
 
@@ -178,8 +179,12 @@ def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
     """A private scratch folder under ``parent``, owned (locked) while in use and removed afterwards."""
     parent.mkdir(parents=True, exist_ok=True)
     path = parent / f"{prefix}{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    fd = _locked(path / OWNER_FILE, create=True)
+    # Made under a passing name and renamed once its owner file is locked: a kill between the two leaves a
+    # folder that says it was never finished (``MAKING``), which the sweep removes at once rather than by age.
+    making = parent / f".{path.name}{MAKING}"
+    making.mkdir()
+    fd = _locked(making / OWNER_FILE, create=True)
+    os.rename(making, path)
     try:
         yield path
     finally:
@@ -208,7 +213,7 @@ def sweep_scratch(parent: Path, max_age_s: float) -> list[Path]:
                 os.close(fd)
         else:
             try:
-                if now - path.stat().st_mtime < max_age_s:
+                if not path.name.endswith(MAKING) and now - path.stat().st_mtime < max_age_s:
                     continue
             except OSError:
                 continue

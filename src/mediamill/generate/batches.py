@@ -155,9 +155,12 @@ async def run_batch(
             while not claim.try_acquire():
                 await asyncio.sleep(CLAIM_POLL_S)
             await start(index, jobs, claim)  # most often finds it in the store now
-    finally:
+    except BaseException:  # cancelled (Ctrl-C, the UI's Cancel) or failed: the rows in flight stop now
         turn.handed_off.set()
-        await finish(rows)
+        await finish(rows, cancel=True)
+        raise
+    turn.handed_off.set()
+    await finish(rows)
     return [outcomes[i] for i in sorted(outcomes)]
 
 

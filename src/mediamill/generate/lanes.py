@@ -94,10 +94,13 @@ async def until(event: asyncio.Event, task: asyncio.Future) -> None:
         waiter.cancel()
 
 
-async def finish(tasks: list[asyncio.Task]) -> None:
-    """Wait for every task; on the way out (an error, a cancel) the ones still running are cancelled."""
+async def finish(tasks: list[asyncio.Task], cancel: bool = False) -> None:
+    """Wait for every task; with ``cancel``, or on the way out (an error, a cancel), the ones still running are
+    cancelled (and waited for: a hosted row cancels its paid task as it goes)."""
     try:
         for task in tasks:
+            if cancel:
+                break
             await task
     finally:
         left = [t for t in tasks if not t.done()]
@@ -133,8 +136,10 @@ async def run_lanes(batches: list[Batch], slots: dict[str, Slots], run_batch: Ba
                             for task in [t for t in running if t.done()]:
                                 running.remove(task)
                                 task.result()  # a batch that raised ends the run, as it always did
-                    finally:
-                        await finish(running)  # the slot goes back with none of its rows in flight
+                    except BaseException:  # cancelled (Ctrl-C, the UI's Cancel) or failed: its rows stop now
+                        await finish(running, cancel=True)
+                        raise
+                    await finish(running)  # the slot goes back with none of its rows in flight
             except SlotUnavailable as exc:
                 log.error("%s", exc)
                 while queue:  # the server cannot be reached: the rest of this backend's rows wait for a rerun
