@@ -9,7 +9,7 @@ runs and where server-side slots come from.
 
 from .batches import RowOutcome, attempt_row, batch_label, make_batches, retry_delay, run_batch
 from .job import Outcome, TakeChecker, TakeFailed, Verification, generate_job, link_output
-from .lanes import PIPELINE_DEPTH, Lane, Turn, run_lanes
+from .lanes import Turn, run_lanes
 from .limits import (
     LEASE_S,
     TURN_S,
@@ -28,9 +28,7 @@ from .verification import expected_text, unchecked, verification_for
 
 __all__ = [
     "LEASE_S",
-    "PIPELINE_DEPTH",
     "TURN_S",
-    "Lane",
     "LeaseApi",
     "LeasedSlots",
     "LimitMissing",

@@ -302,7 +302,7 @@ def verify_take(
 
 def _a_few_words_missing(v: Verdict) -> bool:
     """Is all that failed ``v`` missing words, at most ``CAREFUL_MAX_MISSING_SHARE`` of them?"""
-    limits = Thresholds(**{k: val for k, val in v.thresholds.items()})
+    limits = Thresholds(**v.thresholds)
     missing = sum(len(r.words) for r in v.missing)
     return (
         bool(v.timings)
