@@ -2,49 +2,31 @@
 
 ``verification_for(settings, check)`` gives the ``Verification`` a run uses
 (None when ``MEDIAMILL_VERIFY=off``): the process-wide verifier for the
-engine, its checks run on the verifier's own threads (or through ``check``,
-the flow's task), pieces checked inside engines that read in pieces.
-Recognisers keep their decoders per thread (pocketsphinx: about 30 MB each),
-so checks run on as many threads as may check at once
-(``MEDIAMILL_VERIFY_CONCURRENCY``), always the same ones, rather than on
-whichever worker thread is free. ``unchecked`` says which stored takes were
-made before they could be checked, so a run checks them now.
+engine, its checks run on the verifier's own threads (``TakeVerifier.threads``;
+or through ``check``, the flow's task), pieces checked inside engines that
+read in pieces. ``unchecked`` says which stored takes were made before they
+could be checked, so a run checks them now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..backends import Job, get_backend
 from ..config import Settings
 from ..store import Entry
-from ..verify.takes import TakeCheck, TakeVerifier, verifier
+from ..verify.takes import TakeCheck, verifier
 from .job import TakeChecker, Verification
-
-_threads: dict[TakeVerifier, ThreadPoolExecutor] = {}  # verifiers are process-wide, and so are their threads
-_threads_lock = threading.Lock()
-
-
-def checking_threads(engine: TakeVerifier, concurrency: int) -> ThreadPoolExecutor:
-    """The threads ``engine``'s checks run on: ``concurrency`` of them, for the life of the process."""
-    with _threads_lock:
-        found = _threads.get(engine)
-        if found is None:
-            found = _threads[engine] = ThreadPoolExecutor(concurrency, thread_name_prefix="verify")
-        return found
 
 
 def verification_for(cfg: Settings, check: TakeChecker | None = None) -> Verification | None:
     if cfg.verify == "off":
         return None
     engine = verifier(cfg.verify, cfg.verify_concurrency)
-    threads = checking_threads(engine, cfg.verify_concurrency)
 
     async def in_thread(job: Job, audio: Path) -> TakeCheck:
-        return await asyncio.wrap_future(threads.submit(engine.check, audio, expected_text(job), job.language))
+        return await asyncio.wrap_future(engine.threads.submit(engine.check, audio, expected_text(job), job.language))
 
     def piece(audio: Path, text: str, language: str | None = None) -> TakeCheck:
         return engine.check(audio, text, language)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -174,6 +175,9 @@ class TakeVerifier:
         self._error: str | None = None
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)
+        # Recognisers keep decoders per thread (pocketsphinx: about 30 MB each): checks run on these threads,
+        # as many as may check at once and always the same ones, rather than on whichever thread is free.
+        self.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="verify")
 
     def _get(self) -> Any:
         with self._lock:

@@ -39,10 +39,11 @@ spans. The bestpath lattice (posteriors, the words' confidences) is made for
 the strict pass only: on a grammar with skips or phone loops it can take
 minutes, so words from passes 2 and 3 have no confidence.
 
-A take these passes fail is heard once more by ``careful``, the same passes
-at pocketsphinx's full settings (``verify_take`` does this for any recogniser
-that has one), and judged by that hearing: the quick settings sometimes lose
-a correct take's path through a few words; a real defect fails both.
+A take these passes fail only for a few missing words is heard once more by
+``careful``, the same passes at pocketsphinx's full settings, and judged by
+that hearing (``judge.verify_take`` decides when, for any recogniser that has
+one): the quick settings sometimes lose a correct take's path through a few
+words.
 
 Per thread, a strict and a gapped ``Decoder`` (also used by pass 3), made on
 first use, about 0.15 s and 30 MB each (as many again once a take is heard
@@ -114,7 +115,7 @@ class DecoderSettings:
 
 
 # pocketsphinx's own defaults: every frame, 4 Gaussians, wide beams. 1.5-3x slower than the quick settings;
-# used to hear again a take the quick settings fail (``careful``).
+# used to hear again a take the quick settings fail for a few missing words (``careful``).
 CAREFUL = DecoderSettings(ds=1, topn=4, beam=1e-48, wbeam=7e-29, pbeam=1e-48, maxhmmpf=30000)
 
 
