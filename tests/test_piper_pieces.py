@@ -80,6 +80,8 @@ def test_piper_workers_do_not_spin_between_operators():
     path, _ = piper_backend.voices()["joe"]
     options = backend._load(path).session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # Sentences of every length: no memory plan kept per shape.
+    assert options.enable_mem_pattern is False
 
 
 def test_a_run_lets_go_of_its_voices_when_its_rows_are_done(write_manifest, tmp_path):

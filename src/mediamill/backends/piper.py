@@ -194,6 +194,10 @@ def load_voice(path: Path) -> Any:
         raise NotInstalledError(INSTALL_HINT) from None
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Memory patterns plan one block per input shape, and every sentence has its own length: planning them
+    # kept 45 MB more over 25 rows of Moby-Dick, at the same speed. (Without the arena too it kept 200 MB
+    # less, but took 25-30 % longer: the allocator then works for every operator.)
+    options.enable_mem_pattern = False
     session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
     return PiperVoice(session=session, config=config)
