@@ -11,7 +11,7 @@ from .ingest_books import (GUTENBERG_HEADER, GUTENBERG_LICENCE, docx_book, guten
                            markdown_book, paragraph, pdf_book, scanned_pdf, text_book)  # fmt: skip
 from .epub_helpers import chapters_of, read_csv
 from mediamill.ingest import ImportOptions, IngestError, import_manuscript
-from mediamill.ingest.xhtml import resolve_fragment
+from mediamill.epub.xhtml import resolve_fragment
 from .test_import_epub import assert_words_reach
 
 

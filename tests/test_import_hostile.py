@@ -67,8 +67,8 @@ def refused(source: Path, out: Path, match: str, options: ImportOptions | None =
 
 @pytest.fixture
 def small_zip_caps(monkeypatch):
-    monkeypatch.setattr("mediamill.ingest.archive.MAX_ENTRY_BYTES", 1 * MiB)
-    monkeypatch.setattr("mediamill.ingest.archive.MAX_TOTAL_BYTES", 3 * MiB)
+    monkeypatch.setattr("mediamill.epub.archive.MAX_ENTRY_BYTES", 1 * MiB)
+    monkeypatch.setattr("mediamill.epub.archive.MAX_TOTAL_BYTES", 3 * MiB)
 
 
 def test_an_epub_entry_that_inflates_past_the_cap_is_refused(tmp_path, small_zip_caps):

@@ -19,6 +19,7 @@ LAYERS = [
     "mediamill.core",
     "mediamill.config",
     "mediamill.text",
+    "mediamill.epub",
     "mediamill.media",
     "mediamill.store",
     "mediamill.voices",
@@ -26,7 +27,7 @@ LAYERS = [
     "mediamill.manifest",
     "mediamill.verify",
     "mediamill.backends",
-    "mediamill.ingest",  # first in the pipeline; the read-along delivery reads EPUBs with its parts
+    "mediamill.ingest",
     "mediamill.report",
     "mediamill.plan",
     "mediamill.generate",

@@ -25,7 +25,7 @@ from lxml import etree
 
 from .clean import clean_text, word_count
 from .matter import kind_from_title
-from .xhtml import local
+from ..epub.xhtml import local
 
 MAX_GAP = 25  # words between two links of one list: a number, a title beside its link
 SLACK = 12  # words a list's element may hold beyond the run: its "Contents" title, a note

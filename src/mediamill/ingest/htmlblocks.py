@@ -35,7 +35,7 @@ from lxml import etree
 
 from .clean import clean_text, is_scene_break, strip_note_markers, word_count
 from .model import Block, Mark, Note, Skipped
-from .xhtml import epub_types, local
+from ..epub.xhtml import epub_types, local
 
 BLOCK = frozenset(
     "address article aside blockquote body caption center dd details dialog div dl dt fieldset figcaption "

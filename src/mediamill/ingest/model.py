@@ -12,14 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..epub import BookError
+
 BlockKind = Literal["heading", "para", "note", "alt", "table"]
 
 
 INSTALL_HINT = "pip install 'mediamill[ingest]'"
 
 
-class IngestError(Exception):
-    """A manuscript that cannot be imported; the message says why, for a person."""
+# A manuscript that cannot be imported; the message says why, for a person. The EPUB reading underneath raises
+# the same error, so it is one class under two names.
+IngestError = BookError
 
 
 @dataclass

@@ -28,10 +28,10 @@ from lxml import etree
 
 from ...core.files import atomic_path
 from ...media import probe, run_ffmpeg
-from ...ingest.epubnav import read_toc
-from ...ingest.epubpkg import DC_NS, OPF_NS, Package, open_package
-from ...ingest.model import IngestError
-from ...ingest.xhtml import XHTML_NS, element_steps, local, parse_xhtml, resolve_fragment, split_anchor
+from ...epub.nav import read_toc
+from ...epub.package import DC_NS, OPF_NS, Package, open_package
+from ...epub import BookError
+from ...epub.xhtml import XHTML_NS, element_steps, local, parse_xhtml, resolve_fragment, split_anchor
 from . import fresh
 from .audio import encode_mp3
 from .model import ReadalongBook, ReadalongError, ReadalongRow
@@ -80,7 +80,7 @@ def _rel(from_file: str, to_file: str) -> str:
 def _from_epub(book: ReadalongBook, work: Path) -> dict[str, bytes]:
     try:
         package = open_package(Path(book.source_epub))
-    except IngestError as exc:
+    except BookError as exc:
         raise ReadalongError(str(exc)) from None
     files = {name: package.zip.read(name) for name in package.zip.namelist() if not name.endswith("/")}
     for name in ("META-INF/signatures.xml", "META-INF/encryption.xml", "mimetype"):

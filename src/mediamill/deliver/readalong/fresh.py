@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ...ingest.epubpkg import DC_NS, OPF_NS
-from ...ingest.xhtml import OPS_NS, XHTML_NS
+from ...epub.package import DC_NS, OPF_NS
+from ...epub.xhtml import OPS_NS, XHTML_NS
 from .model import ReadalongBook, ReadalongChapter, ReadalongRow
 
 COVER_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ...ingest.epubpkg import DC_NS, OPF_NS
+from ...epub.package import DC_NS, OPF_NS
 from .clock import clock
 
 ACTIVE_CLASS = "-epub-media-overlay-active"

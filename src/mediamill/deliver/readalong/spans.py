@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ...ingest.xhtml import epub_types, local
+from ...epub.xhtml import epub_types, local
 
 _SKIP = frozenset({"script", "style", "rt", "rp", "head", "template"})
 PREFIX = 16

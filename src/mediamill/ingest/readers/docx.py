@@ -23,7 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
-from ..archive import check_archive
+from ...epub.archive import check_archive
 from ..model import INSTALL_HINT, Block, IngestError, Manuscript, Mark, Note, Skipped
 from . import heading_marks
 

@@ -65,7 +65,7 @@ from ..htmlblocks import BLOCK, WalkOptions, Walker
 from ..matter import READ_KINDS, kind_from_title
 from ..model import Block, IngestError, Manuscript, Mark, Skipped
 from ..sources import encoding_remark, read_text_source
-from ..xhtml import check_depth, element_steps, fragment_for, local
+from ...epub.xhtml import check_depth, element_steps, fragment_for, local
 from . import heading_marks
 
 _LANGUAGE_METAS = ("content-language", "language", "dc.language", "dcterms.language")

@@ -8,7 +8,7 @@ inflates past ``MAX_ENTRY_BYTES`` or entries that together inflate past
 first but not trusted: the count is of the bytes that actually come out.
 ``read_member`` reads one entry with the same per-entry bound. Damaged
 entries (a bad CRC, a broken stream) are refused too. Every refusal is an
-``IngestError`` that names the container and the entry.
+``BookError`` that names the container and the entry.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 
-from .model import IngestError
+from . import BookError
 
 MAX_ENTRIES = 10_000
 # A novel's largest XHTML file or document.xml is a few MB; images are stored, not inflated.
@@ -33,7 +33,7 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, keep: 
     """How many bytes the entry inflates to, and them if ``keep``; more than ``MAX_ENTRY_BYTES`` is refused."""
     limit = MAX_ENTRY_BYTES
     if info.file_size > limit:
-        raise IngestError(f"{label}: {info.filename} inflates to {info.file_size:,} bytes; an entry may inflate "
+        raise BookError(f"{label}: {info.filename} inflates to {info.file_size:,} bytes; an entry may inflate "
                           f"to at most {_size(limit)} (a ZIP bomb?)")  # fmt: skip
     parts: list[bytes] = []
     count = 0
@@ -42,13 +42,13 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, keep: 
             while chunk := fh.read(_CHUNK):
                 count += len(chunk)
                 if count > limit:
-                    raise IngestError(f"{label}: {info.filename} inflates to more than {_size(limit)}, the most an "
+                    raise BookError(f"{label}: {info.filename} inflates to more than {_size(limit)}, the most an "
                                       "entry may inflate to (a ZIP bomb?)")  # fmt: skip
                 if keep:
                     parts.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         # RuntimeError: an encrypted entry; NotImplementedError: an unknown compression method.
-        raise IngestError(f"{label}: {info.filename} is damaged and cannot be read ({exc})") from None
+        raise BookError(f"{label}: {info.filename} is damaged and cannot be read ({exc})") from None
     return count, b"".join(parts)
 
 
@@ -56,14 +56,14 @@ def check_archive(archive: zipfile.ZipFile, label: str) -> None:
     """Refuse a container with too many entries, or entries that inflate past the caps (see the module doc)."""
     infos = archive.infolist()
     if len(infos) > MAX_ENTRIES:
-        raise IngestError(f"{label} holds {len(infos):,} files; a manuscript may hold at most {MAX_ENTRIES:,}")
+        raise BookError(f"{label} holds {len(infos):,} files; a manuscript may hold at most {MAX_ENTRIES:,}")
     total = 0
     for info in infos:
         if info.is_dir():
             continue
         total += _inflate(archive, info, label, keep=False)[0]  # counted, not kept
         if total > MAX_TOTAL_BYTES:
-            raise IngestError(f"{label}: its files inflate to more than {_size(MAX_TOTAL_BYTES)} altogether, the most "
+            raise BookError(f"{label}: its files inflate to more than {_size(MAX_TOTAL_BYTES)} altogether, the most "
                               "a manuscript may hold (a ZIP bomb?)")  # fmt: skip
 
 

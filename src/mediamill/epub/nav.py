@@ -5,7 +5,7 @@ else the NCX (EPUB 2), plus the EPUB 2 guide.
 without a link (a heading ``<span>`` in the nav) still count for nesting.
 ``read_landmarks`` returns (semantic type, ZIP path, fragment) triples from the
 nav's ``landmarks`` and the OPF ``guide``, with guide types mapped to EPUB 3 names.
-A navigation document or NCX nested past ``xhtml.MAX_DEPTH`` is refused (``IngestError``).
+A navigation document or NCX nested past ``xhtml.MAX_DEPTH`` is refused (``BookError``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .epubpkg import Package, parse_xml
+from .package import Package, parse_xml
 from .xhtml import check_depth, epub_types, local, parse_xhtml
 
 NCX_NS = "http://www.daisy.org/z3986/2005/ncx/"

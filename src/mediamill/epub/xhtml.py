@@ -23,7 +23,7 @@ import re
 
 from lxml import etree
 
-from .model import IngestError
+from . import BookError
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 OPS_NS = "http://www.idpf.org/2007/ops"
@@ -63,7 +63,7 @@ def parse_xhtml(data: bytes) -> etree._ElementTree:
 
 
 def check_depth(root: etree._Element, what: str) -> None:
-    """Refuse (``IngestError``) a tree whose elements nest more than ``MAX_DEPTH`` deep, without recursing."""
+    """Refuse (``BookError``) a tree whose elements nest more than ``MAX_DEPTH`` deep, without recursing."""
     depth = 0
     for event, el in etree.iterwalk(root, events=("start", "end")):
         if event == "end":
@@ -71,7 +71,7 @@ def check_depth(root: etree._Element, what: str) -> None:
             continue
         depth += 1
         if depth > MAX_DEPTH:
-            raise IngestError(f"{what} nests elements more than {MAX_DEPTH} levels deep (line {el.sourceline}); "
+            raise BookError(f"{what} nests elements more than {MAX_DEPTH} levels deep (line {el.sourceline}); "
                               "no book needs that many, so the file is damaged or made to break readers")  # fmt: skip
 
 

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urldefrag
 
 from lxml import etree
 
+from . import BookError
 from .archive import check_archive, read_member
-from .model import IngestError
 
 OPF_NS = "http://www.idpf.org/2007/opf"
 DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -78,7 +78,7 @@ class Package:
         try:
             return read_member(self.zip, path, self.label)
         except KeyError:
-            raise IngestError(f"the book names {path} but the file is not in the EPUB") from None
+            raise BookError(f"the book names {path} but the file is not in the EPUB") from None
 
     def by_path(self) -> dict[str, Item]:
         return {item.path: item for item in self.items.values()}
@@ -102,25 +102,25 @@ def open_package(path: Path) -> Package:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError(f"{path.name} is not a readable EPUB (not a ZIP archive: {exc})") from None
+        raise BookError(f"{path.name} is not a readable EPUB (not a ZIP archive: {exc})") from None
     check_archive(archive, path.name)
     names = set(archive.namelist())
     if "META-INF/container.xml" not in names:
-        raise IngestError(f"{path.name} is not an EPUB: it has no META-INF/container.xml")
+        raise BookError(f"{path.name} is not an EPUB: it has no META-INF/container.xml")
     try:
         container = parse_xml(read_member(archive, "META-INF/container.xml", path.name))
     except (ValueError, etree.XMLSyntaxError) as exc:
-        raise IngestError(f"{path.name}: META-INF/container.xml is unreadable ({exc})") from None
+        raise BookError(f"{path.name}: META-INF/container.xml is unreadable ({exc})") from None
     rootfiles = container.getroot().xpath(
         "//c:rootfile[@media-type='application/oebps-package+xml']/@full-path | //c:rootfile/@full-path", namespaces=NS
     )
     if not rootfiles or rootfiles[0] not in names:
-        raise IngestError(f"{path.name}: the package document named in container.xml is missing")
+        raise BookError(f"{path.name}: the package document named in container.xml is missing")
     opf_path = rootfiles[0]
     try:
         opf = parse_xml(read_member(archive, opf_path, path.name))
     except (ValueError, etree.XMLSyntaxError) as exc:
-        raise IngestError(f"{path.name}: the package document {opf_path} is not readable XML ({exc})") from None
+        raise BookError(f"{path.name}: the package document {opf_path} is not readable XML ({exc})") from None
     package = _read_opf(archive, opf_path, opf)
     package.label = path.name
     _refuse_encrypted(path, archive, names, package)
@@ -191,7 +191,7 @@ def _refuse_encrypted(path: Path, archive: zipfile.ZipFile, names: set[str], pac
     try:
         enc = parse_xml(read_member(archive, "META-INF/encryption.xml", path.name))
     except (ValueError, etree.XMLSyntaxError):
-        raise IngestError(
+        raise BookError(
             f"{path.name}: META-INF/encryption.xml is unreadable; the book may be DRM-protected"
         ) from None
     documents = {i.path for i in package.items.values() if i.media_type in XHTML_TYPES}
@@ -209,7 +209,7 @@ def _refuse_encrypted(path: Path, archive: zipfile.ZipFile, names: set[str], pac
     content = {item.path for item, _ in package.spine}
     if locked:
         which = sorted(set(locked) & content) or sorted(locked)
-        raise IngestError(
+        raise BookError(
             f"{path.name} is encrypted (DRM): {len(locked)} file(s) cannot be read, e.g. {which[0]}. "
             "Import a DRM-free copy of the book."
         )
