@@ -49,6 +49,8 @@ podcast: $(DEMO_STAMP)
 	$(BIN)/mediamill run manifests/podcast.csv
 
 test: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

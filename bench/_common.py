@@ -70,7 +70,7 @@ def wait_for_server(expected: int, timeout: float = 300) -> float:
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         return self
 

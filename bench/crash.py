@@ -61,7 +61,9 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
             chain_window = 0
             while True:
                 before = len(wiro.runs)
-                result = crash.launch(manifest, out, env, [at(rng.uniform(0.2, full_s))] if len(kills) < kills_wanted else [])
+                result = crash.launch(
+                    manifest, out, env, [at(rng.uniform(0.2, full_s))] if len(kills) < kills_wanted else []
+                )
                 if not result.killed:
                     break
                 kills.append(result.point)
@@ -71,7 +73,11 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
                 time.sleep(0.5)
                 chain_window += unjournaled(wiro.runs[before:], out)
                 failures += [f"chain {chains}: {p}" for p in crash.store_problems(out)]
-                failures += [f"chain {chains}: {p} differs" for p, d in crash.deliverables(out, "lamp").items() if d != expected[p]]
+                failures += [
+                    f"chain {chains}: {p} differs"
+                    for p, d in crash.deliverables(out, "lamp").items()
+                    if d != expected[p]
+                ]
             if result.returncode != 0:
                 failures.append(f"chain {chains}: final run exited {result.returncode}")
             if crash.deliverables(out, "lamp") != expected:

@@ -85,13 +85,15 @@ class Emulator:
         self.urls, self.stats, self.stop = ctx.Queue(), ctx.Queue(), ctx.Event()
         self.process = ctx.Process(target=emulator_process, args=(n, self.urls, self.stop, self.stats), daemon=True)
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         self.process.start()
         try:
             self.url: str = self.urls.get(timeout=60)
         except Exception:
             self.process.kill()
-            raise BenchError(f"the Wiro emulator did not start within 60 s (exit code {self.process.exitcode})") from None
+            raise BenchError(
+                f"the Wiro emulator did not start within 60 s (exit code {self.process.exitcode})"
+            ) from None
         return self
 
     def counts(self) -> dict:
@@ -173,7 +175,9 @@ async def run_guarded(manifest: Path, outputs: Path, health: Health, deadline_s:
         return run.result()
     reason = watch.result() if watch in done else f"the run did not finish within {deadline_s:.0f} s"
     watch.cancel()
-    _hard_exit_later(reason, health.emulator)  # covers the run's cancellation and everything after it (loop, emulator, server)
+    _hard_exit_later(
+        reason, health.emulator
+    )  # covers the run's cancellation and everything after it (loop, emulator, server)
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     raise BenchError(reason)
@@ -190,7 +194,9 @@ async def set_server_limit(limit: int) -> None:
         except ObjectNotFound:
             await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=LIMIT_NAME, limit=limit))
         else:
-            await client.update_global_concurrency_limit(LIMIT_NAME, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+            await client.update_global_concurrency_limit(
+                LIMIT_NAME, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
+            )
 
 
 async def task_run_count() -> int:
@@ -267,7 +273,9 @@ def measure(n: int, mode: str, api_url: str) -> dict:
         "waited_for_server_s": settled,
     }
     if counts["peak_active"] > n:
-        raise BenchError(f"{mode} limits, {n} rows: the emulator saw {counts['peak_active']} tasks at once, over the limit")
+        raise BenchError(
+            f"{mode} limits, {n} rows: the emulator saw {counts['peak_active']} tasks at once, over the limit"
+        )
     print(json.dumps(result), flush=True)
     return result
 

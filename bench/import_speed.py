@@ -17,7 +17,6 @@ read-along, the same MP3 encodes of the chapters as plain ffmpeg commands.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -138,9 +137,9 @@ def bare_read(src: Path) -> float:
 def readalong(src: Path, result, tmp: Path) -> dict:
     import csv
 
+    from mediamill.deliver.readalong import ReadalongBook, ReadalongChapter, ReadalongRow, build_readalong
     from mediamill.media import run_ffmpeg
     from mediamill.text import predicted_seconds
-    from mediamill.deliver.readalong import ReadalongBook, ReadalongChapter, ReadalongRow, build_readalong
 
     rows = list(csv.DictReader(result.manifest.open(encoding="utf-8")))
     chapters, current = [], None

@@ -60,7 +60,7 @@ class ChildMemory:
                 except psutil.Error:
                     pass
 
-    def __enter__(self) -> "ChildMemory":
+    def __enter__(self) -> ChildMemory:
         self._thread.start()
         return self
 
@@ -104,7 +104,9 @@ def main() -> None:
                 done.append((f"Chapter {n}", dest, duration))
             lufs = master.integrated_lufs([p for _, p, _ in done], work)
             m4b = work / "book.m4b"
-            build_m4b(done, meta, m4b, work, audio_filter=master.gain_chain(AUDIOBOOK.target_lufs - lufs, AUDIOBOOK.limit_db))
+            build_m4b(
+                done, meta, m4b, work, audio_filter=master.gain_chain(AUDIOBOOK.target_lufs - lufs, AUDIOBOOK.limit_db)
+            )
         with ChildMemory() as qc_children, Timer() as t_qc:
             qc = measure(m4b)
 

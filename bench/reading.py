@@ -55,10 +55,14 @@ class Phonemizer:
         self.voice = PiperVoice.load(path, config_path=f"{path}.json")
         self.names = {name: self._bare(name) for name in NAMES}
         self.misread = {
-            "currency before amount": re.compile(f"(?:{self._bare('pound')}|{self._bare('dollar')}) "
-                                                 f"(?:{'|'.join(self._bare(w) for w in ('one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'))})"),  # fmt: skip
+            "currency before amount": re.compile(
+                f"(?:{self._bare('pound')}|{self._bare('dollar')}) "
+                f"(?:{'|'.join(self._bare(w) for w in ('one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'))})"
+            ),  # fmt: skip
             "old ordinal as letters": re.compile(f"(?:{self._bare('two')}|{self._bare('three')}) {self._bare('D')}"),
-            "year as a cardinal": re.compile(f"{self._bare('one')} {self._bare('thousand')} \\S+ ?{self._bare('hundred')}"),  # fmt: skip
+            "year as a cardinal": re.compile(
+                f"{self._bare('one')} {self._bare('thousand')} \\S+ ?{self._bare('hundred')}"
+            ),  # fmt: skip
         }
 
     def _bare(self, text: str) -> str:

@@ -89,7 +89,9 @@ def main() -> None:
     total = {k: sum(r[k] for r in reports) for k in ("rows", "failed", "flagged", "retaken")}
     for r in reports:
         print(json.dumps(r))
-    print(f"\n{'book':<14}{'rows':>6}{'failed':>8}{'flagged':>9}{'retaken':>9}{'audio min':>11}{'wall s':>8}{'peak MB':>9}")
+    print(
+        f"\n{'book':<14}{'rows':>6}{'failed':>8}{'flagged':>9}{'retaken':>9}{'audio min':>11}{'wall s':>8}{'peak MB':>9}"
+    )
     for r in reports:
         print(f"{r['book']:<14}{r['rows']:>6}{r['failed']:>8}{r['flagged']:>9}{r['retaken']:>9}{r['audio_min']:>11}"
               f"{r['wall_s']:>8}{r['peak_rss_mb']:>9}")  # fmt: skip

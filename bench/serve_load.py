@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--model", help="VoxCPM checkpoint folder (default: the tiny random test checkpoint)")
     parser.add_argument("--device", default="cpu", help="VOXCPM_DEVICE (default cpu)")
     parser.add_argument("--max-pending", type=int, default=16, help="MEDIAMILL_SERVE_MAX_PENDING (server default 16)")
-    parser.add_argument("--sse-rounds", type=int, default=0, help="rounds of concurrent SSE streams instead of the load")
+    parser.add_argument(
+        "--sse-rounds", type=int, default=0, help="rounds of concurrent SSE streams instead of the load"
+    )
     args = parser.parse_args()
 
     from tests.loadgen import hammer, serve_process
@@ -87,8 +89,12 @@ def main() -> None:
         "warmup": {"seconds": args.warmup, "requests": warm.requests, "statuses": warm.summary()["statuses"]},
         **result.summary(),
         "unexpected": result.unexpected,
-        "rss_mb": {"started": round(rss_start, 1), "after_warmup": round(rss_warm, 1), "after_load": round(rss_after, 1),
-                   "growth_under_load": round(rss_after - rss_warm, 1)},  # fmt: skip
+        "rss_mb": {
+            "started": round(rss_start, 1),
+            "after_warmup": round(rss_warm, 1),
+            "after_load": round(rss_after, 1),
+            "growth_under_load": round(rss_after - rss_warm, 1),
+        },  # fmt: skip
     }
     save("serve_load", doc)
 

@@ -32,7 +32,6 @@ import resource
 import subprocess
 import sys
 import time
-import wave
 from dataclasses import asdict
 from pathlib import Path
 
@@ -60,8 +59,8 @@ def _measure(recogniser, corpus_dir: Path, take: corpus.Take, careful: bool = Tr
 
 
 def _hearing(recogniser, corpus_dir: Path, take: corpus.Take) -> dict:
-    from mediamill.verify.recognisers.base import RecogniserError
     from mediamill.text.normalize import spans
+    from mediamill.verify.recognisers.base import RecogniserError
 
     started = time.perf_counter()
     expected = spans(take.text)
@@ -121,7 +120,9 @@ def interleaved(corpus_dir: Path) -> dict:
         for take in (t for t in takes if t.row_id == row):
             m = _measure(recogniser, corpus_dir, take, careful=False)
             verify_s[take.take_id] = m["elapsed_s"]
-            if _fails(m, THRESHOLDS["pocketsphinx"]) and _heard_again({**m, "careful": None}, THRESHOLDS["pocketsphinx"]):
+            if _fails(m, THRESHOLDS["pocketsphinx"]) and _heard_again(
+                {**m, "careful": None}, THRESHOLDS["pocketsphinx"]
+            ):
                 verify_s[take.take_id] += _hearing(recogniser.careful, corpus_dir, take)["elapsed_s"]
     return {"rows": rows, "verify_s": verify_s, "piper_load_s": synth.load_s, "decoder_load_s": recogniser.load_s,
             "loadavg_end": os.getloadavg()}  # fmt: skip
@@ -348,7 +349,9 @@ def main(argv: list[str] | None = None) -> None:
         },
         "heard_again_share": {  # takes the quick hearing fails for a few missing words (shipped thresholds)
             k: round(
-                sum(_fails(m := measured[t.take_id], shipped) and _heard_again(m, shipped) for t in takes if t.kind == k)
+                sum(
+                    _fails(m := measured[t.take_id], shipped) and _heard_again(m, shipped) for t in takes if t.kind == k
+                )
                 / max(1, sum(t.kind == k for t in takes)),
                 3,
             )

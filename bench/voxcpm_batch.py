@@ -70,7 +70,9 @@ def texts(n: int, salt: int = 0) -> list[str]:
     out = []
     for i in range(n):
         j = i + salt
-        clause = f"the {WORDS[j % 10]} and the {WORDS[(j * 3 + 1) % 10]} waited until the {WORDS[(j * 7 + 2) % 10]} was lit"
+        clause = (
+            f"the {WORDS[j % 10]} and the {WORDS[(j * 3 + 1) % 10]} waited until the {WORDS[(j * 7 + 2) % 10]} was lit"
+        )
         out.append(f"Line {j}: " + ", and ".join([clause] * (1 + j % 3)) + ".")
     return out
 
@@ -90,10 +92,31 @@ def probe() -> dict:
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
-        "packages": {d: version(d) for d in ("triton", "flash-attn", "transformers", "voxcpm", "nano-vllm-voxcpm", "xxhash",
-                                             "librosa", "soundfile", "numpy", "safetensors", "pydantic", "pydantic-settings",
-                                             "anyio", "pyarrow", "huggingface-hub", "mediamill")},  # fmt: skip
-        "importable": {m: importlib.util.find_spec(m) is not None for m in ("triton", "flash_attn", "nanovllm_voxcpm", "xxhash", "librosa")},
+        "packages": {
+            d: version(d)
+            for d in (
+                "triton",
+                "flash-attn",
+                "transformers",
+                "voxcpm",
+                "nano-vllm-voxcpm",
+                "xxhash",
+                "librosa",
+                "soundfile",
+                "numpy",
+                "safetensors",
+                "pydantic",
+                "pydantic-settings",
+                "anyio",
+                "pyarrow",
+                "huggingface-hub",
+                "mediamill",
+            )
+        },  # fmt: skip
+        "importable": {
+            m: importlib.util.find_spec(m) is not None
+            for m in ("triton", "flash_attn", "nanovllm_voxcpm", "xxhash", "librosa")
+        },
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -104,7 +127,9 @@ def probe() -> dict:
                                                 "--format=csv,noheader"], capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
     from mediamill.backends import flash_attn_sdpa
 
-    doc["attention"] = flash_attn_sdpa.active() if flash_attn_sdpa._real_flash_attn_present() else "sdpa stand-in (flash-attn missing)"
+    doc["attention"] = (
+        flash_attn_sdpa.active() if flash_attn_sdpa._real_flash_attn_present() else "sdpa stand-in (flash-attn missing)"
+    )
     return doc
 
 
@@ -122,7 +147,7 @@ class Memory:
         free, total = torch.cuda.mem_get_info(0)
         return (total - free) / 2**30
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Memory:
         self.peak = self.used_gib()
 
         def sample() -> None:
@@ -181,7 +206,9 @@ def phase_attention(cuda: bool) -> dict:
         return round((time.perf_counter() - start) / reps * 1000, 3)
 
     calls = {
-        "standin": lambda: standin.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True),
+        "standin": lambda: standin.flash_attn_with_kvcache(
+            q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True
+        ),
         "explicit": explicit,
     }
     if standin._spec_is_real():
@@ -195,6 +222,7 @@ def phase_attention(cuda: bool) -> dict:
     total = int(cu[-1])
     pq = torch.randn(total, heads, dim, device=device, dtype=dtype)
     pk = torch.randn(total, kv_heads, dim, device=device, dtype=dtype)
+
     def explicit_prefill() -> list:
         out = []
         for start, end in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
@@ -209,7 +237,9 @@ def phase_attention(cuda: bool) -> dict:
     if "flash_attn" in calls:
         import flash_attn
 
-        prefill_calls["flash_attn"] = lambda: flash_attn.flash_attn_varlen_func(pq, pk, pk, cu, cu, max(lengths), max(lengths), causal=True)
+        prefill_calls["flash_attn"] = lambda: flash_attn.flash_attn_varlen_func(
+            pq, pk, pk, cu, cu, max(lengths), max(lengths), causal=True
+        )
     prefill = {name: timed(fn, 5) for name, fn in prefill_calls.items()}
     shape = f"decode: {batch} seqs x {ctx} cached tokens, {heads}/{kv_heads} heads of {dim}, {dtype}; prefill: {batch // 2} seqs, {total} tokens"
     return {"shape": shape, "decode_ms": decode, "prefill_ms": prefill}
@@ -225,10 +255,11 @@ def phase_checkpoint(folder: Path, size: str) -> dict:
 
 def phase_plain_loop(folder: Path, device: str, rows: list[str], cuda: bool) -> dict:
     import torch
+    from voxcpm import VoxCPM
+
     from mediamill.backends.voxcpm_local import default_seed
     from mediamill.backends.voxcpm_pool import Replica, VoxcpmSettings
     from mediamill.verify import DurationCheck
-    from voxcpm import VoxCPM
 
     if not cuda:
         torch.set_num_threads(int(os.environ["VOXCPM_CPU_THREADS"]))  # as the pool does; tiny ops crawl on more here
@@ -263,13 +294,14 @@ def _manifest(folder: Path, name: str, rows: list[str]) -> Path:
     return path
 
 
-def phase_batched(folder: Path, work: Path, levels: list[int], factor: int, deadline: float, cuda: bool, dry: bool) -> dict:
-    from mediamill.plan import validate
-    from mediamill.verify import DurationCheck
-
+def phase_batched(
+    folder: Path, work: Path, levels: list[int], factor: int, deadline: float, cuda: bool, dry: bool
+) -> dict:
     from mediamill.backends.voxcpm_batch import BatchSettings, BatchVoice, get_engine, piece_request
     from mediamill.backends.voxcpm_batch import engine as batch_engine
     from mediamill.backends.voxcpm_local import VoxcpmBackend
+    from mediamill.plan import validate
+    from mediamill.verify import DurationCheck
 
     cfg = BatchSettings()
     result: dict = {"settings": {"max_num_seqs": cfg.batch_max_seqs, "timesteps": cfg.batch_timesteps,
@@ -352,9 +384,8 @@ def phase_plain_compiled(folder: Path, work: Path, rows: list[str], cuda: bool) 
     from concurrent.futures import ThreadPoolExecutor
 
     from mediamill.backends import get_backend
-    from mediamill.plan import validate
-
     from mediamill.backends import voxcpm_replicas as plain_replicas
+    from mediamill.plan import validate
 
     os.environ["VOXCPM_OPTIMIZE"] = "true" if cuda else "false"
     os.environ["VOXCPM_REPLICA_PROCESSES"] = "auto" if cuda else "always"
@@ -446,7 +477,10 @@ def main() -> None:
             try:
                 doc["phases"][name] = fn(*a)
             except Exception as exc:  # noqa: BLE001 - record it and go on to the next phase
-                doc["phases"][name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+                doc["phases"][name] = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()[-4000:],
+                }
             if isinstance(doc["phases"][name], dict):
                 doc["phases"][name]["phase_s"] = round(time.monotonic() - began, 1)
         doc["elapsed_s"] = round(time.monotonic() - t0, 1)

@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", help="checkpoint folder (default: build the tiny test checkpoint)")
-    parser.add_argument("--size", choices=["tiny", "full"], default="tiny", help="random checkpoint to build without --model")
+    parser.add_argument(
+        "--size", choices=["tiny", "full"], default="tiny", help="random checkpoint to build without --model"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-flow", action="store_true", help="time the backend and its pool without Prefect")
     parser.add_argument("--loop-again", action="store_true", help="time the plain loop again after mediamill")
@@ -132,7 +134,9 @@ def main() -> None:
             rows_s = summary["phases_s"]["plan"] + summary["phases_s"]["generate"]
             import pyarrow.parquet as pq
 
-            devices = sorted({r["device"] for r in pq.read_table(Path(tmp, "mm", "bench", "results.parquet")).to_pylist()})
+            devices = sorted(
+                {r["device"] for r in pq.read_table(Path(tmp, "mm", "bench", "results.parquet")).to_pylist()}
+            )
         replicas = next(iter(voxcpm_replicas._pools.values())).size
         direct_after = None
         if args.loop_again:  # the plain loop once more, after mediamill: shows drift between the two timings

@@ -279,9 +279,11 @@ def table(rounds: list[dict[str, dict]]) -> str:
         lines.append(f"{n:<24}{med[n]['wall_s']:>8.1f}{med[n]['cpu_s']:>8.1f}{med[n]['rows_s']:>8.1f}{med[n]['audio_min']:>10.1f}"
                      f"{_ratio(rounds, n, 'piper direct'):>10.2f}{_ratio(rounds, n, 'piper + verify direct'):>17.2f}"
                      f"{mb['process']:>8}{mb['prefect_server'] or '-':>8}{mb['ffmpeg'] or '-':>10}")  # fmt: skip
-    lines.append("rows s: the rows phase (mediamill: plan + generate in summary.json; direct: loading the voice and every "
-                 "row); cpu s: the whole process tree's; ratios: rows phase over the baseline's in the same round, median of "
-                 "the rounds; MB: peak RSS")
+    lines.append(
+        "rows s: the rows phase (mediamill: plan + generate in summary.json; direct: loading the voice and every "
+        "row); cpu s: the whole process tree's; ratios: rows phase over the baseline's in the same round, median of "
+        "the rounds; MB: peak RSS"
+    )
     return "\n".join(lines)
 
 
@@ -292,11 +294,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="at most this many rows (after --skip)")
     parser.add_argument("--skip", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
-                        help="also run mediamill from this source tree (its src/ folder), labelled LABEL")
+    parser.add_argument(
+        "--src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also run mediamill from this source tree (its src/ folder), labelled LABEL",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep everything here (default: a temporary folder)")
-    parser.add_argument("--only", action="append", default=[], metavar="LABEL",
-                        help="run only these ('piper direct', 'piper + verify direct', 'mediamill', a --src label)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="run only these ('piper direct', 'piper + verify direct', 'mediamill', a --src label)",
+    )
     parser.add_argument("--worker", choices=("piper", "verify"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -316,9 +328,9 @@ def main() -> None:
             round_dir = work / f"round-{n + 1}"
             round_dir.mkdir()
             runs: dict[str, dict] = {}
-            for label, run in [("piper direct", lambda: direct(manifest, round_dir, False)),
-                               ("piper + verify direct", lambda: direct(manifest, round_dir, True)),
-                               *((label, lambda label=label, src=src: mediamill(manifest, round_dir, label, src))
+            for label, run in [("piper direct", lambda d=round_dir: direct(manifest, d, False)),
+                               ("piper + verify direct", lambda d=round_dir: direct(manifest, d, True)),
+                               *((label, lambda label=label, src=src, d=round_dir: mediamill(manifest, d, label, src))
                                  for label, src in sources)]:  # fmt: skip
                 if args.only and label not in args.only:
                     continue

@@ -102,3 +102,7 @@ def voxcpm_env(monkeypatch, tiny_voxcpm):
     monkeypatch.setenv("VOXCPM_DEVICE", "cpu")
     monkeypatch.setenv("VOXCPM_CPU_THREADS", "1")
     return tiny_voxcpm
+
+
+# The take corpus and recognisers the verification tests share (made once per session).
+from .verify_takes import sphinx, takes, tiny_whisper  # noqa: E402, F401

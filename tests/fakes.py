@@ -19,7 +19,10 @@ def write_tone_wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(
-            b"".join(int(8000 * math.sin(2 * math.pi * 440 * n / rate)).to_bytes(2, "little", signed=True) for n in range(frames))
+            b"".join(
+                int(8000 * math.sin(2 * math.pi * 440 * n / rate)).to_bytes(2, "little", signed=True)
+                for n in range(frames)
+            )
         )
     return path
 

@@ -351,45 +351,45 @@ def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
         body.append(f"<CENTER><H1>THE LAMP<BR>STORIES</H1><BR><H3>BY</H3><BR><H2>{author.upper()}</H2>"
                     "<HR><H2>CONTENTS</H2></CENTER><DIV CLASS=\"toc\"><TABLE SUMMARY=\"Table of Contents\">")  # fmt: skip
         for n, t in zip(numerals, titles):
-            body.append(f"<TR><TD>{n}.</TD><TD><A HREF=\"#{n}\">{t}</A></TD></TR>")
+            body.append(f'<TR><TD>{n}.</TD><TD><A HREF="#{n}">{t}</A></TD></TR>')
         body.append("</TABLE></DIV><HR>")
         for n, t in zip(numerals, titles):
             heading = f"ADVENTURE {n}. {t.upper()}"
             paras = [paragraph(rng) for _ in range(3)]
             chapters.append((heading, paras))
-            body.append(f"<CENTER><H3><A NAME=\"{n}\">ADVENTURE &nbsp;{n}.&nbsp; {t.upper()}</A></H3><BR>I.</CENTER>")
+            body.append(f'<CENTER><H3><A NAME="{n}">ADVENTURE &nbsp;{n}.&nbsp; {t.upper()}</A></H3><BR>I.</CENTER>')
             body += [f"<P>{escape(p)}" for p in paras]  # HTML 4: no closing tags
     elif contents == "pre":
         body.append(f"<H1 ALIGN=\"center\">{title}</H1><H3 ALIGN=\"center\">by</H3>"
                     f"<H2 ALIGN=\"center\">{author}</H2><H2 ALIGN=\"center\">Contents</H2><PRE>")  # fmt: skip
         for i, t in enumerate(titles, 1):
-            body.append(f"    {i}.  <A HREF=\"#chap{i:02d}\">{t}</A>")
+            body.append(f'    {i}.  <A HREF="#chap{i:02d}">{t}</A>')
         body.append("</PRE>")
         preface = [paragraph(rng) for _ in range(2)]
         chapters.append(("Preface", preface))
-        body.append("<H3 ALIGN=\"center\">Preface</H3>" + "".join(f"<P>{escape(p)}</P>" for p in preface))
+        body.append('<H3 ALIGN="center">Preface</H3>' + "".join(f"<P>{escape(p)}</P>" for p in preface))
         for i, t in enumerate(titles, 1):
             paras = [paragraph(rng) for _ in range(3)]
             chapters.append((f"{i}. {t}", paras))
-            body.append(f"<A NAME=\"chap{i:02d}\"></A>")
+            body.append(f'<A NAME="chap{i:02d}"></A>')
             if i == 1:
-                body.append(f"<H1 ALIGN=\"center\">{title.upper()}</H1>")
-            body.append(f"<H3 ALIGN=\"center\">\n{i}.  {t}\n</H3>")
+                body.append(f'<H1 ALIGN="center">{title.upper()}</H1>')
+            body.append(f'<H3 ALIGN="center">\n{i}.  {t}\n</H3>')
             body += [f"<P>\n{escape(p)}\n</P>" for p in paras[:2]]
             if i == 2:
-                body.append("<H3 ALIGN=\"center\">\"KEEP OFF THE GRASS\"</H3>")
+                body.append('<H3 ALIGN="center">"KEEP OFF THE GRASS"</H3>')
             body.append(f"<P>{escape(paras[2])}</P>")
     else:
         body.append(f"<h1>{title.upper()}</h1><h2>By {author}</h2><hr/><blockquote>"
                     "<p class=\"toc\"><big><b>CONTENTS</b></big></p>")  # fmt: skip
         for i in range(1, 4):
-            body.append(f"<p class=\"toc\"><a href=\"#link2HCH{i:04d}\"> Chapter {i} </a></p>")
+            body.append(f'<p class="toc"><a href="#link2HCH{i:04d}"> Chapter {i} </a></p>')
         body.append("</blockquote><hr/>")
         for i in range(1, 4):
             paras = [paragraph(rng) for _ in range(3)] + ["\u201cEDITH MARLOW\u201d"]
             chapters.append((f"Chapter {i}", paras))
             if i == 1:
-                body.append(f"<p><a name=\"link2HCH{i:04d}\" id=\"link2HCH{i:04d}\"><!-- H2 anchor --></a></p>")
+                body.append(f'<p><a name="link2HCH{i:04d}" id="link2HCH{i:04d}"><!-- H2 anchor --></a></p>')
             body.append(f"<h2>Chapter {i}</h2>")
             body += [f"<p>{escape(p)}</p>" for p in paras[:-1]]
             closing = f' <a name="link2HCH{i + 1:04d}" id="link2HCH{i + 1:04d}"><!-- H2 anchor --></a>' if i < 3 else ""

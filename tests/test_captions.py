@@ -71,7 +71,7 @@ def test_a_podcast_and_its_chapters_get_captions_timed_to_the_rows_in_the_delive
     manifest.write_text(
         "id,chapter,text,options,pause_after\n"
         f"s1,Part One,Welcome to the show about the people who light our cities.,{NOISELESS},0.8\n"
-        f"s2,,\"Tonight, a lamplighter tells us about eleven years on Harrow Street.\",{NOISELESS},0.8\n"
+        f's2,,"Tonight, a lamplighter tells us about eleven years on Harrow Street.",{NOISELESS},0.8\n'
         f"s3,Part Two,Every evening he climbed forty ladders.,{NOISELESS},\n"
     )
     (tmp_path / "show.toml").write_text(

@@ -53,7 +53,9 @@ def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path
 
         assert result.returncode == 0, result.log[-3000:]
         assert len(kills) >= 6, kills  # the chain reached generation, hosted work, stitching and delivery
-        assert any("generation" in k for k in kills) and any(k in kills for k in ("muxing the M4B", "stitching a chapter"))
+        assert any("generation" in k for k in kills) and any(
+            k in kills for k in ("muxing the M4B", "stitching a chapter")
+        )
         assert crash.deliverables(out, "lamp") == expected  # the same book, byte for byte
         rows = pq.read_table(out / "lamp" / "results.parquet").to_pylist()
         assert [r["id"] for r in rows] == ["p1", "p2", "h1", "h2", "p3", "p4"]

@@ -33,7 +33,18 @@ def lavfi(dest: Path, source: str, *extra: str) -> Path:
 
 def ffmpeg_astats(path: Path) -> dict[str, float]:
     """ffmpeg's own astats figures for the whole file (the reference our measurements must match)."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-af", "astats=measure_perchannel=none", "-f", "null", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        str(path),
+        "-af",
+        "astats=measure_perchannel=none",
+        "-f",
+        "null",
+        "-",
+    ]
     err = subprocess.run(cmd, capture_output=True, text=True).stderr
     found = {}
     for key, label in (("rms_db", "RMS level dB"), ("peak_db", "Peak level dB")):
@@ -107,8 +118,12 @@ def test_profile_rules_name_what_fails(tmp_path):
 def test_acx_refuses_an_over_long_chapter_by_name(tmp_path):
     long_chapter = lavfi(tmp_path / "long.flac", "anullsrc=r=8000:cl=mono", "-t", str(121 * 60))
     short = write_speechlike_wav(tmp_path / "short.wav", 4.0)
-    plan = SimpleNamespace(chapters=[SimpleNamespace(number=1, title="The Long Night"), SimpleNamespace(number=2, title="Dawn")])
-    delivery = deliver_acx(Production(plan, BookOutputs(chapters=[long_chapter, short]), {}, tmp_path / "out"), tmp_path)  # type: ignore[arg-type]
+    plan = SimpleNamespace(
+        chapters=[SimpleNamespace(number=1, title="The Long Night"), SimpleNamespace(number=2, title="Dawn")]
+    )
+    delivery = deliver_acx(
+        Production(plan, BookOutputs(chapters=[long_chapter, short]), {}, tmp_path / "out"), tmp_path
+    )  # type: ignore[arg-type]
     assert not delivery.ok
     assert any("The Long Night" in p and "121.0 min" in p for p in delivery.problems)
     assert [f.path.name for f in delivery.files] == ["02-dawn.mp3"] and delivery.files[0].ok
@@ -188,7 +203,9 @@ def test_ducking_lowers_the_bed_under_speech(tmp_path):
     run_ffmpeg(*master.concat_args([burst, gap] * 3, tmp_path), "-c:a", "pcm_s16le", speech)
     bed = lavfi(tmp_path / "bed.wav", "sine=frequency=150:duration=5:sample_rate=44100")
     mix = tmp_path / "mix.flac"
-    master.podcast_mix(speech, mix, False, None, None, master.Bed(bed, gain_db=-6, duck_db=12), 0.5, levels(speech)["rms_db"])
+    master.podcast_mix(
+        speech, mix, False, None, None, master.Bed(bed, gain_db=-6, duck_db=12), 0.5, levels(speech)["rms_db"]
+    )
     # Keep only the bed's band and measure it while the voice speaks and while it is silent.
     only_bed = tmp_path / "bed-band.wav"
     run_ffmpeg("-i", mix, "-af", "lowpass=f=300,lowpass=f=300,lowpass=f=300", only_bed)
@@ -245,7 +262,10 @@ def test_row_checks_flag_truncation_and_long_silences(tmp_path):
     text = "A sentence long enough that reading it aloud takes a good few seconds."
     short = write_speechlike_wav(tmp_path / "short.wav", 0.5)
     assert row_flags("tts", text, short).startswith("speech rate: truncated")
-    speech, gap = write_speechlike_wav(tmp_path / "a.wav", 2.0), lavfi(tmp_path / "gap.wav", "anullsrc=r=16000:cl=mono", "-t", "3")
+    speech, gap = (
+        write_speechlike_wav(tmp_path / "a.wav", 2.0),
+        lavfi(tmp_path / "gap.wav", "anullsrc=r=16000:cl=mono", "-t", "3"),
+    )
     gapped = tmp_path / "gapped.wav"
     run_ffmpeg(*master.concat_args([speech, gap, speech], tmp_path), "-c:a", "pcm_s16le", gapped)
     flags = row_flags("tts", "Two short bursts of speech with a long pause between them, read slowly.", gapped)

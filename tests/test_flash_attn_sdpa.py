@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mediamill.backends import flash_attn_sdpa as fa
+
 from .attention_reference import attend_one, read_paged
 
 
@@ -53,7 +54,11 @@ def test_varlen_prefill_matches_each_sequence_alone(dtype, kv_heads):
     lengths = [5, 1, 9, 3]
     total = sum(lengths)
     cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
-    q, k, v = rand(total, 4, 8, dtype=dtype, seed=10), rand(total, kv_heads, 8, dtype=dtype, seed=11), rand(total, kv_heads, 8, dtype=dtype, seed=12)
+    q, k, v = (
+        rand(total, 4, 8, dtype=dtype, seed=10),
+        rand(total, kv_heads, 8, dtype=dtype, seed=11),
+        rand(total, kv_heads, 8, dtype=dtype, seed=12),
+    )
     out = fa.flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=max(lengths),
                                     max_seqlen_k=max(lengths), softmax_scale=0.25, causal=True)  # fmt: skip
     assert out.shape == q.shape and out.dtype == dtype and out.is_contiguous()
@@ -66,7 +71,10 @@ def paged_cache(lengths: list[int], block_size: int, kv_heads: int, dim: int, se
     blocks_needed = [-(-n // block_size) for n in lengths]
     n_blocks = sum(blocks_needed) + 3  # spare blocks hold garbage that must never be read
     order = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed)).tolist()
-    k_cache, v_cache = rand(n_blocks, block_size, kv_heads, dim, seed=seed + 1), rand(n_blocks, block_size, kv_heads, dim, seed=seed + 2)
+    k_cache, v_cache = (
+        rand(n_blocks, block_size, kv_heads, dim, seed=seed + 1),
+        rand(n_blocks, block_size, kv_heads, dim, seed=seed + 2),
+    )
     tables, cursor = [], 0
     for need in blocks_needed:
         tables.append(order[cursor : cursor + need])
@@ -145,7 +153,7 @@ def test_unsupported_options_are_refused(call):
 def test_install_serves_this_process_and_spawned_children(tmp_path):
     # A fresh interpreter without flash-attn: after install(), nano-vllm imports, and so does a spawned child.
     code = textwrap.dedent(
-        f"""
+        """
         import multiprocessing as mp, sys
         sys.modules.pop("flash_attn", None)
         from mediamill.backends import flash_attn_sdpa
@@ -226,7 +234,9 @@ def _inputs(model, lengths: list[int], seed: int):
 
 def _backbone(model, positions, tokens, feat, mask, batch):
     with torch.no_grad():
-        diffusion, out = model.forward_backbone(positions, tokens, feat, mask, torch.ones(batch), torch.full((batch,), 2.0))
+        diffusion, out = model.forward_backbone(
+            positions, tokens, feat, mask, torch.ones(batch), torch.full((batch,), 2.0)
+        )
     return diffusion["mu"], out["stop_flag"]
 
 
@@ -277,16 +287,26 @@ def test_nanovllm_decode_from_a_paged_cache_matches_a_full_prefill(nano_model, t
         # Prefill all but the last token of both sequences into the cache (one packed step).
         pre = [n - 1 for n in lengths]
         idx = torch.cat([torch.arange(starts[b], starts[b] + pre[b]) for b in range(2)])
-        slots = torch.tensor([tables[b][t // block_size] * block_size + t % block_size for b in range(2) for t in range(pre[b])], dtype=torch.int32)
+        slots = torch.tensor(
+            [tables[b][t // block_size] * block_size + t % block_size for b in range(2) for t in range(pre[b])],
+            dtype=torch.int32,
+        )
         cu = torch.tensor([0, pre[0], pre[0] + pre[1]], dtype=torch.int32)
         set_context(True, cu, cu, max(pre), max(pre), slots)
         _backbone(nano_model, torch.cat([torch.arange(p) for p in pre]), tokens[idx], feat[idx], mask[idx], 2)
         # Decode the last token of each sequence through the block tables (padded with -1).
         last = torch.tensor([starts[b] + lengths[b] - 1 for b in range(2)])
-        decode_slots = torch.tensor([tables[b][(n - 1) // block_size] * block_size + (n - 1) % block_size for b, n in enumerate(lengths)], dtype=torch.int32)
+        decode_slots = torch.tensor(
+            [tables[b][(n - 1) // block_size] * block_size + (n - 1) % block_size for b, n in enumerate(lengths)],
+            dtype=torch.int32,
+        )
         table = torch.tensor([[7, 2, 9], [4, 11, -1]], dtype=torch.int32)
-        set_context(False, slot_mapping=decode_slots, context_lens=torch.tensor(lengths, dtype=torch.int32), block_tables=table)
-        mu, stop = _backbone(nano_model, torch.tensor([n - 1 for n in lengths]), tokens[last], feat[last], mask[last], 2)
+        set_context(
+            False, slot_mapping=decode_slots, context_lens=torch.tensor(lengths, dtype=torch.int32), block_tables=table
+        )
+        mu, stop = _backbone(
+            nano_model, torch.tensor([n - 1 for n in lengths]), tokens[last], feat[last], mask[last], 2
+        )
         for b in range(2):
             torch.testing.assert_close(mu[b : b + 1], full[b][0], atol=1e-5, rtol=1e-5)
             assert stop[b] == full[b][1][0]
@@ -320,7 +340,16 @@ def test_nanovllm_prefill_over_a_cached_prefix_matches_a_full_prefill(nano_model
         cu_q = torch.tensor([0, n - cached], dtype=torch.int32)
         cu_k = torch.tensor([0, n], dtype=torch.int32)
         table = torch.tensor([table_list], dtype=torch.int32)
-        set_context(True, cu_q, cu_k, n - cached, n, torch.tensor([slot(t) for t in range(cached, n)], dtype=torch.int32), None, table)
+        set_context(
+            True,
+            cu_q,
+            cu_k,
+            n - cached,
+            n,
+            torch.tensor([slot(t) for t in range(cached, n)], dtype=torch.int32),
+            None,
+            table,
+        )
         tail_mu, _ = _backbone(nano_model, torch.arange(cached, n), tokens[cached:], feat[cached:], mask[cached:], 1)
         torch.testing.assert_close(tail_mu, full_mu, atol=1e-5, rtol=1e-5)
     finally:
@@ -355,13 +384,17 @@ def test_standin_matches_flash_attn_on_cuda_and_survives_graph_capture():
     if fa._spec_is_real():
         import flash_attn
 
-        real = flash_attn.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True)
+        real = flash_attn.flash_attn_with_kvcache(
+            q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True
+        )
         torch.testing.assert_close(out, real, atol=2e-2, rtol=2e-2)
     graph = torch.cuda.CUDAGraph()
     static = torch.empty_like(out)
     torch.cuda.synchronize()
     with torch.cuda.graph(graph):
-        static.copy_(fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True))
+        static.copy_(
+            fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True)
+        )
     graph.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(static, out)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
@@ -58,8 +57,11 @@ def test_demo_audiobook_end_to_end_and_rerun_generates_nothing(demo_copy, tmp_pa
 
     # Each chapter lasts as long as its lines plus their pauses (0.6 s, 0.9 s where set, 2 s at the end).
     chapter_files = sorted((out / "audiobook" / "chapters").glob("*.flac"))
-    assert [p.name for p in chapter_files] == ["01-chapter-one-the-last-lamp.flac", "02-chapter-two-the-electric-men.flac"]
-    for n, (mark, flac) in enumerate(zip(book.chapters, chapter_files)):
+    assert [p.name for p in chapter_files] == [
+        "01-chapter-one-the-last-lamp.flac",
+        "02-chapter-two-the-electric-men.flac",
+    ]
+    for mark, flac in zip(book.chapters, chapter_files):
         ours = [r for r in rows if r["chapter"] == mark.title]
         pauses = [0.9 if r["id"] in ("ch1-005", "ch2-005") else 0.6 for r in ours[:-1]] + [2.0]
         expected = sum(r["audio_s"] for r in ours) + sum(pauses)

@@ -44,7 +44,9 @@ def wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 
 def speech(write_manifest, n: int) -> Path:
-    return write_manifest("id,text\n" + "".join(f"h{i},Hosted line {i} for the kill test.\n" for i in range(n)), name="hosted")
+    return write_manifest(
+        "id,text\n" + "".join(f"h{i},Hosted line {i} for the kill test.\n" for i in range(n)), name="hosted"
+    )
 
 
 def test_a_run_killed_after_submitting_resumes_its_tasks_instead_of_paying_again(write_manifest, tmp_path):

@@ -93,7 +93,10 @@ def test_random_bytes_end_in_a_clear_error_or_a_plan(folder, data):
 
 
 @FUZZ
-@given(text=st.text(max_size=400), encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "latin-1", "cp1252"]))
+@given(
+    text=st.text(max_size=400),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "latin-1", "cp1252"]),
+)
 def test_text_in_any_encoding_ends_in_a_clear_error_or_a_plan(folder, text, encoding):
     path = folder / "fuzz.csv"
     path.write_bytes(("id,text\n" + text).encode(encoding, errors="replace"))
@@ -102,7 +105,9 @@ def test_text_in_any_encoding_ends_in_a_clear_error_or_a_plan(folder, text, enco
 
 cell = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(KINDS + PATHS + URLS + IDS + ['{"volume": 2}', "[1,2]", "=cmd|' /C calc'!A0", "1e309", "-1", "NaN"]),
+    st.sampled_from(
+        KINDS + PATHS + URLS + IDS + ['{"volume": 2}', "[1,2]", "=cmd|' /C calc'!A0", "1e309", "-1", "NaN"]
+    ),
 )
 
 
@@ -129,7 +134,9 @@ def test_file_references_outside_the_manifest_folder_are_refused(folder, value):
 
 
 def test_asset_roots_widen_what_a_manifest_may_read(folder, monkeypatch):
-    path = write_csv(folder / "refs.csv", ["id", "kind", "text", "reference"], [["r1", "clone", "Hi.", "../outside.wav"]])
+    path = write_csv(
+        folder / "refs.csv", ["id", "kind", "text", "reference"], [["r1", "clone", "Hi.", "../outside.wav"]]
+    )
     assert "outside the manifest's folder" in str(judge(path, "wiro"))
     monkeypatch.setenv("MEDIAMILL_ASSET_ROOTS", str(folder.parent))
     assert isinstance(judge(path, "wiro"), Plan)
@@ -146,7 +153,9 @@ def test_urls_must_be_http_and_public(folder, url):
 
 
 def test_private_urls_are_allowed_when_configured(folder, monkeypatch):
-    path = write_csv(folder / "urls.csv", ["id", "kind", "prompt", "image"], [["v1", "video", "A lamp.", "http://10.0.0.7/a.png"]])
+    path = write_csv(
+        folder / "urls.csv", ["id", "kind", "prompt", "image"], [["v1", "video", "A lamp.", "http://10.0.0.7/a.png"]]
+    )
     assert "private" in str(judge(path, "wiro"))
     monkeypatch.setenv("MEDIAMILL_ALLOW_PRIVATE_URLS", "true")
     assert isinstance(judge(path, "wiro"), Plan)
@@ -165,7 +174,9 @@ def test_ids_that_are_not_safe_file_names_are_refused(folder, row_id):
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
 def test_unicode_exports_with_a_bom_are_read(folder, encoding):
     text = "id,text\nа1,Привет — «hello» ünïcödé.\n".replace("а1", "a1")
-    (folder / "uni.csv").write_bytes(text.encode(encoding) if encoding != "utf-16-be" else b"\xfe\xff" + text.encode("utf-16-be"))
+    (folder / "uni.csv").write_bytes(
+        text.encode(encoding) if encoding != "utf-16-be" else b"\xfe\xff" + text.encode("utf-16-be")
+    )
     plan = judge(folder / "uni.csv")
     assert isinstance(plan, Plan) and plan.jobs[0].row.text == "Привет — «hello» ünïcödé."
 
@@ -201,13 +212,17 @@ def test_millions_of_rows_are_refused_before_any_work(folder, fmt):
         pq.write_table(pa.table({"id": [f"r{i}" for i in range(n)], "text": ["Line."] * n}), path)
     result = judge(path)
     assert isinstance(result, ManifestError)
-    assert str(result.problems[0]) == "has 2000000 rows; a manifest may have at most 100000 (MEDIAMILL_MAX_ROWS): split it"
+    assert (
+        str(result.problems[0]) == "has 2000000 rows; a manifest may have at most 100000 (MEDIAMILL_MAX_ROWS): split it"
+    )
 
 
 @FUZZ
 @given(
     ids=st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(), st.binary(max_size=8), st.none(), st.text(max_size=5)),
-    text=st.one_of(st.text(max_size=20), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3), st.binary(max_size=8), st.none()),
+    text=st.one_of(
+        st.text(max_size=20), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3), st.binary(max_size=8), st.none()
+    ),
 )
 def test_parquet_with_any_column_types_ends_in_a_clear_error_or_a_plan(folder, ids, text):
     path = folder / "typed.parquet"

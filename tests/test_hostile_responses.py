@@ -21,8 +21,8 @@ import pytest
 
 from mediamill.backends import _instances, get_backend
 from mediamill.config import RetryPolicy
-from mediamill.plan import validate
 from mediamill.generate import RowOutcome, attempt_row
+from mediamill.plan import validate
 from mediamill.store import Store
 
 from .emulators.pixazo import PixazoEmulator

@@ -9,13 +9,14 @@ import shutil
 
 import pytest
 
-from .ingest_books import epub3_book, paragraph
-from .epub_helpers import read_csv
 from mediamill.cli import main
-from mediamill.ingest import ImportOptions, import_manuscript
-from mediamill.manifest import write_table as write_manifest
-from mediamill.ingest.ids import assign_ids
 from mediamill.core.ids import check_safe_id
+from mediamill.ingest import ImportOptions, import_manuscript
+from mediamill.ingest.ids import assign_ids
+from mediamill.manifest import write_table as write_manifest
+
+from .epub_helpers import read_csv
+from .ingest_books import epub3_book, paragraph
 
 
 def _edit(paras):

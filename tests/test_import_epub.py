@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 
-from .ingest_books import drm_epub, epub2_book, epub3_book
-from .epub_helpers import chapters_of, epubcheck, problems, read_csv
 from mediamill.ingest import ImportOptions, IngestError, import_manuscript
 from mediamill.ingest.clean import words
+
+from .epub_helpers import chapters_of, epubcheck, problems, read_csv
+from .ingest_books import drm_epub, epub2_book, epub3_book
 
 
 def _bag(texts) -> Counter:

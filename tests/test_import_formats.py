@@ -7,11 +7,22 @@ import random
 import lxml.html
 import pytest
 
-from .ingest_books import (GUTENBERG_HEADER, GUTENBERG_LICENCE, docx_book, gutenberg_html_book, html_book,
-                           markdown_book, paragraph, pdf_book, scanned_pdf, text_book)  # fmt: skip
-from .epub_helpers import chapters_of, read_csv
-from mediamill.ingest import ImportOptions, IngestError, import_manuscript
 from mediamill.epub.xhtml import resolve_fragment
+from mediamill.ingest import ImportOptions, IngestError, import_manuscript
+
+from .epub_helpers import chapters_of, read_csv
+from .ingest_books import (
+    GUTENBERG_HEADER,
+    GUTENBERG_LICENCE,
+    docx_book,
+    gutenberg_html_book,
+    html_book,
+    markdown_book,  # fmt: skip
+    paragraph,
+    pdf_book,
+    scanned_pdf,
+    text_book,
+)
 from .test_import_epub import assert_words_reach
 
 
@@ -183,8 +194,10 @@ def test_gutenberg_html_header_gives_title_author_language_and_credits_are_skipp
     """No <html lang>: the header's "Language: English" is the language, as a tag; its title beats the
     page's <TITLE>; "Produced by ..." after the start marker (in the header's <PRE> or a paragraph of its
     own) and a transcriber's note are not read."""
-    for name, credit in (("pre", ""), ("p", "<P>Produced by Jane Volunteer.</P>"
-                                            "<P CLASS=transnote>TRANSCRIBER'S NOTE: Spelling is as printed.</P>")):
+    for name, credit in (
+        ("pre", ""),
+        ("p", "<P>Produced by Jane Volunteer.</P><P CLASS=transnote>TRANSCRIBER'S NOTE: Spelling is as printed.</P>"),
+    ):
         book = gutenberg_html_book(tmp_path / f"{name}.htm", "paragraphs")
         if credit:
             page = book.path.read_bytes().replace(b"<h1>", credit.encode() + b"<h1>", 1)

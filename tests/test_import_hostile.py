@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from .epub_helpers import read_csv
-from .ingest_books import CONTAINER, docx_book, epub3_book, png_bytes
 from mediamill.cli import main
 from mediamill.ingest import ImportOptions, IngestError, import_manuscript
+
+from .epub_helpers import read_csv
+from .ingest_books import CONTAINER, docx_book, epub3_book, png_bytes
 
 MiB = 1024 * 1024
 PARAS = ["The lantern swung above the harbour wall.", "Morning came quietly over the river.",

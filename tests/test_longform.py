@@ -89,8 +89,16 @@ def test_read_aloud_gives_up_after_its_takes_or_keeps_the_closest(tmp_path):
     pieces = split_text("A sentence that the engine keeps cutting short, every single time.", 200)
     lengths = iter([0.1, 0.4, 0.2])
     with pytest.raises(BadCaseError, match="truncated.*after 3 takes"):
-        read_aloud(pieces, lambda t, a: _take(next(lengths)), tmp_path / "a.wav", DurationCheck(slack_s=0.1, low_slack_s=0.1))
+        read_aloud(
+            pieces, lambda t, a: _take(next(lengths)), tmp_path / "a.wav", DurationCheck(slack_s=0.1, low_slack_s=0.1)
+        )
     lengths = iter([0.1, 0.4, 0.2])
-    reading = read_aloud(pieces, lambda t, a: _take(next(lengths)), tmp_path / "b.wav", DurationCheck(slack_s=0.1, low_slack_s=0.1), keep_bad=True)
+    reading = read_aloud(
+        pieces,
+        lambda t, a: _take(next(lengths)),
+        tmp_path / "b.wav",
+        DurationCheck(slack_s=0.1, low_slack_s=0.1),
+        keep_bad=True,
+    )
     assert reading.generations == 3 and len(reading.kept_bad) == 1 and "truncated" in reading.kept_bad[0]
     assert reading.duration_s == pytest.approx(0.4, abs=1e-3)  # the take closest to the expected length

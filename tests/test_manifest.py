@@ -197,11 +197,11 @@ def test_kinds_are_inferred_and_multi_valued_columns_split(write_manifest, tmp_p
     (tmp_path / "img.png").write_bytes(b"\x89PNG fake")
     plan = validate(
         write_manifest(
-            'id,text,lyrics,genre,image,prompt,reference\n'
+            "id,text,lyrics,genre,image,prompt,reference\n"
             's,,"[verse] la",pop; rock,,,\n'
-            'v,,,,img.png,A scene.,\n'
-            'c,Copy me.,,,,,https://example.com/ref.wav\n'
-            't,Plain.,,,,,\n',
+            "v,,,,img.png,A scene.,\n"
+            "c,Copy me.,,,,,https://example.com/ref.wav\n"
+            "t,Plain.,,,,,\n",
             name="kinds",
         ),
         "wiro",

@@ -42,7 +42,13 @@ def test_m4b_has_chapters_and_tags(tmp_path):
     ch = []
     for n, seconds in enumerate((1.5, 2.5), start=1):
         src = write_tone_wav(tmp_path / f"s{n}.wav", seconds)
-        ch.append((f"Part {n}", tmp_path / f"c{n}.flac", assemble_chapter([Piece(src, 0)], tmp_path / f"c{n}.flac", tmp_path / "w")))
+        ch.append(
+            (
+                f"Part {n}",
+                tmp_path / f"c{n}.flac",
+                assemble_chapter([Piece(src, 0)], tmp_path / f"c{n}.flac", tmp_path / "w"),
+            )
+        )
     build_m4b(ch, BookMeta("Title", "Author"), tmp_path / "b.m4b", tmp_path / "w")
     info = probe(tmp_path / "b.m4b")
     assert [c.title for c in info.chapters] == ["Part 1", "Part 2"]

@@ -88,7 +88,7 @@ def wav_seconds(data: bytes) -> float:
 
 
 def sse_events(lines) -> list[dict]:
-    return [json.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")]
+    return [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,9 @@ def test_rate_limit_is_waited_out_inside_one_attempt(pixazo, write_manifest, tmp
     assert len(pixazo.requests) == 3
 
 
-@pytest.mark.parametrize(("fault", "attempts"), [("http500", 2), ("http502", 2), ("malformed", 2), ("download_broken", 1)])
+@pytest.mark.parametrize(
+    ("fault", "attempts"), [("http500", 2), ("http502", 2), ("malformed", 2), ("download_broken", 1)]
+)
 def test_transient_faults_are_retried(pixazo, write_manifest, tmp_path, fault, attempts):
     pixazo.inject(fault, 1)
     assert run(manifest(write_manifest, 1), tmp_path / "out").is_completed()
@@ -116,7 +118,9 @@ def test_a_noted_result_is_downloaded_not_generated_again(pixazo, write_manifest
     path = manifest(write_manifest, 1)
     job = validate(path, "pixazo").jobs[0]
     # A run that got its answer and was killed before downloading left this note.
-    Store(tmp_path / "out").journal(job.key).write({"backend": "pixazo", "output_url": f"{pixazo.url}/files/noted.wav", "elapsed_s": 1.5})
+    Store(tmp_path / "out").journal(job.key).write(
+        {"backend": "pixazo", "output_url": f"{pixazo.url}/files/noted.wav", "elapsed_s": 1.5}
+    )
     assert run(path, tmp_path / "out").is_completed()
     assert pixazo.requests == [] and pixazo.downloads == 1
     (row,) = results(tmp_path / "out").values()

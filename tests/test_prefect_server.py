@@ -81,7 +81,12 @@ class Fleet:
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.base / f"{name}.log").open("w")
         proc = subprocess.Popen(
-            [PREFECT, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [PREFECT, *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             **child_options(),  # a killed test run takes its server and workers with it
         )
         self.procs.append(proc)
@@ -138,7 +143,9 @@ class Fleet:
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("fleet"))
     try:
-        fleet.spawn("server", "server", "start", "--host", "127.0.0.1", "--port", fleet.url.split(":")[-1].split("/")[0])
+        fleet.spawn(
+            "server", "server", "start", "--host", "127.0.0.1", "--port", fleet.url.split(":")[-1].split("/")[0]
+        )
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -290,7 +297,9 @@ def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, t
         except subprocess.TimeoutExpired:
             for proc in runs.values():
                 _stop(proc)
-            raise AssertionError(f"hosted runs not finished in 240 s:\n{(tmp_path / 'left.log').read_text()[-3000:]}")
+            raise AssertionError(
+                f"hosted runs not finished in 240 s:\n{(tmp_path / 'left.log').read_text()[-3000:]}"
+            ) from None
         elapsed = time.monotonic() - started
         peak, tasks = wiro.peak_active(), len(wiro.tasks)
 

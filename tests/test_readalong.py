@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from .ingest_books import epub2_book, epub3_book, markdown_book
-from .epub_helpers import chapters_of, epubcheck, problems, read_csv, sine_flac
-from mediamill.media import probe
-from mediamill.deliver.readalong import (ReadalongBook, ReadalongChapter, ReadalongError, ReadalongRow,
-                                       build_readalong, parse_clock)  # fmt: skip
+from mediamill.deliver.readalong import (
+    ReadalongBook,
+    ReadalongChapter,
+    ReadalongError,
+    ReadalongRow,
+    build_readalong,  # fmt: skip
+    parse_clock,
+)
 from mediamill.deliver.readalong.spans import TextIndex, segments, wrap
 from mediamill.ingest import ImportOptions, import_manuscript
+from mediamill.media import probe
+
+from .epub_helpers import chapters_of, epubcheck, problems, read_csv, sine_flac
+from .ingest_books import epub2_book, epub3_book, markdown_book
 
 SMIL = "{http://www.w3.org/ns/SMIL}"
 OPF = "{http://www.idpf.org/2007/opf}"

@@ -21,7 +21,10 @@ ESPEAK_CASES = [
     ("the end.—Then he", "the end. Then he"),
     ("Well?—No!—Yes;—maybe", "Well? No! Yes; maybe"),
     ("he said--and then", "he said, and then"),
-    ("Upon the reformation in the reign of William III., the price", "Upon the reformation in the reign of William the Third, the price"),
+    (
+        "Upon the reformation in the reign of William III., the price",
+        "Upon the reformation in the reign of William the Third, the price",
+    ),
     # ellipses ran words together ("waitand")
     ("wait…and", "wait, and"),
     ("wait... and so", "wait, and so"),
@@ -62,7 +65,10 @@ ESPEAK_CASES = [
     ("I. A Fast-Fish belongs to the party fast to it.", "One. A Fast-Fish belongs to the party fast to it."),
     ("[VIII] Then Last Of All", "[eight] Then Last Of All"),
     ("I will NOT go, HUMPH!", "I will NOT go, humph!"),
-    ("THE WHALE NEVER FIGURED IN ANY GRAND IMPOSING WAY? In one", "the whale never figured in any grand imposing way? In one"),
+    (
+        "THE WHALE NEVER FIGURED IN ANY GRAND IMPOSING WAY? In one",
+        "the whale never figured in any grand imposing way? In one",
+    ),
     ("the BBC and the USA", "the BBC and the USA"),
     ("21 Guilders / mark", "21 Guilders, mark"),
 ]

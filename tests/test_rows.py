@@ -12,8 +12,8 @@ import textwrap
 
 from mediamill.backends import get_backend
 from mediamill.config import RetryPolicy
-from mediamill.plan import validate
 from mediamill.generate import make_batches, retry_delay, run_batch
+from mediamill.plan import validate
 from mediamill.store import Store
 
 COUNTING = "tests.fakes:CountingBackend"

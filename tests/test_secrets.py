@@ -28,9 +28,10 @@ def test_credentials_never_leave_the_environment(monkeypatch, tmp_path, write_ma
         "id,text,backend\nw1,A good wiro line.,wiro\nw2,A failing wiro line.,wiro\np1,A pixazo line.,pixazo\np2,Refused.,pixazo\n",
         name="secrets",
     )
-    with WiroEmulator(api_key=WIRO_KEY, api_secret=WIRO_SECRET, queue_s=0.05, run_s=0.1) as wiro, PixazoEmulator(
-        api_key=PIXAZO_KEY
-    ) as pixazo:
+    with (
+        WiroEmulator(api_key=WIRO_KEY, api_secret=WIRO_SECRET, queue_s=0.05, run_s=0.1) as wiro,
+        PixazoEmulator(api_key=PIXAZO_KEY) as pixazo,
+    ):
         monkeypatch.setenv("WIRO_BASE_URL", wiro.url)
         monkeypatch.setenv("WIRO_API_KEY", WIRO_KEY)
         monkeypatch.setenv("WIRO_API_SECRET", WIRO_SECRET)
@@ -108,7 +109,8 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
         name="http-good",
     )
     refused = write_manifest(
-        "id,kind,text,reference\nr1,tts,Refused at the door.,\nr2,clone,A refused clone.,guest.wav\n", name="http-refused"
+        "id,kind,text,reference\nr1,tts,Refused at the door.,\nr2,clone,A refused clone.,guest.wav\n",
+        name="http-refused",
     )
     proxied = write_manifest("id,text\np1,Through a proxy that wants a password.\n", name="http-proxied")
     out = tmp_path / "out"

@@ -209,7 +209,9 @@ ref,clone,Only the guest's timbre.,guest.wav,,
     assert {r["status"] for r in rows.values()} == {"done"} and {r["sample_rate"] for r in rows.values()} == {48000}
     assert rows["plain"]["pieces"] == 2 and rows["plain"]["takes"] == 2
     uploaded = sorted(p.name for p in server["voices"].glob("ref-*"))
-    assert len([n for n in uploaded if n.endswith(".wav")]) == 2 and len([n for n in uploaded if n.endswith(".txt")]) == 1
+    assert (
+        len([n for n in uploaded if n.endswith(".wav")]) == 2 and len([n for n in uploaded if n.endswith(".txt")]) == 1
+    )
 
     monkeypatch.setenv("VOXCPM_HTTP_API_KEY", "not-the-key-7f3a")
     manifest2 = write_manifest("id,text\nx,Refused.\n", name="refused")

@@ -37,7 +37,7 @@ SSE_ROUNDS = int(os.environ.get("MEDIAMILL_TEST_SSE_ROUNDS", "4"))
 # the engine's arena grows by whole blocks); streams run on request threads grew it ~200 MB.
 SSE_GROWTH_MB = float(os.environ.get("MEDIAMILL_TEST_SSE_GROWTH_MB", "64"))
 
-AUDIT_HOOK = '''
+AUDIT_HOOK = """
 import os, sys
 _watched = [p for p in os.environ.get("MEDIAMILL_TEST_WATCH", "").split(os.pathsep) if p]
 _log = os.environ.get("MEDIAMILL_TEST_WATCH_LOG")
@@ -49,7 +49,7 @@ if _watched and _log:
                 with open(_log, "a") as fh:
                     fh.write(f"{event} {text}\\n")
     sys.addaudithook(_hook)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,9 @@ def test_every_endpoint_needs_the_key(srv, method, path, kw):
     assert not (srv.voices / "intruder.wav").exists()
 
 
-@pytest.mark.parametrize("headers", [AUTH, {"Authorization": f"bearer {KEY}"}, {"X-API-Key": KEY}], ids=["bearer", "lower", "x-api-key"])
+@pytest.mark.parametrize(
+    "headers", [AUTH, {"Authorization": f"bearer {KEY}"}, {"X-API-Key": KEY}], ids=["bearer", "lower", "x-api-key"]
+)
 def test_the_right_key_opens_every_endpoint(srv, headers):
     assert httpx.get(srv.url + "/v1/voices", headers=headers).status_code == 200
     assert httpx.get(srv.url + "/voices", headers=headers).status_code == 200
@@ -281,7 +283,9 @@ MALFORMED = [
 def test_malformed_bodies_get_422_never_500(srv, body):
     expected = {403, 422} if b"prompt_wav_path" in body else {422}  # an unusable path may be refused as a path
     for path in ("/v1/audio/speech", "/v1/audio/speech/stream"):
-        response = httpx.post(srv.url + path, content=body, headers={**AUTH, "content-type": "application/json"}, timeout=30)
+        response = httpx.post(
+            srv.url + path, content=body, headers={**AUTH, "content-type": "application/json"}, timeout=30
+        )
         assert response.status_code in expected, (body[:60], response.status_code, response.text[:300])
         assert isinstance(response.json()["error"]["message"], str)
         assert "passwd" not in response.text
@@ -292,7 +296,9 @@ def test_malformed_bodies_get_422_never_500(srv, body):
 def test_speed_is_a_finite_json_number_in_openais_range(srv, value):
     body = b'{"input": "Hi.", "speed": ' + value + b"}"
     for path in ("/v1/audio/speech", "/v1/audio/speech/stream"):
-        response = httpx.post(srv.url + path, content=body, headers={**AUTH, "content-type": "application/json"}, timeout=30)
+        response = httpx.post(
+            srv.url + path, content=body, headers={**AUTH, "content-type": "application/json"}, timeout=30
+        )
         assert response.status_code == 422, (value, path, response.text[:300])
         error = response.json()["error"]
         assert error["param"] == "speed" and error["message"].startswith("speed: "), error
@@ -356,7 +362,8 @@ def test_bad_framing_gets_a_4xx_and_the_server_carries_on(srv):
         "negative length": head + b"Content-Length: -5\r\n\r\n" + body,
         "two lengths": head + b"Content-Length: 5\r\nContent-Length: 16\r\n\r\n" + body,
         # Chunked framing wins over a Content-Length (RFC 9112): the limit must count the chunks, not trust the length.
-        "length and chunked": head + b"Content-Length: 16\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "length and chunked": head
+        + b"Content-Length: 16\r\nTransfer-Encoding: chunked\r\n\r\n"
         + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in _chunks(b'{"input": "' + b"x" * (2 * MAX_BODY) + b'"}'))
         + b"0\r\n\r\n",
         "short length": head + b"Content-Length: 5\r\n\r\n" + body,  # reads '{"inp': malformed JSON
@@ -402,7 +409,9 @@ def test_abandoned_streams_give_their_slots_back(srv):
                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
     host, port = srv.url.removeprefix("http://").split(":")
     for _ in range(MAX_PENDING + 2):
-        with httpx.stream("POST", srv.url + "/v1/audio/speech/stream", json={"input": text}, headers=AUTH, timeout=60) as r:
+        with httpx.stream(
+            "POST", srv.url + "/v1/audio/speech/stream", json={"input": text}, headers=AUTH, timeout=60
+        ) as r:
             assert r.status_code == 200
             next(r.iter_raw())  # one chunk, then hang up mid-stream
         with socket.create_connection((host, int(port))) as s:  # hang up before the first byte

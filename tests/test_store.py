@@ -50,7 +50,7 @@ def _row(**kw) -> RowResult:
 
 
 def test_results_csv_escapes_formulas_and_parquet_round_trips(tmp_path):
-    write_results(tmp_path, [_row(chapter="=HYPERLINK(\"http://x\")", error="-oops")])
+    write_results(tmp_path, [_row(chapter='=HYPERLINK("http://x")', error="-oops")])
     text = (tmp_path / "results.csv").read_text()
     assert "'=HYPERLINK" in text and ",'-oops," in text
     (row,) = read_results(tmp_path)

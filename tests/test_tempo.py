@@ -33,8 +33,15 @@ def pitch_hz(pcm: bytes, rate: int = RATE) -> float:
 
 @pytest.mark.parametrize(
     "ratio,factors",
-    [(1.0, []), (1.5, [1.5]), (0.5, [0.5]), (3.0, [2.0, 1.5]), (4.0, [2.0, 2.0]), (0.25, [0.5, 0.5]),
-     (0.3, [0.5, 0.6])],  # fmt: skip
+    [
+        (1.0, []),
+        (1.5, [1.5]),
+        (0.5, [0.5]),
+        (3.0, [2.0, 1.5]),
+        (4.0, [2.0, 2.0]),
+        (0.25, [0.5, 0.5]),
+        (0.3, [0.5, 0.6]),
+    ],  # fmt: skip
 )
 def test_ratios_beyond_one_stage_are_chained_within_its_best_range(ratio, factors):
     assert tempo_factors(ratio) == pytest.approx(factors)

@@ -10,8 +10,6 @@ import pytest
 from mediamill.media.pcm import AudioError, duration_s, pcm16k
 from mediamill.verify.recognisers.arpabet import guess, ipa_to_arpabet
 
-from .verify_takes import takes  # noqa: F401 - fixtures
-
 
 def _wav(path, rate, channels, seconds=1.0):
     t = np.arange(int(rate * seconds)) / rate

@@ -47,7 +47,7 @@ def test_piper_takes_are_verified_and_timed_word_by_word(verifying, write_manife
     manifest = write_manifest(
         "id,text,options\n"
         f"a,The lamp was lit at dusk.,{NOISELESS}\n"
-        f"b,\"Then, at 9 o'clock, the street went dark again.\",{NOISELESS}\n"
+        f'b,"Then, at 9 o\'clock, the street went dark again.",{NOISELESS}\n'
     )
     out = tmp_path / "out"
     state = run(manifest, out, "piper")

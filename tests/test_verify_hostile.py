@@ -66,8 +66,8 @@ def test_decoding_stops_at_the_limit_whatever_the_header_says(tmp_path, width, s
 
 
 def test_the_recognisers_decode_takes_under_the_limit(tmp_path, monkeypatch):
-    from mediamill.verify.recognisers.pocketsphinx import PocketsphinxRecogniser
     from mediamill.verify.recognisers.base import RecogniserError
+    from mediamill.verify.recognisers.pocketsphinx import PocketsphinxRecogniser
 
     monkeypatch.setenv("MEDIAMILL_VERIFY_MAX_SECONDS", "1")
     path = streamed(tone(tmp_path / "take.wav", 2.0))
@@ -105,7 +105,7 @@ def test_a_text_as_long_as_a_manifest_cell_may_be_is_read_and_judged_not_refused
     table.write_text("audio,text\na.wav," + "word " * 800_000 + "\n")  # 4 MB, under the 4 MiB a manifest allows
     (pair,) = read_pairs(table)
     assert len(pair.text) > 3_900_000
-    table.write_text("audio,text\na.wav,\"" + "word " * 900_000 + "\"\n")  # 4.5 MB: over it
+    table.write_text('audio,text\na.wav,"' + "word " * 900_000 + '"\n')  # 4.5 MB: over it
     with pytest.raises(PairsError, match="over 4194304 characters"):
         read_pairs(table)
 

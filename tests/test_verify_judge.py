@@ -162,8 +162,10 @@ def test_words_the_engine_could_not_listen_for_are_excused():
     assert judge("Xiomara kept a notebook.", t, thresholds=STRICT).verdict == "fail"
 
 
-LONG = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
-        "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light.")
+LONG = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light."
+)
 LONG_WORDS = [w.strip(",.").lower() for w in LONG.split()]
 
 

@@ -7,11 +7,9 @@ import wave
 import numpy as np
 import pytest
 
+from mediamill.text.normalize import normalize
 from mediamill.verify.judge import THRESHOLDS, verify_take
 from mediamill.verify.recognisers.base import UNKNOWN, Recogniser, RecogniserError
-from mediamill.text.normalize import normalize
-
-from .verify_takes import takes, sphinx  # noqa: F401 - fixtures
 
 
 def test_it_is_a_recogniser(sphinx):

@@ -13,8 +13,6 @@ import pytest
 from mediamill.verify.judge import judge, verify_take
 from mediamill.verify.recognisers.base import Recogniser, RecogniserError
 
-from .verify_takes import takes, tiny_whisper  # noqa: F401 - fixtures
-
 
 @pytest.fixture(scope="module")
 def whisper(tiny_whisper):

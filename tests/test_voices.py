@@ -30,7 +30,10 @@ def test_bad_voices_are_refused(tmp_path, capsys):
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("hello")
     assert main(["voices", "--dir", str(tmp_path / "v"), "add", "x", str(not_audio)]) == 2
-    assert main(["voices", "--dir", str(tmp_path / "v"), "add", "../escape", str(write_tone_wav(tmp_path / "a.wav", 1))]) == 2
+    assert (
+        main(["voices", "--dir", str(tmp_path / "v"), "add", "../escape", str(write_tone_wav(tmp_path / "a.wav", 1))])
+        == 2
+    )
     assert "cannot add voice" in capsys.readouterr().err
 
 
@@ -57,14 +60,16 @@ def test_clone_rows_take_a_registered_voice(tmp_path, write_manifest, monkeypatc
     assert find_voice("guest", tmp_path).audio == shared / "guest.wav"
     # Same recording named by voice or by path: the same content key.
     direct = write_manifest(
-        "id,kind,text,reference,reference_text\na,clone,In the narrator's voice.,voices/narrator.wav,\"Hello, I narrate.\"\n",
+        'id,kind,text,reference,reference_text\na,clone,In the narrator\'s voice.,voices/narrator.wav,"Hello, I narrate."\n',
         name="direct",
     )
     assert validate(direct, "wiro").jobs[0].key == a.key
 
 
 def test_unknown_voice_and_voice_with_reference_are_errors(tmp_path, write_manifest):
-    path = write_manifest("id,kind,text,voice,reference\na,clone,Words.,nobody,\nb,clone,Words.,narrator,x.wav\n", name="bad")
+    path = write_manifest(
+        "id,kind,text,voice,reference\na,clone,Words.,nobody,\nb,clone,Words.,narrator,x.wav\n", name="bad"
+    )
     with pytest.raises(ManifestError) as info:
         validate(path, "wiro")
     found = [str(p) for p in info.value.problems]

@@ -79,7 +79,10 @@ b,One,Nobody on the street looked up.,"an old man, slow and warm",1.5,4
     assert all(r["device"] == "cpu" and r["cost_source"] == "cpu time" and r["takes"] == 1 for r in rows)
     assert all(r["cost_usd"] == pytest.approx(r["compute_s"] * 0.001, abs=2e-6) for r in rows)
     by_text = {c["text"]: c for c in calls}
-    plain, designed = by_text["The lamps came on one by one."], by_text["(an old man, slow and warm)Nobody on the street looked up."]
+    plain, designed = (
+        by_text["The lamps came on one by one."],
+        by_text["(an old man, slow and warm)Nobody on the street looked up."],
+    )
     assert (plain["cfg_value"], plain["inference_timesteps"]) == (2.0, 10)
     assert (designed["cfg_value"], designed["inference_timesteps"]) == (1.5, 4)
     assert "prompt_wav_path" not in plain and "reference_wav_path" not in plain
@@ -164,7 +167,8 @@ def test_pieces_are_checked_by_ear_one_by_one_and_a_failing_piece_is_read_again(
     (row,) = run(manifest, tmp_path / "out")
     assert row["status"] == "done" and row["pieces"] == 2 and row["verified"] == "fail"
     assert [c["text"] for c in calls] == ["The lamplighter walked the length of Harrow Street."] * 2 + [
-        "He carried a ladder and a small flame."] * 2  # each piece twice: its own retake, not the row's
+        "He carried a ladder and a small flame."
+    ] * 2  # each piece twice: its own retake, not the row's
     assert row["takes"] == 4 and row["retakes"] == 0
     entry = Store(tmp_path / "out").get(row["key"])
     detail = json.loads(Store(tmp_path / "out").extra(entry, "verify.json").read_text())
@@ -178,10 +182,14 @@ def test_a_truncated_take_is_generated_again(write_manifest, tmp_path, calls):
     (row,) = run(manifest, tmp_path / "out")
     assert row["status"] == "done" and row["takes"] == 2 and row["warnings"] is None
     assert [c["samples"] for c in calls][0] == 480 and calls[0]["seed"] != calls[1]["seed"]
-    assert wav_seconds(tmp_path / "out" / "book" / "segments" / "only.wav") == pytest.approx(calls[1]["samples"] / 48000)
+    assert wav_seconds(tmp_path / "out" / "book" / "segments" / "only.wav") == pytest.approx(
+        calls[1]["samples"] / 48000
+    )
 
 
-def test_a_babbling_model_fails_the_row_after_bounded_takes(write_manifest, tmp_path, monkeypatch, babbling_voxcpm, calls):
+def test_a_babbling_model_fails_the_row_after_bounded_takes(
+    write_manifest, tmp_path, monkeypatch, babbling_voxcpm, calls
+):
     monkeypatch.setenv("VOXCPM_MODEL", str(babbling_voxcpm))
     manifest = write_manifest("id,text\nok,Short words.\n")
     (row,) = run(manifest, tmp_path / "out")

@@ -7,13 +7,14 @@ import wave
 
 import pyarrow.parquet as pq
 import pytest
-from mediamill.backends.voxcpm_local import VoxcpmBackend, default_seed
-from mediamill.manifest import ManifestError
-from mediamill.plan import validate
+
 from mediamill.backends.voxcpm_batch import engine as batch_engine
 from mediamill.backends.voxcpm_batch import rows as batch_rows
 from mediamill.backends.voxcpm_batch import settings as batch_settings
 from mediamill.backends.voxcpm_batch.settings import BatchSettings, chosen_engine, nanovllm_usable
+from mediamill.backends.voxcpm_local import VoxcpmBackend, default_seed
+from mediamill.manifest import ManifestError
+from mediamill.plan import validate
 
 from .fakes import write_tone_wav
 
@@ -154,7 +155,9 @@ reg,tts,The narrator speaks.,,,,,narrator,,
     styled = log["(an old man, slow and warm)Nobody on the street looked up."]
     assert (styled["seed"], styled["cfg_value"]) == (42, 1.5)
     cont = log["Continue in my voice."]
-    assert cont["prompt_text"] == "Hello from the guest." and cont["prompt_patches"] == 10 and cont["ref_patches"] is None
+    assert (
+        cont["prompt_text"] == "Hello from the guest." and cont["prompt_patches"] == 10 and cont["ref_patches"] is None
+    )
     ref = log["Only my timbre please."]
     assert ref["prompt_text"] == "" and ref["prompt_patches"] == 0 and ref["ref_patches"] == 10
     reg = log["The narrator speaks."]

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-from mediamill.backends.base import BackendError, PermanentError
 
+from mediamill.backends.base import BackendError, PermanentError
 from mediamill.backends.voxcpm_batch.engine import BatchEngine, BatchSettings, TakeRequest
 
 from .fakes import write_tone_wav
@@ -84,7 +84,12 @@ def test_no_server_ever_holds_more_than_its_sequence_limit(make_engine):
     takes = on_engine(engine, many())
     assert len(takes) == 12 and all(t.steps > 0 for t in takes)
     assert pool.peak_running == 4 and max(seen) <= 4
-    assert engine.load()["servers"]["standin:0/10"] == {"active": 0, "served": 12, "busy_s": pytest.approx(engine.servers()[0].meter.busy_s, abs=1e-3), "dead": False}
+    assert engine.load()["servers"]["standin:0/10"] == {
+        "active": 0,
+        "served": 12,
+        "busy_s": pytest.approx(engine.servers()[0].meter.busy_s, abs=1e-3),
+        "dead": False,
+    }
 
 
 def test_the_longest_waiting_piece_is_admitted_first(make_engine):
@@ -132,7 +137,9 @@ def test_rows_are_grouped_by_diffusion_steps_one_server_each(make_engine):
 
 def test_load_is_spread_over_every_device(make_engine):
     engine = make_engine(batch_standin_devices=3, batch_max_seqs=2)
-    takes = on_engine(engine, gather(*(engine.take(request(text=f"row {i} reads its line.", seed=i)) for i in range(6))))
+    takes = on_engine(
+        engine, gather(*(engine.take(request(text=f"row {i} reads its line.", seed=i)) for i in range(6)))
+    )
     assert sorted(t.device for t in takes) == ["standin:0"] * 2 + ["standin:1"] * 2 + ["standin:2"] * 2
     assert all(p.peak_running == 2 for p in pools(engine))
     assert engine.capacity == 6
@@ -143,7 +150,9 @@ def test_gpu_time_is_shared_out_and_adds_up(make_engine):
     (server,) = engine.servers()
     alone = engine.take_sync(request(text="A line read alone on the engine."))
     started = time.perf_counter()
-    together = on_engine(engine, gather(*(engine.take(request(text="A line read alone on the engine.", seed=s)) for s in range(8))))
+    together = on_engine(
+        engine, gather(*(engine.take(request(text="A line read alone on the engine.", seed=s)) for s in range(8)))
+    )
     wall = time.perf_counter() - started
     total = alone.compute_s + sum(t.compute_s for t in together)
     assert total == pytest.approx(server.meter.busy_s, rel=1e-6)

@@ -6,14 +6,14 @@ import asyncio
 import wave
 
 import pytest
+
 from mediamill.backends.base import PermanentError
 from mediamill.backends.reading import BadCaseError, steps_for
-from mediamill.text import predicted_seconds, split_text
-from mediamill.verify import DurationCheck
-
 from mediamill.backends.voxcpm_batch.engine import BatchEngine, BatchSettings
 from mediamill.backends.voxcpm_batch.reading import BatchVoice, WavSink, piece_request, read_row
 from mediamill.backends.voxcpm_batch.standin import default_length
+from mediamill.text import predicted_seconds, split_text
+from mediamill.verify import DurationCheck
 
 TEXT = ("The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
         "Every evening, for forty years, he lit the lamps.")  # fmt: skip
@@ -38,7 +38,9 @@ def read(engine, text, tmp_path, seed=100, max_takes=3, keep_bad=False, max_char
     voice = voice or BatchVoice()
 
     def request_for(index, attempt):
-        return piece_request(engine, pieces[index].text, voice, seed + attempt * 7919, CHECK, timesteps=10, cfg_value=2.0)
+        return piece_request(
+            engine, pieces[index].text, voice, seed + attempt * 7919, CHECK, timesteps=10, cfg_value=2.0
+        )
 
     out = tmp_path / "speech.wav"
     sink = WavSink(out)
@@ -69,7 +71,9 @@ def test_every_piece_is_submitted_at_once_and_written_in_order(engine, tmp_path)
     assert (reading.pieces, reading.generations, reading.regenerated, reading.kept_bad) == (3, 3, 0, [])
     frames, rate, data = wav_frames(out)
     assert rate == 48000 and frames == (40 + 20 + 20) * 7680 + 2 * round(0.25 * 48000)
-    first = engine.take_sync(piece_request(engine, pieces[0].text, BatchVoice(), 100, CHECK, timesteps=10, cfg_value=2.0))
+    first = engine.take_sync(
+        piece_request(engine, pieces[0].text, BatchVoice(), 100, CHECK, timesteps=10, cfg_value=2.0)
+    )
     assert data[: len(first.pcm)] == first.pcm  # piece one comes first in the file
     assert all(e["seed"] == 100 for e in pool.log)  # one voice, one seed: the pieces sound alike
 
@@ -86,7 +90,10 @@ def test_a_take_that_stops_too_early_is_retaken_with_the_next_seed(engine, tmp_p
 def test_a_babbling_piece_fails_the_row_after_its_takes_unless_kept(engine, tmp_path):
     pool = pool_of(engine)
     pool.length_rule = lambda text, seed, sps: 10_000  # never stops by itself: runs to the cap
-    with pytest.raises(BadCaseError, match=r"piece 1 of 1 \('Short words.'\): babbling: generation ran to its length cap .*after 3 takes"):
+    with pytest.raises(
+        BadCaseError,
+        match=r"piece 1 of 1 \('Short words.'\): babbling: generation ran to its length cap .*after 3 takes",
+    ):
         read(engine, "Short words.", tmp_path)
     assert len(pool.log) == 3 and all(e["max_generate_length"] == pool.log[0]["max_generate_length"] for e in pool.log)
     reading, out, _ = read(engine, "Short words.", tmp_path, keep_bad=True)
@@ -128,7 +135,12 @@ def test_the_cap_is_the_babbling_bound_clamped_to_the_engines_length(engine, tmp
 
 def test_the_prompt_bound_never_undercounts_the_engines_tokens(engine):
     pool = pool_of(engine)
-    texts = ["Hello.", "Ein längerer Satz mit Umlauten, äöü.", "这是一个中文句子。", "(a calm voice)Numbers 1, 22, 333."]
+    texts = [
+        "Hello.",
+        "Ein längerer Satz mit Umlauten, äöü.",
+        "这是一个中文句子。",
+        "(a calm voice)Numbers 1, 22, 333.",
+    ]
     for text in texts:
         req = piece_request(engine, text, BatchVoice(prompt_latents=b"\0" * 1024, prompt_text="Prompt words."), 1, CHECK,
                             timesteps=10, cfg_value=2.0)  # fmt: skip

@@ -8,12 +8,12 @@ import time
 import wave
 
 import pytest
-from mediamill.backends.reading import Reading
-from mediamill.serve.engines import Cancelled, RequestProblem, Speech
 
-from mediamill.backends.voxcpm_batch import engine as batch_engine
+from mediamill.backends.reading import Reading
 from mediamill.backends.voxcpm_batch import BatchSettings
+from mediamill.backends.voxcpm_batch import engine as batch_engine
 from mediamill.serve import BatchSpeechEngine
+from mediamill.serve.engines import Cancelled, RequestProblem, Speech
 
 from .fakes import write_tone_wav
 
@@ -103,6 +103,7 @@ def test_unserved_steps_and_engine_voices_are_request_problems(served):
 
 def test_the_http_app_serves_a_registry_voice(served, tmp_path):
     from fastapi.testclient import TestClient
+
     from mediamill.serve import ServeSettings, create_app
 
     voices = tmp_path / "voices"
@@ -123,6 +124,7 @@ def test_the_servers_bounds_rise_to_what_the_engine_holds(served, monkeypatch):
     from types import SimpleNamespace
 
     from fastapi.testclient import TestClient
+
     from mediamill.serve import ServeSettings, create_app
     from mediamill.serve.service import serve_bounds
 
@@ -134,7 +136,9 @@ def test_the_servers_bounds_rise_to_what_the_engine_holds(served, monkeypatch):
         assert client.app.state.service.jobs.limit == 16
 
         def ask(i):
-            replies.append(client.post("/v1/audio/speech", json={"input": f"Request {i} wants a line.", "seed": i}).status_code)
+            replies.append(
+                client.post("/v1/audio/speech", json={"input": f"Request {i} wants a line.", "seed": i}).status_code
+            )
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
         for t in threads:

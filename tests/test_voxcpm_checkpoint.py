@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from mediamill.backends import flash_attn_sdpa
 
 from .tiny_voxcpm import build

@@ -5,12 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from mediamill.backends import voxcpm_local
-from mediamill.backends.voxcpm_pool import Knobs, Replica, Voicing
-from mediamill.plan import validate
-from mediamill.verify import DurationCheck
 
+from mediamill.backends import voxcpm_local
 from mediamill.backends import voxcpm_replicas as plain_replicas
+from mediamill.backends.voxcpm_pool import Knobs, Replica, Voicing
 from mediamill.backends.voxcpm_replicas import (
     ProcessReplica,
     ReplicaPool,
@@ -19,6 +17,8 @@ from mediamill.backends.voxcpm_replicas import (
     get_replica_pool,
     plan_replicas,
 )
+from mediamill.plan import validate
+from mediamill.verify import DurationCheck
 
 FAKE = "tests.fake_loaders:recording"
 
@@ -29,7 +29,10 @@ def test_cpu_is_one_replica_in_this_process_never_compiled():
 
 
 def test_gpus_without_compile_stay_as_today():
-    assert plan_replicas(["cuda:0", "cuda:2"]) == [ReplicaSpec("cuda:0", 0, "cuda:0"), ReplicaSpec("cuda:2", 2, "cuda:2")]
+    assert plan_replicas(["cuda:0", "cuda:2"]) == [
+        ReplicaSpec("cuda:0", 0, "cuda:0"),
+        ReplicaSpec("cuda:2", 2, "cuda:2"),
+    ]
 
 
 def test_compiling_replicas_get_their_gpu_as_plain_cuda_in_their_own_process():

@@ -99,7 +99,9 @@ clip,video,,,,,,,,assets/images/lighthouse.png,"He says, <S>Hi.<E> <AUDCAP>calm 
     video = by_model["chetwinlow1/ovi"]
     assert video["files"]["inputImage"] == (MANIFESTS / "images" / "lighthouse.png").read_bytes()
     assert video["inputs"]["resolution"] == "992x512"
-    clones = [r for r in wiro.runs if r["model"] == "openbmb/voxcpm" and r["inputs"]["prompt"] != "Hello from the cloud."]
+    clones = [
+        r for r in wiro.runs if r["model"] == "openbmb/voxcpm" and r["inputs"]["prompt"] != "Hello from the cloud."
+    ]
     modes = sorted(tuple(sorted(k for k in r["inputs"] if "Audio" in k or k == "referencePrompt")) for r in clones)
     assert modes == [("inputAudioReferenceUrl", "referencePrompt"), ("inputAudioUrl",)]
     assert sum(1 for endpoint, _ in wiro.requests if endpoint == "Upload") == 2  # the reference wav once, the mp3 once
@@ -235,14 +237,18 @@ def test_cancelling_the_flow_run_kills_its_hosted_tasks(wiro, monkeypatch, tmp_p
 
     async def cancel_it():  # what the Prefect UI's Cancel button does
         async with get_client() as client:
-            (run_,) = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["tocancel-run"])))
+            (run_,) = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["tocancel-run"]))
+            )
             await client.set_flow_run_state(run_.id, Cancelling(), force=True)
 
     asyncio.run(cancel_it())
     worker.join(timeout=30)
     assert not worker.is_alive()
     assert outcome["state"].is_cancelled(), outcome["state"]
-    assert all(t.killed and t.status == "task_cancel" for t in wiro.tasks.values()), [t.snapshot() for t in wiro.tasks.values()]
+    assert all(t.killed and t.status == "task_cancel" for t in wiro.tasks.values()), [
+        t.snapshot() for t in wiro.tasks.values()
+    ]
     rows = results(tmp_path / "out", "tocancel").values()
     assert {r["error"] for r in rows} == {"cancelled before it finished"}
     assert not list((tmp_path / "out" / ".store" / "journal").glob("*.json"))
@@ -343,7 +349,9 @@ def test_finished_tasks_without_an_exit_code_are_successes_paid_once(wiro, monke
     assert state.is_completed(), state.message
     priced = results(tmp_path / "out", "priced")["s2"]
     text = "Line number 2 spoken by the hosted model."
-    assert priced["cost_source"] == "price table" and priced["cost_usd"] == pytest.approx(0.002 + 0.01 * len(text) / 1000)
+    assert priced["cost_source"] == "price table" and priced["cost_usd"] == pytest.approx(
+        0.002 + 0.01 * len(text) / 1000
+    )
 
 
 @BOTH_SHAPES

@@ -31,7 +31,15 @@ from typing import Literal
 # Token ids 0-2 are unk/bos/eos and 101-104 are VoxCPM2's audio markers, so the
 # vocabulary must be larger than 104; printable ASCII fills the ids in between.
 VOCAB_SIZE = 256
-_SPECIAL = {0: "<unk>", 1: "<s>", 2: "</s>", 101: "<|audio_start|>", 102: "<|audio_end|>", 103: "<|ref_audio_start|>", 104: "<|ref_audio_end|>"}
+_SPECIAL = {
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    101: "<|audio_start|>",
+    102: "<|audio_end|>",
+    103: "<|ref_audio_start|>",
+    104: "<|ref_audio_end|>",
+}
 
 
 def _vocab() -> dict[str, int]:
@@ -109,9 +117,17 @@ def _write_tokenizer(folder: Path) -> None:
     tok.add_special_tokens(list(_SPECIAL.values()))
     tok.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "LlamaTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-                    "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False,
-                    "model_max_length": 4096})  # fmt: skip
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizerFast",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "add_bos_token": True,
+                "add_eos_token": False,
+                "model_max_length": 4096,
+            }
+        )  # fmt: skip
     )
 
 

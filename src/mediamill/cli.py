@@ -219,7 +219,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"{s['elapsed_s']:.1f} s"
     )
     if s.get("cost_not_reported"):
-        console.print(f"  [yellow]{s['cost_not_reported']} row(s) without a reported cost[/] (price them in MEDIAMILL_PRICES)")
+        console.print(
+            f"  [yellow]{s['cost_not_reported']} row(s) without a reported cost[/] (price them in MEDIAMILL_PRICES)"
+        )
     for rid, err in s.get("failures", [])[:20]:
         console.print(f"  [red]failed[/] {rid}: {err}", markup=True, highlight=False)
     if s.get("m4b"):
@@ -415,8 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--engine", choices=["voxcpm", "piper"], help="engine (default voxcpm; model from VOXCPM_MODEL)")
-    serve.add_argument("--voices", type=Path, action="append", help="voice registry folder (repeatable; first takes uploads)")
-    serve.add_argument("--prompts", type=Path, action="append", help="another folder prompt_wav_path may read (repeatable)")
+    serve.add_argument(
+        "--voices", type=Path, action="append", help="voice registry folder (repeatable; first takes uploads)"
+    )
+    serve.add_argument(
+        "--prompts", type=Path, action="append", help="another folder prompt_wav_path may read (repeatable)"
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
     serve.set_defaults(func=cmd_serve)
     return parser

@@ -10,7 +10,7 @@ until someone fixes it.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .core.files import write_json_atomic
@@ -40,7 +40,7 @@ def mark_produced(outputs: Path, plan: Plan, profiles: list[str] | None) -> None
         {
             "fingerprint": plan.fingerprint(profiles),
             "manifest": str(plan.manifest.path),
-            "produced_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "produced_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
 

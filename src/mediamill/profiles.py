@@ -24,7 +24,7 @@ class Rule:
     high: float | None = None
     unit: str = ""
 
-    def judge(self, value: Any) -> "Verdict":
+    def judge(self, value: Any) -> Verdict:
         ok = value is not None and (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
         return Verdict(self.name, ok, value, self.expected())
 

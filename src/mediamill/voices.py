@@ -14,8 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core.ids import check_safe_id
 from .core.files import atomic_path, write_bytes_atomic
+from .core.ids import check_safe_id
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 DEFAULT_FOLDER = Path("manifests") / "voices"

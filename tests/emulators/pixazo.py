@@ -41,7 +41,9 @@ CALL_FAULTS = {
 SHAPE_FAULTS = {
     "list": lambda answer: [answer],  # a JSON list, not an object
     "no_output": lambda answer: {"status": "success"},  # no URL field at all
-    "output_object": lambda answer: {k: {"href": v} if k in ("output", "url", "audio_url") else v for k, v in answer.items()},
+    "output_object": lambda answer: {
+        k: {"href": v} if k in ("output", "url", "audio_url") else v for k, v in answer.items()
+    },
 }
 CALL_FAULTS |= set(SHAPE_FAULTS)
 DOWNLOAD_FAULTS = {

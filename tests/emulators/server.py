@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import uvicorn
@@ -27,7 +27,7 @@ class ServerThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -44,7 +44,7 @@ class ServerThread:
 MEDIA_DIR = Path(__file__).resolve().parent / ".media"
 
 
-@lru_cache(maxsize=None)
+@cache
 def sample_media(kind: str) -> bytes:
     """Real media files for emulated outputs, made once with ffmpeg."""
     MEDIA_DIR.mkdir(exist_ok=True)

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .server import HOSTILE_DOWNLOADS, Emulator, add_elsewhere, sample_media
@@ -312,16 +312,16 @@ class Task:
             view.update(pexit="1", debugerror=FATAL_ERROR, endtime=str(int(self._wall(self._fatal_at))))
         elif status == "task_postprocess_end":
             view.update(
-                debugoutput=SUCCESS_LOG, endtime=str(int(self._wall(self.run_s))), elapsedseconds="%.4f" % self.run_s
+                debugoutput=SUCCESS_LOG, endtime=str(int(self._wall(self.run_s))), elapsedseconds=f"{self.run_s:.4f}"
             )
             if self.shape == "pexit1":
                 view.update(pexit="1", debugerror=PEXIT1_ERROR)
             elif self.shape == "pexit1_billed":
-                view.update(pexit="1", debugerror=PEXIT1_ERROR, totalcost="%.12f" % self.cost)
+                view.update(pexit="1", debugerror=PEXIT1_ERROR, totalcost=f"{self.cost:.12f}")
             elif self.shape == "no_outputs":
-                view.update(pexit="0", totalcost="%.12f" % self.cost)
+                view.update(pexit="0", totalcost=f"{self.cost:.12f}")
             else:
-                view.update(pexit="0", totalcost="%.12f" % self.cost, outputs=[self._output()])
+                view.update(pexit="0", totalcost=f"{self.cost:.12f}", outputs=[self._output()])
         return view
 
     def _output(self) -> dict:
@@ -461,8 +461,7 @@ class TruncatedResponse(Response):
 
 
 HTML_500 = (
-    "<html><head><title>500 Internal Server Error</title></head>"
-    "<body><h1>Internal Server Error</h1></body></html>"
+    "<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>"
 )
 
 

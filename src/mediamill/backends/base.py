@@ -78,7 +78,7 @@ class Job:
     def id(self) -> str:
         return self.row.id
 
-    def for_take(self, take: int) -> "Job":
+    def for_take(self, take: int) -> Job:
         return replace(self, take=take)
 
     @property
@@ -156,7 +156,6 @@ class Backend:
         key: hosted backends note their task id there before waiting on it.
         """
         raise NotImplementedError
-
 
     async def close(self) -> None:
         """Release what this backend holds for the current event loop (HTTP clients)."""

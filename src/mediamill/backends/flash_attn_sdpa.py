@@ -50,7 +50,14 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
-__all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache", "install", "active", "STANDIN_VERSION"]
+__all__ = [
+    "flash_attn_func",
+    "flash_attn_varlen_func",
+    "flash_attn_with_kvcache",
+    "install",
+    "active",
+    "STANDIN_VERSION",
+]
 
 STANDIN_VERSION = "sdpa-standin-1"
 SHIM_DIR = Path(__file__).resolve().parent / "flash_attn_shim"
@@ -68,7 +75,9 @@ def _refuse(**options: object) -> None:
             raise NotImplementedError(f"flash_attn_sdpa: {name} is not supported")
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, scale: float | None) -> torch.Tensor:
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, scale: float | None
+) -> torch.Tensor:
     """q (B, Lq, H, D), k/v (B, Lk, Hk, D), allowed (B, Lq, Lk) bool -> (B, Lq, H, D)."""
     heads, kv_heads = q.shape[2], k.shape[2]
     if heads % kv_heads:

@@ -210,7 +210,9 @@ def url_host(url: str | httpx.URL) -> str:
         return "?"
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, partial: Path, accept: tuple[str, ...], limit: int, timeout: float) -> None:
+async def _fetch(
+    client: httpx.AsyncClient, url: str, partial: Path, accept: tuple[str, ...], limit: int, timeout: float
+) -> None:
     """GET ``url`` into ``partial``, following redirects by hand.
 
     Each hop is a fresh request with only the headers below (and the client's defaults, which
@@ -285,5 +287,11 @@ def guess_suffix(url: str, content_type: str | None = None, default: str = ".bin
     suffix = Path(path).suffix.lower()
     if suffix in (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".mp4", ".webm", ".mov", ".opus"):
         return suffix
-    by_type = {"audio/mpeg": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav", "video/mp4": ".mp4", "audio/flac": ".flac"}
+    by_type = {
+        "audio/mpeg": ".mp3",
+        "audio/wav": ".wav",
+        "audio/x-wav": ".wav",
+        "video/mp4": ".mp4",
+        "audio/flac": ".flac",
+    }
     return by_type.get((content_type or "").lower(), default)

@@ -99,7 +99,9 @@ class PiperBackend(ThreadedBackend):
         if _missing("piper"):
             return [("backend", INSTALL_HINT)]
         name = row.voice or DEFAULT_VOICE
-        refused = name.endswith(".onnx") and name not in voices() and outside_roots(resolve_input(name, base_dir), base_dir)
+        refused = (
+            name.endswith(".onnx") and name not in voices() and outside_roots(resolve_input(name, base_dir), base_dir)
+        )
         if refused:
             return [*problems, ("voice", f"{name} {refused}")]
         voice = self._voice(row, base_dir)

@@ -83,7 +83,10 @@ class PixazoClient:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             timeout = self.settings.timeout_s
             try:
-                async with self.clients.slot(), asyncio.timeout(timeout):  # httpx times each read; this, the whole answer
+                async with (
+                    self.clients.slot(),
+                    asyncio.timeout(timeout),
+                ):  # httpx times each read; this, the whole answer
                     response = await client.post(
                         url, json=body, headers=self._headers(), timeout=timeout,
                         follow_redirects=False,  # the key is a custom header: httpx would send it to any host
@@ -186,7 +189,11 @@ class PixazoBackend(Backend):
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, SpeechRow)
         text = f"({row.style}) {row.text}" if row.style else row.text
-        params: dict[str, Any] = {"text": text, "cfg_value": row.cfg_value or 2.0, "dit_steps": row.inference_timesteps or 10}
+        params: dict[str, Any] = {
+            "text": text,
+            "cfg_value": row.cfg_value or 2.0,
+            "dit_steps": row.inference_timesteps or 10,
+        }
         if isinstance(row, CloneRow):
             params = {"text": text, "reference_audio_url": row.reference, "dit_steps": params["dit_steps"]}
             if row.reference_text:

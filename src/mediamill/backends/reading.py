@@ -20,7 +20,6 @@ from ..text.split import Piece
 from ..verify.duration import DurationCheck
 from ..verify.takes import PieceCheck, TakeCheck
 
-
 # How far a retake of a whole row moves an engine's seed (piece retakes move it by 7919 a take).
 RETAKE_SEED_STEP = 104_729
 

@@ -29,9 +29,9 @@ from ..core.hashing import file_digest
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
 from ..text.split import split_text
 from ..verify.duration import DurationCheck
+from ..verify.takes import join, piece_checker
 from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .hosted import lookup_price
-from ..verify.takes import join, piece_checker
 from .reading import RETAKE_SEED_STEP, BadCaseError, Take, hearing, read_aloud
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -159,7 +159,9 @@ class VoxcpmHttpBackend(ThreadedBackend):
                 response = client.request(method, path, **kw)
             except httpx.TransportError as exc:
                 if attempt == cfg.retries:
-                    raise BackendError(f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {type(exc).__name__}") from None
+                    raise BackendError(
+                        f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {type(exc).__name__}"
+                    ) from None
                 time.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
             if response.status_code < 400:

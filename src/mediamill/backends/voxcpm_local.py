@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
 from ..text.split import split_text
 from ..verify.duration import DurationCheck
-from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
+from ..verify.takes import join, piece_checker
 from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from ..verify.takes import join, piece_checker
 from .reading import RETAKE_SEED_STEP, BadCaseError, hearing, read_aloud
 from .voxcpm_batch import (
     batch_problems,
@@ -40,7 +40,7 @@ from .voxcpm_batch import (
     engine_identity,
     generate_batched,
 )
-from .voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, architecture, model_identity
+from .voxcpm_pool import INSTALL_HINT, Knobs, Voicing, VoxcpmSettings, architecture, model_identity
 from .voxcpm_replicas import get_replica_pool as get_pool
 
 BOOL_OPTIONS = ("normalize", "denoise")
@@ -99,7 +99,9 @@ class VoxcpmBackend(ThreadedBackend):
             return [("backend", INSTALL_HINT)]
         arch = architecture(row.model or self.settings.model)
         if row.model and not Path(row.model).expanduser().is_dir() and "/" not in row.model:
-            problems.append(("model", f"'{row.model}' is neither a checkpoint folder nor a hub id like openbmb/VoxCPM2"))
+            problems.append(
+                ("model", f"'{row.model}' is neither a checkpoint folder nor a hub id like openbmb/VoxCPM2")
+            )
         if isinstance(row, TtsRow) and row.voice and find_voice(row.voice, base_dir) is None:
             problems.append(("voice", f"unknown voice '{row.voice}': add it with `mediamill voices add`"))
         if isinstance(row, CloneRow) and row.reference and is_url(row.reference):

@@ -61,22 +61,28 @@ class VoxcpmSettings(BaseSettings):
     # Plain replicas: more than one per GPU, each in its own process where that is what scales or compiles.
     replicas_per_device: int = Field(1, ge=1, le=16, description="Plain replicas per GPU (one process each when > 1).")
     replica_processes: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: a process per GPU replica when compiling or several per GPU.")
+        "auto", description="auto: a process per GPU replica when compiling or several per GPU."
+    )
     # The batched engine (nano-vllm-voxcpm): see backends.voxcpm_batch.
     # plain by default: the batched engine is chosen, not defaulted to, until it is measured on a GPU.
     engine: Literal["auto", "plain", "nanovllm"] = Field(
         "plain", description="plain (default), nanovllm, or auto: nanovllm where CUDA, nano-vllm-voxcpm, triton "
                              "and flash-attn are importable (or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
-    batch_impl: Literal["nanovllm", "standin"] = Field("nanovllm", description="standin: CPU stand-in (tests, dry runs).")
+    batch_impl: Literal["nanovllm", "standin"] = Field(
+        "nanovllm", description="standin: CPU stand-in (tests, dry runs)."
+    )
     batch_max_seqs: int = Field(128, ge=1, le=512, description="Sequences per server at once (nano-vllm max_num_seqs).")
     batch_max_tokens: int = Field(16384, ge=256, description="Tokens per prefill step (max_num_batched_tokens).")
     batch_max_model_len: int = Field(4096, ge=256, description="Prompt + generated tokens per request.")
     batch_memory: float = Field(0.9, gt=0, le=0.98, description="GPU memory fraction, shared by a GPU's servers.")
     batch_timesteps: str = Field("10", description="inference_timesteps values served, comma list: one server each.")
     batch_eager: bool = Field(False, description="No CUDA graphs (nano-vllm enforce_eager).")
-    batch_aging: float = Field(10.0, ge=0, description="Admission priority (in steps) a waiting piece gains per second.")
+    batch_aging: float = Field(
+        10.0, ge=0, description="Admission priority (in steps) a waiting piece gains per second."
+    )
     attention: Literal["auto", "flash-attn", "sdpa"] = Field(
-        "auto", description="flash-attn if importable, else the sdpa stand-in (auto); or force one.")
+        "auto", description="flash-attn if importable, else the sdpa stand-in (auto); or force one."
+    )
     batch_standin_devices: int = Field(1, ge=1, le=16, description="Stand-in servers (batch_impl=standin).")
 
 
@@ -251,14 +257,18 @@ class Replica:
             normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
         )  # fmt: skip
 
-    def take(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None) -> Take:
+    def take(
+        self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None
+    ) -> Take:
         """Generate one piece, with length bounds from the text's predicted duration."""
         arguments = self._arguments(text, voicing, knobs, seed, check, max_len)
         wav = self.model.generate(**arguments)
         samples_per_step = self.sample_rate / self.steps_per_s
         return Take(to_pcm16(wav), self.sample_rate, hit_cap=len(wav) >= arguments["max_len"] * samples_per_step - 1)
 
-    def stream(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int) -> Iterator[bytes]:
+    def stream(
+        self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int
+    ) -> Iterator[bytes]:
         """16-bit PCM chunks as the model produces them (no bad-case retakes: audio already went out)."""
         chunks = self.model.generate_streaming(**self._arguments(text, voicing, knobs, seed, check, max_len))
         try:
@@ -308,6 +318,7 @@ class ModelPool:
     def _load(self, replica: Replica) -> None:
         try:
             import torch
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch's weight_norm deprecation, on import
                 from voxcpm import VoxCPM

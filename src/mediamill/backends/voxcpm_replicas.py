@@ -47,15 +47,22 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..verify import DurationCheck
 from .base import BackendError
 from .reading import Take
 from .voxcpm_pool import ModelLoadError, ModelPool, Replica, VoxcpmSettings, model_identity, resolve_devices
 
-__all__ = ["ReplicaSettings", "ReplicaSpec", "ProcessReplica", "ReplicaPool", "plan_replicas", "get_replica_pool",
-           "load_voxcpm"]
+__all__ = [
+    "ReplicaSettings",
+    "ReplicaSpec",
+    "ProcessReplica",
+    "ReplicaPool",
+    "plan_replicas",
+    "get_replica_pool",
+    "load_voxcpm",
+]
 
 
 # The replicas' settings are fields of ``VoxcpmSettings`` (one place for every VOXCPM_ setting).
@@ -142,6 +149,7 @@ def _replica_main(conn: Any, spec: ReplicaSpec, source: str, load_kwargs: dict[s
     os.environ.update(spec.env)  # before torch touches CUDA: this GPU becomes the process's only "cuda"
     try:
         import torch
+
         from .voxcpm_pool import to_pcm16
 
         if threads:
@@ -331,6 +339,7 @@ def get_replica_pool(settings: VoxcpmSettings | None = None) -> ReplicaPool:
         pool = _pools.get(key)
         if pool is None:
             # In-process replicas are never compiled (their device is cuda:N or cpu); process replicas carry optimize.
-            pool = _pools[key] = ReplicaPool(cfg.model, devices, cfg.model_copy(update={"optimize": False}), specs=specs)
+            pool = _pools[key] = ReplicaPool(
+                cfg.model, devices, cfg.model_copy(update={"optimize": False}), specs=specs
+            )
         return pool
-

@@ -153,7 +153,9 @@ class WiroClient:
                 f"{url_host(response.headers['location'])}; not followed, so the key stays here: check WIRO_BASE_URL"
             )
         if response.status_code in (401, 403):
-            raise PermanentError(f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET")
+            raise PermanentError(
+                f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET"
+            )
         if response.status_code == 429 or response.status_code >= 500:
             raise WiroError(f"wiro {path}: HTTP {response.status_code}")
         try:
@@ -172,7 +174,9 @@ class WiroClient:
     async def run(self, model: str, inputs: dict[str, Any], files: dict[str, Path]) -> tuple[str, str]:
         if files:  # multipart: files as parts, everything else as text fields
             data = {k: _form_value(v) for k, v in inputs.items()}
-            parts = [(name, (path.name, await anyio.to_thread.run_sync(path.read_bytes))) for name, path in files.items()]
+            parts = [
+                (name, (path.name, await anyio.to_thread.run_sync(path.read_bytes))) for name, path in files.items()
+            ]
             body = await self.post(f"Run/{model}", data=data, files=parts)
         else:
             body = await self.post(f"Run/{model}", json=inputs)
@@ -299,7 +303,12 @@ def yue_inputs(row: SongRow) -> dict[str, Any]:
 
 def ovi_inputs(row: VideoRow) -> dict[str, Any]:
     inputs: dict[str, Any] = {"inputImage": row.image, "prompt": row.prompt, "resolution": row.resolution or "default"}
-    optional = {"negativePrompt": row.negative_prompt, "audioNegativePrompt": row.audio_negative_prompt, "steps": row.steps, "seed": row.seed}
+    optional = {
+        "negativePrompt": row.negative_prompt,
+        "audioNegativePrompt": row.audio_negative_prompt,
+        "steps": row.steps,
+        "seed": row.seed,
+    }
     inputs.update({k: v for k, v in optional.items() if v is not None})
     return inputs
 
@@ -425,12 +434,20 @@ class WiroBackend(Backend):
         except UncertainError as exc:
             # The task may exist at Wiro; submitting again could pay twice. Let the user decide.
             raise PermanentError(f"{exc}; a task may have started: check Wiro before rerunning this row") from None
-        record = {"backend": self.name, "model": job.spec.model, "task_id": taskid, "token": token, "submitted_at": time.time()}
+        record = {
+            "backend": self.name,
+            "model": job.spec.model,
+            "task_id": taskid,
+            "token": token,
+            "submitted_at": time.time(),
+        }
         # Durably noted before waiting: a killed run resumes this task, never pays twice.
         await anyio.to_thread.run_sync(journal.write, record)
         return record
 
-    async def _settle_after_stop(self, client: WiroClient, record: dict[str, Any], journal: Journal) -> dict[str, Any] | None:
+    async def _settle_after_stop(
+        self, client: WiroClient, record: dict[str, Any], journal: Journal
+    ) -> dict[str, Any] | None:
         """After asking Wiro to stop a task: forget it only if Wiro says it ended unpaid.
 
         Returns the task's Detail if it finished successfully after all (collect it).
@@ -582,7 +599,9 @@ class WiroBackend(Backend):
         async def stop_and_settle() -> None:
             async with stopping():
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.stop(record["task_id"], record.get("token", ""), record.get("status", "")), 10)
+                    await asyncio.wait_for(
+                        client.stop(record["task_id"], record.get("token", ""), record.get("status", "")), 10
+                    )
                     await asyncio.wait_for(self._settle_after_stop(client, record, journal), 10)
 
         stop = asyncio.ensure_future(stop_and_settle())
@@ -594,7 +613,9 @@ class WiroBackend(Backend):
     @staticmethod
     def _pick_output(task: dict[str, Any], wanted: str) -> dict[str, Any]:
         listed = task.get("outputs")
-        outputs = [o for o in listed if isinstance(o, dict) and is_http_url(o.get("url"))] if isinstance(listed, list) else []
+        outputs = (
+            [o for o in listed if isinstance(o, dict) and is_http_url(o.get("url"))] if isinstance(listed, list) else []
+        )
         if not outputs:
             # Finished, so possibly paid for: the row's retries look at the same task again (the answer may
             # have been garbled); it is never submitted again on a guess, and its note stays for the next run.

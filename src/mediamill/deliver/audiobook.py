@@ -16,6 +16,7 @@ from ..profiles import AUDIOBOOK
 from .base import Delivery, Production, caption_rows, judge_file
 from .captions import cues, write_vtt
 
+
 def deliver_audiobook(p: Production, work: Path) -> Delivery:
     plan, book = p.plan, p.book
     delivery = Delivery(AUDIOBOOK.name)

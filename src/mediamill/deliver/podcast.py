@@ -14,6 +14,7 @@ from ..profiles import PODCAST
 from .base import Delivery, Production, caption_rows, judge_file, resolve_file, speech_track
 from .captions import cues, shifted, write_srt, write_vtt
 
+
 def deliver_podcast(p: Production, work: Path) -> Delivery:
     plan, book, out_dir = p.plan, p.book, p.out_dir
     delivery = Delivery(PODCAST.name)

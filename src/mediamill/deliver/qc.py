@@ -110,8 +110,10 @@ def qc_markdown(doc: dict[str, Any], images: bool = True) -> str:
                   "one was kept by MEDIAMILL_VERIFY_KEEP_FAILED.", "",
                   "| row | verdict | missing (where) | extra speech (where) | why |", "|---|---|---|---|---|"]  # fmt: skip
         for row in verification["failed"]:
-            lines.append(f"| {row['id']} | {row.get('verified') or 'fail'} | {_fmt(row.get('missing'))} | "
-                         f"{_fmt(row.get('extra'))} | {_fmt(row.get('reason'))} |")
+            lines.append(
+                f"| {row['id']} | {row.get('verified') or 'fail'} | {_fmt(row.get('missing'))} | "
+                f"{_fmt(row.get('extra'))} | {_fmt(row.get('reason'))} |"
+            )
         lines.append("")
     for name, p in doc["profiles"].items():
         lines += [f"## {name}: {'pass' if p['ok'] else 'FAIL'}", "", p["description"], ""]

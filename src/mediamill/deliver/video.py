@@ -18,6 +18,7 @@ from .captions import CaptionRow, Cue, cues, write_srt, write_vtt
 
 _SPOKEN = re.compile(r"<S>(.*?)<E>", re.S)
 
+
 def deliver_video(p: Production, work: Path) -> Delivery:
     plan, book, entries, out_dir = p.plan, p.book, p.entries, p.out_dir
     delivery = Delivery(VIDEO.name)
@@ -48,7 +49,9 @@ def deliver_video(p: Production, work: Path) -> Delivery:
                      subtitles=subtitles if cue_list else None)  # fmt: skip
     delivery.outputs += [write_vtt(vtt, cue_list), subtitles]
     info = probe(dest)
-    delivery.files.append(judge_file(dest, VIDEO, {"has_video": int(bool(info.video_codec)), "has_audio": int(bool(info.audio_codec))}))
+    delivery.files.append(
+        judge_file(dest, VIDEO, {"has_video": int(bool(info.video_codec)), "has_audio": int(bool(info.audio_codec))})
+    )
     return delivery
 
 

@@ -191,9 +191,7 @@ def _refuse_encrypted(path: Path, archive: zipfile.ZipFile, names: set[str], pac
     try:
         enc = parse_xml(read_member(archive, "META-INF/encryption.xml", path.name))
     except (ValueError, etree.XMLSyntaxError):
-        raise BookError(
-            f"{path.name}: META-INF/encryption.xml is unreadable; the book may be DRM-protected"
-        ) from None
+        raise BookError(f"{path.name}: META-INF/encryption.xml is unreadable; the book may be DRM-protected") from None
     documents = {i.path for i in package.items.values() if i.media_type in XHTML_TYPES}
     locked = []
     for data in enc.getroot().iter(f"{{{ENC_NS}}}EncryptedData"):

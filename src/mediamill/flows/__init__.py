@@ -31,8 +31,8 @@ from ..backends import Job
 from ..config import RetryPolicy, settings
 from ..core import progress
 from ..core.files import write_json_atomic
-from ..core.processes import end_when_orphaned
 from ..core.ids import slug
+from ..core.processes import end_when_orphaned
 from ..deliver import Delivery, deliver
 from ..generate import (
     ProductionRun,
@@ -226,7 +226,9 @@ async def produce(
 
     verification = _verification(settings())
     waiting = run.record_stored(functools.partial(unchecked, verification))
-    logger.info("%s: %d rows, %d in the store, %d to generate", plan.name, len(plan.jobs), len(run.results), len(waiting))
+    logger.info(
+        "%s: %d rows, %d in the store, %d to generate", plan.name, len(plan.jobs), len(run.results), len(waiting)
+    )
     progress.emit("planned", name=plan.name, total=len(plan.jobs), cached=len(run.results))
     bar = Progress(f"{key_prefix}-progress", len(plan.jobs), len(run.results))
     await bar.start()
@@ -239,7 +241,9 @@ async def produce(
     write_results(run.out_dir, ordered)
     if cancelled:
         logger.warning("%s: cancelled; in-flight hosted tasks were stopped", plan.name)
-        return Cancelled(message=f"cancelled with {sum(r.status != 'failed' for r in ordered)} of {len(ordered)} rows done")
+        return Cancelled(
+            message=f"cancelled with {sum(r.status != 'failed' for r in ordered)} of {len(ordered)} rows done"
+        )
 
     book = await stitch(plan.name, plan, run.entries, run.out_dir, run.store.tmp)
     stitched = time.perf_counter()

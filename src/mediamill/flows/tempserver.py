@@ -107,7 +107,7 @@ class own_api:
     def __init__(self) -> None:
         self.api: TemporaryAPI | None = None
 
-    def __enter__(self) -> "own_api":
+    def __enter__(self) -> own_api:
         if os.environ.get("PREFECT_API_URL") or not linked_to_parent():
             return self  # a configured server, or a platform where Prefect's own temporary server is used
         self.api = TemporaryAPI()

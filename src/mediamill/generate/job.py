@@ -20,13 +20,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 
-from ..core import exact_sum
 from ..backends import Backend, Generated, Job, PermanentError, get_backend
+from ..core import exact_sum
 from ..manifest import SPEECH_KINDS
 from ..media import MediaError, MediaInfo, probe
 from ..store import Entry, Store
@@ -143,12 +143,18 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             if len(takes) > 1 and takes[-2].check is not None and check.repeats(takes[-2].check):
                 # The same fault twice: the engine reads this text this way, and another take (paid, on
                 # a hosted engine) would say it again. What the fault is decides below.
-                log.warning("row %s, take %d fails where the take before it did (%s); no further takes",
-                            job.id, number + 1, check.reason)
+                log.warning(
+                    "row %s, take %d fails where the take before it did (%s); no further takes",
+                    job.id,
+                    number + 1,
+                    check.reason,
+                )
                 break
             if number + 1 < limit:
                 journal.clear()  # this take is in hand; the next is a new generation, not a resumed one
-                log.warning("row %s, take %d does not say its text (%s); taking it again", job.id, number + 1, check.reason)
+                log.warning(
+                    "row %s, take %d does not say its text (%s); taking it again", job.id, number + 1, check.reason
+                )
         best = min(takes, key=lambda t: t.check.badness() if t.check else (0.0,))
         spent_cost = _sum([t.generated.cost_usd for t in takes])
         spent_compute = _sum([t.generated.compute_s for t in takes])
@@ -163,7 +169,11 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
         text = job.spoken or getattr(job.row, "text", None)
         # Placeholders from a dry run (silence) have no speech to judge.
         speed = getattr(job.row, "speed", None) or 1.0
-        flags = None if backend.dry_run else await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path, speed)
+        flags = (
+            None
+            if backend.dry_run
+            else await anyio.to_thread.run_sync(row_flags, job.kind, text, generated.path, speed)
+        )
         meta = {
             "backend": job.backend,
             "model": job.spec.model,
@@ -181,7 +191,7 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             "device": generated.extra.get("device"),
             "warnings": "; ".join(generated.extra.get("kept_bad") or []) or None,
             "qc": flags,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         extras = None
         if best.check is not None:
@@ -204,7 +214,9 @@ def _check_record(check: TakeCheck, retakes: int) -> tuple[dict, dict]:
 
 def _failure(check: TakeCheck, takes: int) -> str:
     summary = check.summary()
-    detail = "; ".join(f"{label}: {summary[k]}" for label, k in (("missing", "missing"), ("extra speech", "extra")) if summary[k])
+    detail = "; ".join(
+        f"{label}: {summary[k]}" for label, k in (("missing", "missing"), ("extra speech", "extra")) if summary[k]
+    )
     return f"no take says its text after {takes} take(s): {check.reason}" + (f" ({detail})" if detail else "")
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from ..backends import Job
-from .limits import TURN_S, SlotUnavailable, Slots
+from .limits import TURN_S, Slots, SlotUnavailable
 
 Batch = list[list[Job]]  # groups of jobs; the jobs of a group share one content key
 PIPELINE_DEPTH = 2  # rows a lane has in flight: one generating, the one before it being checked and stored
@@ -44,7 +44,7 @@ class Lane:
         self._engine = asyncio.Lock()
         self.rows = asyncio.Semaphore(depth)
 
-    def engine(self) -> "Engine":
+    def engine(self) -> Engine:
         """A row's hold on the engine (``async with`` around each of its generations)."""
         return Engine(self._engine)
 

@@ -106,7 +106,6 @@ class LeaseApi(Protocol):
         """The limit and the slots taken now, fleet-wide."""
 
 
-
 # ------------------------------------------------------------------------------------------
 # The holder
 
@@ -474,7 +473,9 @@ class LeasedSlots:
                         self._lose(lease, f"could not be renewed: {error_line(exc)}")
                     else:
                         lease.renew_at = retry_at
-                        log.warning("slots of %s: renewing a lease failed (%s); trying again", self.name, error_line(exc))
+                        log.warning(
+                            "slots of %s: renewing a lease failed (%s); trying again", self.name, error_line(exc)
+                        )
                     continue
                 if not kept:
                     self._lose(lease, "the server no longer has it")
@@ -529,8 +530,6 @@ class Slots:
         if self.pool is None:
             return f"{self.backend}: {self.limit} at once (in this process)"
         return f"{self.backend}: {self.limit} at once (server limit {self.server_limit}, leased in blocks of up to {self.pool.block()})"
-
-
 
 
 def local_slots(backends: dict[str, Backend], configured: dict[str, int]) -> dict[str, Slots]:

@@ -71,8 +71,16 @@ class ProductionRun:
         else:
             for i, job in enumerate(outcome.jobs):
                 # What the failed takes cost belongs to the row that made them (rows sharing its key made nothing).
-                spent = {"cost_usd": outcome.cost_usd, "compute_s": outcome.compute_s, "retakes": outcome.retakes,
-                         "verified": outcome.verified} if i == 0 else {"verified": outcome.verified}
+                spent = (
+                    {
+                        "cost_usd": outcome.cost_usd,
+                        "compute_s": outcome.compute_s,
+                        "retakes": outcome.retakes,
+                        "verified": outcome.verified,
+                    }
+                    if i == 0
+                    else {"verified": outcome.verified}
+                )
                 self.results[job.id] = row_result(job, "failed", attempts=outcome.attempts, error=outcome.error,
                                                   **{k: v for k, v in spent.items() if v is not None})  # fmt: skip
         return [self.results[job.id] for job in outcome.jobs]

@@ -41,4 +41,8 @@ def expected_text(job: Job) -> str:
 
 def unchecked(verification: Verification | None, job: Job, entry: Entry) -> bool:
     """A stored take that was never checked (made before verification, or with it off): check it now."""
-    return verification is not None and "verified" not in entry.meta and verification.applies(job, get_backend(job.backend))
+    return (
+        verification is not None
+        and "verified" not in entry.meta
+        and verification.applies(job, get_backend(job.backend))
+    )

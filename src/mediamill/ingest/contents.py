@@ -23,9 +23,9 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from ..epub.xhtml import local
 from .clean import clean_text, word_count
 from .matter import kind_from_title
-from ..epub.xhtml import local
 
 MAX_GAP = 25  # words between two links of one list: a number, a title beside its link
 SLACK = 12  # words a list's element may hold beyond the run: its "Contents" title, a note

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from ..epub.xhtml import epub_types, local
 from .clean import clean_text, is_scene_break, strip_note_markers, word_count
 from .model import Block, Mark, Note, Skipped
-from ..epub.xhtml import epub_types, local
 
 BLOCK = frozenset(
     "address article aside blockquote body caption center dd details dialog div dl dt fieldset figcaption "

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.files import atomic_paths
-from ..manifest.tables import csv_bytes
 from ..core.hashing import file_digest
+from ..manifest.tables import csv_bytes
 from ..text.pace import predicted_seconds
 from .chapters import build_chapters
 from .clean import word_bag, word_count

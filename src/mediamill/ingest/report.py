@@ -73,7 +73,7 @@ class ImportReport:
     def to_text(self) -> str:
         by = f" by {self.author}" if self.author else ""
         lines = [
-            f'Imported {self.source} ({self.format}{", " + self.encoding if self.encoding else ""}): '
+            f"Imported {self.source} ({self.format}{', ' + self.encoding if self.encoding else ''}): "
             f'"{self.title}"{by}, language {self.language or "unknown"}',
             f"  {len(self.chapters)} chapters, {self.rows:,} rows, {self.words:,} words, "
             f"predicted {_duration(self.predicted_s)} (speech and pauses)",

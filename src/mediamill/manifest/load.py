@@ -73,8 +73,7 @@ def read_meta(path: Path) -> tuple[Meta, list[Problem]]:
         meta = Meta.model_validate(data)
     except ValidationError as exc:
         return Meta(), [
-            Problem(f"{side.name}: {err['msg']}", column=".".join(map(str, err["loc"])) or None)
-            for err in exc.errors()
+            Problem(f"{side.name}: {err['msg']}", column=".".join(map(str, err["loc"])) or None) for err in exc.errors()
         ]
     problems = []
     for setting, value in meta.files().items():
@@ -160,7 +159,9 @@ def load_manifest(path: Path | str) -> Manifest:
         row_id = raw.get("id")
         if row_id is not None:
             if row_id in first_seen:
-                problems.append(Problem(f"duplicate id '{row_id}' (first on row {first_seen[row_id]})", number, "id", line))
+                problems.append(
+                    Problem(f"duplicate id '{row_id}' (first on row {first_seen[row_id]})", number, "id", line)
+                )
             else:
                 first_seen[str(row_id)] = number
         if row is not None:

@@ -35,11 +35,11 @@ class Meta(BaseModel):
     chapter_pause: float = Field(1.5, ge=0, le=60, description="Silence closing each chapter, seconds.")
     profiles: list[str] = Field(default_factory=lambda: ["audiobook"], description="Delivery profiles to master for.")
     cover: str | None = Field(None, description="Cover image for the M4B, relative to the manifest.")
-    podcast: "PodcastMeta" = Field(default_factory=lambda: PodcastMeta())
-    video: "VideoMeta" = Field(default_factory=lambda: VideoMeta())
+    podcast: PodcastMeta = Field(default_factory=lambda: PodcastMeta())
+    video: VideoMeta = Field(default_factory=lambda: VideoMeta())
     language: str | None = Field(None, description="The rows' language (BCP 47, e.g. 'en'), unless a row says its own.")
     lexicon: str | None = Field(None, description="Pronunciation lexicon CSV, relative to the manifest.")
-    source: "SourceMeta | None" = Field(None, description="The manuscript the manifest was imported from.")
+    source: SourceMeta | None = Field(None, description="The manuscript the manifest was imported from.")
     reading: Literal["plain", "layout", "espeak"] | None = Field(
         None, description="How text is prepared for the engine (text/reading.py); unset: each engine's own style."
     )

@@ -48,9 +48,9 @@ class Row(BaseModel):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a JSON object, e.g. {{\"volume\": 0.8}} ({exc.msg})") from None
+                raise ValueError(f'must be a JSON object, e.g. {{"volume": 0.8}} ({exc.msg})') from None
         if not isinstance(value, dict):
-            raise ValueError("must be a JSON object, e.g. {\"volume\": 0.8}")
+            raise ValueError('must be a JSON object, e.g. {"volume": 0.8}')
         return value
 
 
@@ -124,7 +124,7 @@ class CloneRow(SpeechRow):
     _check_reference = field_validator("reference")(check_input_ref)
 
     @model_validator(mode="after")
-    def _needs_a_voice(self) -> "CloneRow":
+    def _needs_a_voice(self) -> CloneRow:
         if not self.reference and not self.voice:
             raise ValueError("a clone row needs a reference recording (reference column) or a registered voice")
         return self
@@ -156,12 +156,12 @@ class SongRow(Row):
     @field_validator("lyrics")
     @classmethod
     def _has_sections(cls, value: str) -> str:
-        if not re.search(r"\[(%s)\]" % "|".join(SONG_SECTIONS), value, re.IGNORECASE):
+        if not re.search(rf"\[({'|'.join(SONG_SECTIONS)})\]", value, re.IGNORECASE):
             raise ValueError("lyrics need section tags such as [verse], [chorus], [bridge] or [outro]")
         return value
 
     @model_validator(mode="after")
-    def _clone_type_needs_reference(self) -> "SongRow":
+    def _clone_type_needs_reference(self) -> SongRow:
         if self.clone_type and not self.reference:
             raise ValueError("clone_type applies only with a reference track")
         return self

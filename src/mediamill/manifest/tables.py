@@ -22,6 +22,7 @@ from ..config import settings
 from ..core.files import atomic_path, write_bytes_atomic
 from .problems import Problem
 
+
 @dataclass
 class RawTable:
     columns: list[str]
@@ -89,8 +90,7 @@ def _read_csv(path: Path) -> tuple[RawTable, list[Problem]]:
                 if len(cells) > len(columns):
                     problems.append(
                         Problem(
-                            f"has {len(cells)} cells but the header has {len(columns)} "
-                            "(a comma in unquoted text?)",
+                            f"has {len(cells)} cells but the header has {len(columns)} (a comma in unquoted text?)",
                             row=len(rows) + 1,
                             line=start,
                         )
@@ -132,10 +132,7 @@ def _read_parquet(path: Path) -> tuple[RawTable, list[Problem]]:
         return RawTable([], [], []), [Problem(f"is not a readable Parquet file: {exc}")]
     columns, problems = _normalise_header(table.column_names)
     table = table.rename_columns(columns)
-    rows = [
-        {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in r.items()}
-        for r in table.to_pylist()
-    ]
+    rows = [{k: (None if isinstance(v, str) and not v.strip() else v) for k, v in r.items()} for r in table.to_pylist()]
     return RawTable(columns, rows, [None] * len(rows)), problems
 
 

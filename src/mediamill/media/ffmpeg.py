@@ -157,8 +157,9 @@ def _resolve() -> str:
 def run_ffmpeg(*args: str | os.PathLike[str]) -> None:
     """Run ffmpeg quietly; on failure raise MediaError with the end of its log."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)]
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                            **child_options())
+    proc = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace", **child_options()
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         raise MediaError(f"ffmpeg exited with {proc.returncode}: {tail or '(no message)'}")

@@ -93,8 +93,9 @@ class Bed:
 def _loudnorm_measure(args: list[str], target: float, tp: float) -> dict:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args, "-vn",
            "-af", f"loudnorm=I={target}:TP={tp}:LRA=11:print_format=json", "-f", "null", "-"]  # fmt: skip
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                            **child_options())
+    proc = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace", **child_options()
+    )
     m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", proc.stderr)
     if proc.returncode != 0 or not m:
         raise MediaError(f"loudness measurement failed: {proc.stderr.strip()[-400:]}")

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.processes import child_options
-
 from .ffmpeg import MediaError, ffmpeg_exe
 from .probe import probe
 
@@ -82,8 +81,9 @@ def loudness(
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose" if timeline else "info",
            *inputs, "-vn", "-af", f"ebur128=peak={'true' if true_peak else 'none'}" + (":framelog=verbose" if timeline else ""),
            "-f", "null", "-"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                            **child_options())
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace", **child_options()
+    )
     assert proc.stderr is not None
     points: list[tuple[float, float, float]] = []
     found: dict[str, float] = {}

@@ -28,8 +28,8 @@ from ..manifest import (
 )
 from ..profiles import PROFILES
 from ..text.lexicon import LexiconError
-from ..voices import find_voice, voice_dirs
 from ..text.reading import prepare
+from ..voices import find_voice, voice_dirs
 from .keys import content_key
 
 
@@ -97,7 +97,11 @@ def _resolve_voices(manifest: Manifest) -> tuple[Manifest, list[Problem]]:
                 problems.append(Problem(f"unknown voice '{row.voice}' (registries searched: {where})", number, "voice"))
             else:
                 row = row.model_copy(
-                    update={"voice": None, "reference": str(voice.audio), "reference_text": row.reference_text or voice.transcript}
+                    update={
+                        "voice": None,
+                        "reference": str(voice.audio),
+                        "reference_text": row.reference_text or voice.transcript,
+                    }
                 )
         rows.append(row)
     return dataclasses.replace(manifest, rows=rows), problems
@@ -133,8 +137,10 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
             continue
         row_problems = engine.check(spoken_row, manifest.base_dir)
         if isinstance(getattr(row, "text", None), str) and row.text.strip() and not spoken_row.text.strip():
-            row_problems = [*row_problems, ("text", "nothing to read once prepared for reading (a scene break "
-                                                    "alone? give it as a pause instead)")]
+            row_problems = [
+                *row_problems,
+                ("text", "nothing to read once prepared for reading (a scene break alone? give it as a pause instead)"),
+            ]
         problems += [Problem(msg, number, column) for column, msg in row_problems]
         if row_problems or number in unreadable:
             continue

@@ -6,7 +6,7 @@ A row found in the store cost nothing in this run (``cost_source`` =
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from .results import RowResult
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def row_result(job: Job, status: str, **fields: Any) -> RowResult:

@@ -43,7 +43,7 @@ from ..backends.voxcpm_batch import (
     served_timesteps,
 )
 from ..backends.voxcpm_local import default_seed, installed
-from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, VoxcpmSettings, Voicing, model_label
+from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, Voicing, VoxcpmSettings, model_label
 from ..backends.voxcpm_replicas import get_replica_pool as get_pool
 from ..text.split import split_text
 from ..verify.duration import DurationCheck

@@ -44,7 +44,9 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             status = 413 if length.isdigit() else 400
             message = f"request body over {self.max_bytes} bytes" if status == 413 else "bad Content-Length"
-            await SafeJSON({"error": {"message": message, "type": "invalid_request_error"}}, status)(scope, receive, send)
+            await SafeJSON({"error": {"message": message, "type": "invalid_request_error"}}, status)(
+                scope, receive, send
+            )
             return
         # Count what arrives whatever the headers say: with Transfer-Encoding, a Content-Length is not the size.
         received, started = 0, False

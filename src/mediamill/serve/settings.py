@@ -44,7 +44,7 @@ class SpeechRequest(BaseModel):
 
     model: str | None = None
     input: str = Field(min_length=1)
-    voice: str | None = Field(None, description="A voice name, or OpenAI's custom-voice form {\"id\": name}.")
+    voice: str | None = Field(None, description='A voice name, or OpenAI\'s custom-voice form {"id": name}.')
     prompt_wav_path: str | None = None
     prompt_text: str | None = None
     instructions: str | None = Field(None, max_length=1000, description=(

@@ -72,7 +72,9 @@ class LexiconProblem:
     column: str | None = None
 
     def __str__(self) -> str:
-        where = ", ".join(x for x in (f"line {self.line}" if self.line else "", self.column and f"column '{self.column}'") if x)
+        where = ", ".join(
+            x for x in (f"line {self.line}" if self.line else "", self.column and f"column '{self.column}'") if x
+        )
         return f"{where}: {self.message}" if where else self.message
 
 

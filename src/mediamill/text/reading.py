@@ -81,6 +81,7 @@ def _cluster(m: re.Match[str]) -> str:
         return marks[1]
     return marks[0]
 
+
 _GLUED = re.compile(r"(?<=\w)([!?;:,])(?=[^\W\d_])")
 _SPACES = re.compile(r"[ \t]{2,}")
 _SPACE_BEFORE = re.compile(r"\s+([.!?;:,])(?=\s|$)")
@@ -140,8 +141,11 @@ _ABBREVIATED_PARTS = {"ch", "chap", "bk", "pt", "vol", "sc", "sect", "sec", "art
                       "l", "ll", "v", "vv", "col", "n"}  # fmt: skip
 _NUMERAL = r"(?:\d+|[IVXLCDM]+\b|[ivxlc]+\b)"
 _PART = re.compile(
-    r"\b(?P<word>[A-Za-z]+)(?:(?P<dot>\.)\s*|\s+)(?P<num>" + _NUMERAL + r")(?:\s*(?P<dash>[-\u2013]|to|and)\s*(?P<num2>"
-    + _NUMERAL + r"))?(?![\w,.]\d)"
+    r"\b(?P<word>[A-Za-z]+)(?:(?P<dot>\.)\s*|\s+)(?P<num>"
+    + _NUMERAL
+    + r")(?:\s*(?P<dash>[-\u2013]|to|and)\s*(?P<num2>"
+    + _NUMERAL
+    + r"))?(?![\w,.]\d)"
 )
 
 
@@ -167,9 +171,9 @@ def _part(m: re.Match[str]) -> str:
             return m.group(0)  # "No. I" is not a number; "v. X" is a name's initial
         if numeral.isupper() and word.islower() and not m.group("dot"):
             return m.group(0)  # "the act I performed": a Roman number follows a capitalised part name
-        if numeral in ("I", "i") and (key not in _PARTS_NUMBERED_ONE or re.match(r"\s+[a-z]", m.string[m.end():])):
+        if numeral in ("I", "i") and (key not in _PARTS_NUMBERED_ONE or re.match(r"\s+[a-z]", m.string[m.end() :])):
             return m.group(0)  # "the Book I bought": the pronoun
-        if numeral.islower() and not re.search(r"\s", m.group(0)[len(word):]):
+        if numeral.islower() and not re.search(r"\s", m.group(0)[len(word) :]):
             return m.group(0)  # "p.m.", "v.i": not a page in small Roman numerals
     lower_ok = key in {"p", "pp", "page"}  # prefaces are numbered in small Roman numerals
     first = _numeral(numeral, lower_ok)

@@ -94,7 +94,7 @@ def split_text(text: str, max_chars: int, pause_s: float = 0.3, paragraph_pause_
     pieces: list[Piece] = []
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text)]
     paragraphs = [p for p in paragraphs if p]
-    for index, paragraph in enumerate(paragraphs):
+    for paragraph in paragraphs:
         parts = [s for sentence in sentences(paragraph) for s in _split_long(sentence, max_chars)]
         joined = _pack(parts, max_chars, " ")
         for j, chunk in enumerate(joined):

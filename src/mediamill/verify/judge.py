@@ -35,8 +35,8 @@ from pathlib import Path
 
 import jiwer
 
-from .recognisers.base import UNKNOWN, Recogniser, Transcript, Word
 from ..text.normalize import Lexicon, Span, spans
+from .recognisers.base import UNKNOWN, Recogniser, Transcript, Word
 
 
 @dataclass(frozen=True)

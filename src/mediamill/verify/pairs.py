@@ -114,8 +114,12 @@ def check_pairs(pairs: list[Pair], verifier: TakeVerifier) -> Iterator[dict[str,
             "wer": summary["wer"],
             "missing": [w for run in missing for w in run.words],
             "extra": [w for run in extra for w in run.words],
-            "missing_runs": [{"words": r.words, "start_s": round(r.start_s, 2), "end_s": round(r.end_s, 2)} for r in missing],
-            "extra_runs": [{"words": r.words, "start_s": round(r.start_s, 2), "seconds": round(r.seconds, 2)} for r in extra],
+            "missing_runs": [
+                {"words": r.words, "start_s": round(r.start_s, 2), "end_s": round(r.end_s, 2)} for r in missing
+            ],
+            "extra_runs": [
+                {"words": r.words, "start_s": round(r.start_s, 2), "seconds": round(r.seconds, 2)} for r in extra
+            ],
             "reason": check.reason,
             "engine": check.engine,
         }

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -64,11 +64,13 @@ class TakeCheck:
         if self.status not in ("fail", "flagged") or not self._verdicts() or self.unheard or self.missing_runs():
             return False
         extra = self.extra_runs()
-        return bool(extra) and all(r.seconds <= MINOR_EXTRA_S for r in extra) and (
-            sum(r.seconds for r in extra) <= MINOR_EXTRA_TOTAL_S
+        return (
+            bool(extra)
+            and all(r.seconds <= MINOR_EXTRA_S for r in extra)
+            and (sum(r.seconds for r in extra) <= MINOR_EXTRA_TOTAL_S)
         )
 
-    def repeats(self, other: "TakeCheck") -> bool:
+    def repeats(self, other: TakeCheck) -> bool:
         """Whether this failing take fails where ``other`` did: the same words missing, or extra speech
         at the same places (within ``SAME_PLACE_S``), or nothing heard twice. A retake of the same fault
         is the engine reading the text that way: another take will not mend it.
@@ -140,7 +142,7 @@ class TakeCheck:
         }
 
 
-def join(checks: list[tuple[float, "TakeCheck"]]) -> TakeCheck:
+def join(checks: list[tuple[float, TakeCheck]]) -> TakeCheck:
     """One check for a row read in pieces: it passes when every piece passes; offsets are the pieces' starts."""
     judged = [(at, c) for at, c in checks if c.verdict is not None]
     if not checks:

@@ -277,7 +277,9 @@ class BatchEngine:
         except PermanentError:
             raise
         except Exception as exc:  # noqa: BLE001 - a start that failed fails every row the same way: do not retry it
-            raise PermanentError(f"the batched engine could not start on {', '.join(self.devices)}: {_last_line(exc)}") from exc
+            raise PermanentError(
+                f"the batched engine could not start on {', '.join(self.devices)}: {_last_line(exc)}"
+            ) from exc
 
     async def _start_servers(self) -> None:
         share = self.cfg.batch_memory / len(self.timesteps)  # the servers of one GPU split its memory
@@ -294,7 +296,9 @@ class BatchEngine:
                 self._groups[server.timesteps].servers.append(server)
         info = await self._groups[self.timesteps[0]].servers[0].pool.get_model_info()
         if int(info["output_sample_rate"]) != self.sample_rate:
-            raise PermanentError(f"the engine makes {info['output_sample_rate']} Hz audio; its config says {self.sample_rate}")
+            raise PermanentError(
+                f"the engine makes {info['output_sample_rate']} Hz audio; its config says {self.sample_rate}"
+            )
 
     def stop_sync(self, timeout: float = 60) -> None:
         if self._loop is None or self._started is None:
@@ -344,7 +348,9 @@ class BatchEngine:
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue = asyncio.Queue()
         done = object()
-        fut = self._loop.submit(self.generate_piece(req, lambda pcm: loop.call_soon_threadsafe(chunks.put_nowait, pcm), keep=False))  # type: ignore[union-attr]
+        fut = self._loop.submit(
+            self.generate_piece(req, lambda pcm: loop.call_soon_threadsafe(chunks.put_nowait, pcm), keep=False)
+        )  # type: ignore[union-attr]
         fut.add_done_callback(lambda _: loop.call_soon_threadsafe(chunks.put_nowait, done))
         try:
             while (item := await chunks.get()) is not done:

@@ -36,12 +36,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base import PermanentError
-from ..reading import BadCaseError, Hear, Reading, silence, steps_for
 from ...text import Piece, predicted_seconds
 from ...verify import DurationCheck
 from ...verify.takes import TakeCheck
-
+from ..base import PermanentError
+from ..reading import BadCaseError, Hear, Reading, silence, steps_for
 from .engine import BatchEngine, BatchTake, TakeRequest
 
 __all__ = ["BatchReading", "BatchVoice", "WavSink", "piece_request", "read_row"]

@@ -38,15 +38,10 @@ from ...verify import DurationCheck
 from ...verify.takes import join, piece_checker
 from ..base import Generated, Job, PermanentError
 from ..reading import RETAKE_SEED_STEP, BadCaseError, hearing
-
 from .engine import BatchEngine, get_engine
 from .reading import BatchVoice, WavSink, piece_request, read_row
 from .settings import (
     BatchSettings,
-    chosen_engine,
-    current_settings,
-    engine_capacity,
-    engine_identity,
     engine_missing,
     served_timesteps,
 )
@@ -62,7 +57,9 @@ def model_folder(source: str, local_files_only: bool) -> Path:
     try:
         return Path(snapshot_download(repo_id=source, local_files_only=local_files_only))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say what fixes it
-        raise PermanentError(f"cannot find VoxCPM model '{source}': {exc} (set VOXCPM_MODEL to a checkpoint folder)") from None
+        raise PermanentError(
+            f"cannot find VoxCPM model '{source}': {exc} (set VOXCPM_MODEL to a checkpoint folder)"
+        ) from None
 
 
 _load_lock = threading.Lock()  # voxcpm's normaliser and denoiser load once, whoever asks first
@@ -159,9 +156,14 @@ async def generate_batched(job: Job, workdir: Path, cfg: BatchSettings) -> Gener
         cost_usd=round(reading.compute_s / 3600.0 * cfg.price_per_hour, 6),
         cost_source="gpu time" if any(d.startswith("cuda") for d in devices) else "cpu time",
         attempts_inside=reading.generations,
-        extra={"device": ",".join(devices), "pieces": reading.pieces, "regenerated": reading.regenerated,
-               "kept_bad": reading.kept_bad, "engine": engine.identity,
-               "check": join(reading.checks) if reading.checks else None},  # fmt: skip
+        extra={
+            "device": ",".join(devices),
+            "pieces": reading.pieces,
+            "regenerated": reading.regenerated,
+            "kept_bad": reading.kept_bad,
+            "engine": engine.identity,
+            "check": join(reading.checks) if reading.checks else None,
+        },  # fmt: skip
     )
 
 

@@ -49,7 +49,7 @@ def served_timesteps(cfg: BatchSettings) -> list[int]:
     return list(dict.fromkeys(values)) or [10]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(dist: str) -> str | None:
     # Cached: a metadata lookup scans site-packages (milliseconds), and keys are computed per row.
     try:
@@ -58,12 +58,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _real_flash_attn() -> str | None:
     """The installed flash-attn's version (None if only the stand-in or nothing), without importing it."""
     from .. import flash_attn_sdpa

@@ -215,7 +215,9 @@ class StandInServerPool:
             return 0
         per_patch = 4 * self.rates["feat_dim"] * self.rates["patch_size"]
         if len(latents) % per_patch:
-            raise _worker_error(f"{what} is not whole patches of ({self.rates['patch_size']}, {self.rates['feat_dim']}) float32")
+            raise _worker_error(
+                f"{what} is not whole patches of ({self.rates['patch_size']}, {self.rates['feat_dim']}) float32"
+            )
         return len(latents) // per_patch
 
     def _tokens(self, text: str) -> int:

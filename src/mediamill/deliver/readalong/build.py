@@ -27,11 +27,11 @@ from urllib.parse import quote
 from lxml import etree
 
 from ...core.files import atomic_path
-from ...media import probe, run_ffmpeg
+from ...epub import BookError
 from ...epub.nav import read_toc
 from ...epub.package import DC_NS, OPF_NS, Package, open_package
-from ...epub import BookError
 from ...epub.xhtml import XHTML_NS, element_steps, local, parse_xhtml, resolve_fragment, split_anchor
+from ...media import probe, run_ffmpeg
 from . import fresh
 from .audio import encode_mp3
 from .model import ReadalongBook, ReadalongError, ReadalongRow

@@ -12,7 +12,7 @@ everything else deflated.
 from __future__ import annotations
 
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
@@ -28,7 +28,7 @@ NS = {"opf": OPF_NS, "dc": DC_NS}
 
 
 def modified_stamp(when: datetime | None) -> str:
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (when or datetime.now(UTC)).astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
 from ...epub.archive import check_archive
+from ..clean import clean_text, is_scene_break, strip_note_markers, word_count
 from ..model import INSTALL_HINT, Block, IngestError, Manuscript, Mark, Note, Skipped
 from . import heading_marks
 

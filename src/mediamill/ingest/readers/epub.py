@@ -25,13 +25,13 @@ from urllib.parse import urldefrag
 
 from lxml import etree
 
-from ..clean import clean_text, word_count
-from ...epub.package import XHTML_TYPES, Package, open_package
 from ...epub.nav import read_landmarks, read_toc
-from ..htmlblocks import WalkOptions, Walker
+from ...epub.package import XHTML_TYPES, Package, open_package
+from ...epub.xhtml import check_depth, epub_types, local, parse_xhtml
+from ..clean import clean_text, word_count
+from ..htmlblocks import Walker, WalkOptions
 from ..matter import READ_KINDS, classify
 from ..model import IngestError, Manuscript, Mark, Skipped
-from ...epub.xhtml import check_depth, epub_types, local, parse_xhtml
 
 _MARKER_CHARS = set("0123456789*\u2020\u2021\u00a7[]()")
 _IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",

@@ -57,15 +57,15 @@ from pathlib import Path
 import lxml.html
 from lxml import etree
 
+from ...epub.xhtml import check_depth, element_steps, fragment_for, local
 from ..clean import clean_text, word_count
 from ..contents import find_contents, name_anchors, remove
 from ..gutenberg import CREDIT_WORDS, END, START, header_fields, is_credit, language_tag
 from ..headings import chapter_line, is_numeral_line, looks_like_subtitle, numbered_title
-from ..htmlblocks import BLOCK, WalkOptions, Walker
+from ..htmlblocks import BLOCK, Walker, WalkOptions
 from ..matter import READ_KINDS, kind_from_title
 from ..model import Block, IngestError, Manuscript, Mark, Skipped
 from ..sources import encoding_remark, read_text_source
-from ...epub.xhtml import check_depth, element_steps, fragment_for, local
 from . import heading_marks
 
 _LANGUAGE_METAS = ("content-language", "language", "dc.language", "dcterms.language")

@@ -16,8 +16,17 @@ from .base import UNKNOWN, NoMatch, Recogniser, RecogniserError, Transcript, Wor
 ENGINES = ("pocketsphinx", "whisper")
 DEFAULT_ENGINE = "pocketsphinx"
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "UNKNOWN", "NoMatch", "Recogniser", "RecogniserError", "Transcript", "Word",
-           "make"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "UNKNOWN",
+    "NoMatch",
+    "Recogniser",
+    "RecogniserError",
+    "Transcript",
+    "Word",
+    "make",
+]
 
 
 def make(name: str = DEFAULT_ENGINE, **options: Any) -> Recogniser:

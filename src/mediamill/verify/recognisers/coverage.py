@@ -13,9 +13,8 @@ generated speech ends in silence, a take cut short ends mid-word.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -63,7 +63,7 @@ from pathlib import Path
 from ...media.pcm import duration_s
 from ...text.normalize import Span
 from . import arpabet
-from .base import NoMatch, UNKNOWN, Hint, RecogniserError, Transcript, Word, as_spans, take_pcm
+from .base import UNKNOWN, Hint, NoMatch, RecogniserError, Transcript, Word, as_spans, take_pcm
 from .coverage import speech_mask, tightened, trailing_silence_s, uncovered_speech
 
 FRAME_S = 0.01
@@ -137,7 +137,7 @@ class PocketsphinxRecogniser:
         self._careful_lock = threading.Lock()
 
     @property
-    def careful(self) -> "PocketsphinxRecogniser | None":
+    def careful(self) -> PocketsphinxRecogniser | None:
         """The same recogniser at pocketsphinx's full settings (``CAREFUL``), made on first use; None when these
         are those. The quick settings prune the search hard, and on some correct takes lose the path through a
         few words (Moby-Dick, "his countenance yet had a something": 5 of 5 takes failed quick, passed careful)."""

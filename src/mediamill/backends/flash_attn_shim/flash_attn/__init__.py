@@ -8,5 +8,6 @@ from mediamill.backends.flash_attn_sdpa import STANDIN_VERSION as __version__
 from mediamill.backends.flash_attn_sdpa import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
 
 MEDIAMILL_STANDIN = True
+__all__ = ["__version__", "flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache", "MEDIAMILL_STANDIN"]
 
 __all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"]
