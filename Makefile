@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 TOOLS_STAMP := $(VENV)/.installed-tools
+# Most of the suite waits on subprocesses, servers and ffmpeg rather than computing: more workers than cores.
+TEST_WORKERS ?= 4
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_EXTRAS := piper,verify
@@ -51,7 +53,7 @@ podcast: $(DEMO_STAMP)
 test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py

@@ -26,7 +26,8 @@ from mediamill.core.processes import child_options
 
 from .conftest import MANIFESTS, ROOT
 
-pytestmark = pytest.mark.slow
+# One fleet serves the module: its tests stay on one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fleet")]
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 SLOW = "tests.fakes:SlowFleetBackend"
