@@ -274,9 +274,9 @@ def test_wiro_detail_faults(wiro):
     thread = threading.Thread(target=slow_detail)
     thread.start()
     time.sleep(0.1)
-    start = time.monotonic()
     assert detail(wiro, taskid)["id"] == taskid
-    assert time.monotonic() - start < 0.5
+    # Answered while the slow one still waits (a clock would measure the machine's load, not the emulator).
+    assert thread.is_alive()
     thread.join()
     assert slow["took"] >= 0.9 and slow["answer"].json()["result"] is True
     assert wiro.detail_count(taskid) == 4

@@ -11,16 +11,16 @@ import contextlib
 import functools
 import json
 import os
-import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ..core.waits import doubling
 from .base import BackendError, PermanentError
 
 DOWNLOAD_ATTEMPTS = 4
@@ -93,14 +93,6 @@ class LoopClients:
         pair = self._loops.pop(asyncio.get_running_loop(), None)
         if pair is not None:
             await pair[0].aclose()
-
-
-def backoff(initial: float, maximum: float, factor: float = 1.5, jitter: float = 0.1) -> Iterator[float]:
-    """Delays that grow by ``factor`` up to ``maximum``, each with a little jitter."""
-    delay = initial
-    while True:
-        yield delay * (1 + random.uniform(-jitter, jitter))
-        delay = min(maximum, delay * factor)
 
 
 class CreditBreaker:
@@ -179,7 +171,7 @@ async def download(
     try:
         for attempt in range(DOWNLOAD_ATTEMPTS):
             if attempt:
-                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+                await asyncio.sleep(doubling(attempt, cap=8.0))
             try:
                 async with slot or contextlib.nullcontext():
                     async with asyncio.timeout(deadline):  # the clock starts once a slot is ours

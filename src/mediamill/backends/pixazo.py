@@ -20,6 +20,7 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..core.waits import doubling, retry_after
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
@@ -128,10 +129,7 @@ class PixazoClient:
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
-    try:
-        return min(60.0, max(0.0, float(response.headers.get("retry-after", ""))))
-    except ValueError:
-        return min(60.0, 2.0 * 2**attempt)
+    return retry_after(response.headers.get("retry-after"), doubling(attempt, 2.0, 60.0))
 
 
 def output_url(doc: dict[str, Any], operation: str = "call") -> str:

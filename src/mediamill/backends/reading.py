@@ -16,12 +16,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..text.pace import predicted_seconds
-from ..text.split import Piece
+from ..text.split import Piece, split_text
 from ..verify.duration import DurationCheck
 from ..verify.takes import PieceCheck, TakeCheck
 
-# How far a retake of a whole row moves an engine's seed (piece retakes move it by 7919 a take).
+# How far a retake moves an engine's seed: of one piece (a bad case read again), of a whole row (failed by ear).
+# Two primes, so no piece retake of one row take lands on another row take's seed.
+PIECE_SEED_STEP = 7919
 RETAKE_SEED_STEP = 104_729
+
+
+def take_seed(seed: int, attempt: int = 0, take: int = 0) -> int:
+    """The seed of a piece's ``attempt``-th reading within a row's ``take``-th take: every reading draws another
+    voice, and the same (seed, attempt, take) always the same one."""
+    return seed + attempt * PIECE_SEED_STEP + take * RETAKE_SEED_STEP
+
+
+def pieces_of(text: str, settings) -> list[Piece]:
+    """``text`` split as an engine's settings ask (``max_chars``, ``piece_pause_s``, ``paragraph_pause_s``)."""
+    return split_text(text, settings.max_chars, settings.piece_pause_s, settings.paragraph_pause_s)
+
+
+def length_check(settings) -> DurationCheck:
+    """The duration check an engine's settings ask for (``min_ratio``, ``max_ratio``)."""
+    return DurationCheck(low=settings.min_ratio, high=settings.max_ratio)
 
 
 def steps_for(seconds: float, steps_per_s: float) -> int:

@@ -26,13 +26,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.hashing import file_digest
+from ..core.waits import doubling, retry_after
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
-from ..text.split import split_text
 from ..verify.duration import DurationCheck
 from ..verify.takes import join, piece_checker
 from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .hosted import lookup_price
-from .reading import RETAKE_SEED_STEP, BadCaseError, Take, hearing, read_aloud
+from .reading import BadCaseError, Take, hearing, pieces_of, read_aloud, take_seed
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -162,7 +162,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
                     raise BackendError(
                         f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {type(exc).__name__}"
                     ) from None
-                time.sleep(min(30.0, 0.5 * 2**attempt))
+                time.sleep(doubling(attempt))
                 continue
             if response.status_code < 400:
                 return response
@@ -173,9 +173,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
                 raise PermanentError(message)
             if attempt == cfg.retries:
                 raise BackendError(message)
-            retry_after = response.headers.get("retry-after", "")
-            delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 0.5 * 2**attempt
-            time.sleep(min(60.0, delay))
+            time.sleep(retry_after(response.headers.get("retry-after"), doubling(attempt, cap=60.0)))
         raise AssertionError("unreachable")
 
     def _upload(self, cfg: VoxcpmHttpSettings, reference: Path, transcript: str | None) -> str:
@@ -209,7 +207,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
         def take(text: str, attempt: int) -> Take:
             body = dict(base, input=text)
             if p["seed"] is not None:
-                body["seed"] = p["seed"] + attempt * 7919 + job.take * RETAKE_SEED_STEP
+                body["seed"] = take_seed(p["seed"], attempt, job.take)
             response = self._request(cfg, "POST", "/v1/audio/speech", json=body)
             try:
                 with wave.open(io.BytesIO(response.content)) as wav:
@@ -220,7 +218,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
                 raise BackendError(f"voxcpm-http: the server sent an unreadable WAV ({exc})") from None
 
         check = DurationCheck()
-        pieces = split_text(p["text"], cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        pieces = pieces_of(p["text"], cfg)
         out = workdir / "speech.wav"
         try:
             reading = read_aloud(pieces, take, out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,

@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
-from ..text.split import split_text
-from ..verify.duration import DurationCheck
 from ..verify.takes import join, piece_checker
 from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from .reading import RETAKE_SEED_STEP, BadCaseError, hearing, read_aloud
+from .reading import BadCaseError, hearing, length_check, pieces_of, read_aloud, take_seed
 from .voxcpm_batch import (
     batch_problems,
     chosen_engine,
@@ -159,16 +157,10 @@ class VoxcpmBackend(ThreadedBackend):
         cfg = self.settings
         p = job.spec.params
         pool = get_pool(cfg if not job.row.model else cfg.model_copy(update={"model": job.row.model}))
-        reference = job.spec.inputs.get("reference")
-        if reference is None:
-            voicing = Voicing(style=p["style"])
-        elif p["prompt_text"]:
-            voicing = Voicing(prompt_wav=reference, prompt_text=p["prompt_text"], style=p["style"])
-        else:
-            voicing = Voicing(reference_wav=reference, style=p["style"])
+        voicing = Voicing.of(job.spec.inputs.get("reference"), p["prompt_text"], p["style"])
         knobs = Knobs(p["cfg_value"], p["inference_timesteps"], p["normalize"], p["denoise"])
-        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
-        pieces = split_text(p["text"], cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        check = length_check(cfg)
+        pieces = pieces_of(p["text"], cfg)
         out = workdir / "speech.wav"
         waited = time.perf_counter()
         with pool.replica() as replica:
@@ -178,7 +170,7 @@ class VoxcpmBackend(ThreadedBackend):
                     pieces,
                     # Each retake of a piece gets its own seed; the first take of every piece uses the row's.
                     lambda text, attempt: replica.take(text, voicing, knobs,
-                                                       p["seed"] + attempt * 7919 + job.take * RETAKE_SEED_STEP, check),
+                                                       take_seed(p["seed"], attempt, job.take), check),
                     out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
                     hear=hearing(piece_checker.get(), workdir),  # each piece is checked as it is made
                 )  # fmt: skip

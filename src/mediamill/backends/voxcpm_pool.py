@@ -189,6 +189,16 @@ class Voicing:
     reference_wav: Path | None = None  # VoxCPM2: clone the timbre, no transcript needed
     style: str | None = None  # VoxCPM2 voice design / style guidance, e.g. "a calm, low voice"
 
+    @classmethod
+    def of(cls, recording: Path | None, transcript: str | None, style: str | None) -> Voicing:
+        """A voice from what a row or a request gives: a recording with its transcript is continued, one
+        without is cloned, and no recording leaves the style (or the model's own voice)."""
+        if recording is None:
+            return cls(style=style)
+        if transcript:
+            return cls(prompt_wav=recording, prompt_text=transcript, style=style)
+        return cls(reference_wav=recording, style=style)
+
     def text(self, text: str) -> str:
         # VoxCPM2 reads a parenthesised description at the start as voice design.
         return f"({self.style}){text}" if self.style else text

@@ -37,13 +37,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.hashing import file_digest
+from ..core.waits import backoff
 from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
 from .hosted import (
     CreditBreaker,
     LoopClients,
-    backoff,
     download,
     guess_suffix,
     is_http_url,

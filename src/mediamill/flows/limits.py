@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +30,7 @@ from prefect.settings import get_current_settings
 from ..backends import Backend
 from ..config import settings
 from ..core.redact import error_line
+from ..core.waits import doubling
 from ..generate.limits import (
     ACQUIRE_TRIES,
     RENEW_S,
@@ -152,7 +152,7 @@ async def open_slots(backends: dict[str, Backend], configured: dict[str, int], m
                 except Exception as exc:  # noqa: BLE001 - a busy server; give up only after a while
                     if attempt == ACQUIRE_TRIES:
                         raise SlotUnavailable(f"could not read limit {gcl}: {error_line(exc)}") from None
-                    await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
+                    await asyncio.sleep(doubling(attempt, jitter=0.5))
             if active:
                 pool = LeasedSlots(gcl, limit, prefect_leases(gcl, _lease_holder()), lease_s=lease_s,
                                    renew_s=min(RENEW_S, lease_s / 4))  # fmt: skip

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..backends import Job
 from ..config import RetryPolicy
 from ..core.redact import error_line
+from ..core.waits import doubling
 from ..store import Claim, Entry, Store
 from .job import TakeFailed, Verification, generate_job
 from .lanes import Engine, Lane, Turn, finish, until
@@ -45,8 +45,7 @@ def make_batches(groups: list[list[Job]], sizes: dict[str, int], slots: dict[str
 
 def retry_delay(policy: RetryPolicy, retry: int) -> float:
     """Seconds before retry number ``retry`` (1-based): doubling, +/- jitter so retries do not bunch."""
-    base = policy.delay_s * 2 ** (retry - 1)
-    return max(0.0, base * (1 + random.uniform(-policy.jitter, policy.jitter)))
+    return doubling(retry - 1, policy.delay_s, math.inf, policy.jitter)
 
 
 @dataclass

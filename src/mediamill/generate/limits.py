@@ -45,6 +45,7 @@ from uuid import UUID
 
 from ..backends import Backend
 from ..core.redact import error_line
+from ..core.waits import doubling
 
 LEASE_S = 300.0  # a lease not renewed for this long ends on the server (a dead worker's slots); MEDIAMILL_LEASE_S
 RENEW_S = 60.0  # each lease is renewed this often (a quarter of a shorter lease): four chances before it ends
@@ -347,7 +348,7 @@ class LeasedSlots:
                     if failures >= self.tries and not self._leases:
                         self._fail(SlotUnavailable(f"no slot of {self.name} after {failures} tries: {error_line(exc)}"))
                         continue
-                    delay = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.5)
+                    delay = doubling(failures, jitter=0.5)
                     log.warning("slots of %s: %s; trying again in %.1f s", self.name, error_line(exc), delay)
                     await self._nap(delay, wake_on_change=False)
                     continue

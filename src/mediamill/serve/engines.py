@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import piper as piper_backend
-from ..backends.reading import Reading, read_pieces, silence
+from ..backends.reading import Reading, length_check, pieces_of, read_pieces, silence, take_seed
 from ..backends.voxcpm_batch import (
     BatchEngine,
     BatchSettings,
@@ -45,8 +45,6 @@ from ..backends.voxcpm_batch import (
 from ..backends.voxcpm_local import default_seed, installed
 from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, Voicing, VoxcpmSettings, model_label
 from ..backends.voxcpm_replicas import get_replica_pool as get_pool
-from ..text.split import split_text
-from ..verify.duration import DurationCheck
 from ..voices import Voice
 
 
@@ -100,11 +98,7 @@ class VoxcpmEngine:
 
     def _voicing(self, speech: Speech):
         voice = speech.voice
-        if voice is None:
-            return Voicing(style=speech.style)
-        if voice.transcript:
-            return Voicing(prompt_wav=voice.audio, prompt_text=voice.transcript, style=speech.style)
-        return Voicing(reference_wav=voice.audio, style=speech.style)
+        return Voicing.of(voice.audio if voice else None, voice.transcript if voice else None, speech.style)
 
     def check(self, speech: Speech) -> None:
         if speech.engine_voice:
@@ -112,17 +106,17 @@ class VoxcpmEngine:
 
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
         cfg = self.settings
-        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
+        check = length_check(cfg)
         voicing = self._voicing(speech)
         knobs = Knobs(speech.cfg_value, speech.inference_timesteps)
         seed = speech.seed if speech.seed is not None else default_seed(speech.text)
-        pieces = split_text(speech.text, cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        pieces = pieces_of(speech.text, cfg)
         with self.pool.replica() as replica:
 
             def take(text: str, attempt: int):
                 if cancel.is_set():
                     raise Cancelled()
-                return replica.take(text, voicing, knobs, seed + attempt * 7919, check, max_len=speech.max_length)
+                return replica.take(text, voicing, knobs, take_seed(seed, attempt), check, max_len=speech.max_length)
 
             for piece, chosen, _ in read_pieces(pieces, take, check, reading, cfg.max_takes, cfg.keep_bad):
                 yield chosen.pcm
@@ -130,12 +124,12 @@ class VoxcpmEngine:
 
     def stream(self, speech: Speech, cancel: threading.Event) -> Iterator[bytes]:
         cfg = self.settings
-        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
+        check = length_check(cfg)
         voicing = self._voicing(speech)
         knobs = Knobs(speech.cfg_value, speech.inference_timesteps)
         seed = speech.seed if speech.seed is not None else default_seed(speech.text)
         with self.pool.replica() as replica:
-            for piece in split_text(speech.text, cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s):
+            for piece in pieces_of(speech.text, cfg):
                 if cancel.is_set():
                     raise Cancelled()
                 for chunk in replica.stream(piece.text, voicing, knobs, seed, check, speech.max_length):
@@ -287,9 +281,9 @@ class BatchSpeechEngine:
 
     def _request(self, speech: Speech):
         cfg = self.settings
-        check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
+        check = length_check(cfg)
         seed = speech.seed if speech.seed is not None else default_seed(speech.text)
-        pieces = split_text(speech.text, cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+        pieces = pieces_of(speech.text, cfg)
         return check, seed, pieces
 
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
@@ -300,7 +294,7 @@ class BatchSpeechEngine:
             voice = await self._voice(speech)
 
             def request_for(index: int, attempt: int):
-                return piece_request(engine, pieces[index].text, voice, seed + attempt * 7919, check,
+                return piece_request(engine, pieces[index].text, voice, take_seed(seed, attempt), check,
                                      timesteps=speech.inference_timesteps, cfg_value=speech.cfg_value,
                                      max_len=speech.max_length)  # fmt: skip
 

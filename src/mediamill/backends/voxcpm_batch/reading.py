@@ -6,7 +6,7 @@ chapter can fill a batch. Each piece keeps the rules of
 ``mediamill.backends.reading.read_pieces``, the sequential reader it replaces here:
 
 - take ``attempt`` of a piece is ``request_for(index, attempt)`` (the caller
-  seeds it ``seed + attempt * 7919``, like the plain engine);
+  seeds it ``take_seed(seed, attempt)``, like the plain engine);
 - a take is judged after the fact by ``DurationCheck`` (nano-vllm has no
   minimum length, so a take that stopped too early is *truncated* and taken
   again; one that ran to its cap is *babbling*);

@@ -33,11 +33,9 @@ from typing import Any
 import anyio
 
 from ...manifest import Row, SpeechRow
-from ...text import split_text
-from ...verify import DurationCheck
 from ...verify.takes import join, piece_checker
 from ..base import Generated, Job, PermanentError
-from ..reading import RETAKE_SEED_STEP, BadCaseError, hearing
+from ..reading import BadCaseError, hearing, length_check, pieces_of, take_seed
 from .engine import BatchEngine, get_engine
 from .reading import BatchVoice, WavSink, piece_request, read_row
 from .settings import (
@@ -131,12 +129,12 @@ async def generate_batched(job: Job, workdir: Path, cfg: BatchSettings) -> Gener
     await engine.start()  # once per process: loading and CUDA-graph capture take minutes
     voice = await _voice(engine, job, cfg)
     normalize = await anyio.to_thread.run_sync(text_normalizer) if p["normalize"] else None
-    check = DurationCheck(low=cfg.min_ratio, high=cfg.max_ratio)
-    pieces = split_text(p["text"], cfg.max_chars, cfg.piece_pause_s, cfg.paragraph_pause_s)
+    check = length_check(cfg)
+    pieces = pieces_of(p["text"], cfg)
 
     def request_for(index: int, attempt: int):
         # Each retake gets its own seed; the first take of every piece uses the row's (as on plain).
-        return piece_request(engine, pieces[index].text, voice, p["seed"] + attempt * 7919 + job.take * RETAKE_SEED_STEP,
+        return piece_request(engine, pieces[index].text, voice, take_seed(p["seed"], attempt, job.take),
                              check, timesteps=p["inference_timesteps"], cfg_value=p["cfg_value"], normalize=normalize)  # fmt: skip
 
     out = workdir / "speech.wav"
