@@ -9,8 +9,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 TOOLS_STAMP := $(VENV)/.installed-tools
-# Most of the suite waits on subprocesses, servers and ffmpeg rather than computing: more workers than cores.
-TEST_WORKERS ?= 4
+# Workers for the suite, each taking whole files (a module's servers and books are made once). Much of it waits
+# on subprocesses, servers and ffmpeg, so one more worker than cores; more starve the real-server tests.
+TEST_WORKERS ?= 3
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_EXTRAS := piper,verify
@@ -53,7 +54,7 @@ podcast: $(DEMO_STAMP)
 test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py

@@ -186,7 +186,7 @@ def test_install_serves_this_process_and_spawned_children(tmp_path):
 # -- at nano-vllm's own call sites -------------------------------------------------
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def nano_model(tiny_voxcpm):
     """nano-vllm's VoxCPM2Model on CPU (float32) with the tiny checkpoint's weights."""
     fa.install()

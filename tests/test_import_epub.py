@@ -27,7 +27,7 @@ def assert_words_reach(book, rows) -> None:
         assert not missing, f"{title}: words missing from the manifest: {dict(missing)}"
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def book3(tmp_path_factory):
     return epub3_book(tmp_path_factory.mktemp("src") / "lantern.epub")
 

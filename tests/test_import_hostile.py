@@ -291,7 +291,7 @@ def test_a_symlinked_source_is_refused(tmp_path):
 # 9. Failed writes leave nothing behind -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def book_with_cover(tmp_path_factory):
     return epub3_book(tmp_path_factory.mktemp("src") / "book.epub").path
 

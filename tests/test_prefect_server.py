@@ -26,8 +26,7 @@ from mediamill.core.processes import child_options
 
 from .conftest import MANIFESTS, ROOT
 
-# One fleet serves the module: its tests stay on one xdist worker, which makes it once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fleet")]
+pytestmark = pytest.mark.slow
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 SLOW = "tests.fakes:SlowFleetBackend"
@@ -140,7 +139,7 @@ class Fleet:
         return json.loads(data) if isinstance(data, str) else data
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("fleet"))
     try:

@@ -111,7 +111,7 @@ def assert_durations(facts) -> None:
     assert metas[(None, "media:active-class")] == "-epub-media-overlay-active"
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def lantern(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lantern")
     return epub3_book(tmp / "lantern.epub")

@@ -14,7 +14,7 @@ from mediamill.verify.judge import judge, verify_take
 from mediamill.verify.recognisers.base import Recogniser, RecogniserError
 
 
-@pytest.fixture(scope="session")  # xdist runs modules interleaved: made once per worker
+@pytest.fixture(scope="module")
 def whisper(tiny_whisper):
     from mediamill.verify.recognisers.whisper import WhisperRecogniser
 
