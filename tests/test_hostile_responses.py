@@ -277,3 +277,35 @@ def test_a_transient_misshapen_answer_is_survived(wiro, pixazo, tmp_path):
     pixazo.emulator.inject("list")  # one bad answer: the row's retry generates again
     outcome = attempt(pixazo, tmp_path / "p")
     assert outcome.ok and outcome.attempts == 2
+
+
+def test_idle_connections_are_let_go_before_the_server_closes_them():
+    """uvicorn (like httpx's default) drops an idle connection after 5 s: a client that kept it as long could send
+    a submission just as it closes, and have to fail that row as possibly paid. Ours lets go first."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from mediamill.backends.hosted import KEEPALIVE_S, LoopClients
+
+    from .emulators.server import ServerThread
+
+    async def port(request) -> JSONResponse:  # which connection the request came on
+        return JSONResponse({"port": request.client.port})
+
+    app = Starlette(routes=[Route("/port", port)])
+
+    async def ports(url: str) -> list[int]:
+        client = LoopClients().get()
+        first = (await client.get(f"{url}/port")).json()["port"]
+        again = (await client.get(f"{url}/port")).json()["port"]
+        await asyncio.sleep(KEEPALIVE_S + 0.5)  # idle past our expiry, well within the server's 5 s
+        later = (await client.get(f"{url}/port")).json()["port"]
+        await client.aclose()
+        return [first, again, later]
+
+    with ServerThread(app) as server:
+        first, again, later = asyncio.run(ports(server.url))
+    assert again == first  # a busy connection is reused
+    assert later != first  # an idle one was let go before the server's timeout
+    assert KEEPALIVE_S < 5.0

@@ -56,6 +56,7 @@ def download_deadline_s() -> float:
 
 
 HTTP_IN_FLIGHT = 48  # requests on the wire at once, per backend and event loop
+KEEPALIVE_S = 2.0  # idle connections kept this long at most
 
 
 class LoopClients:
@@ -68,7 +69,12 @@ class LoopClients:
     """
 
     def __init__(self, **client_args: Any):
-        limits = httpx.Limits(max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT)
+        # An idle connection is let go well before a server's own idle timeout (uvicorn's is 5 s, as is httpx's
+        # default here): with equal timers, a request sent just as the server closes the connection fails with a
+        # ReadError, and a submission that fails so is a row failed as possibly paid for.
+        limits = httpx.Limits(
+            max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT, keepalive_expiry=KEEPALIVE_S
+        )
         self._args = {"limits": limits, **client_args}
         # Per event loop: its client and the semaphore bounding that client's requests.
         self._loops: weakref.WeakKeyDictionary[
