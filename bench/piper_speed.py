@@ -37,7 +37,7 @@ def direct(lines: list[str], out: Path) -> float:
 
 
 def main() -> None:
-    from mediamill.backends import _instances
+    from mediamill.backends import forget
     from mediamill.flows import produce
     from mediamill.plan import validate
 
@@ -47,7 +47,7 @@ def main() -> None:
         asyncio.run(produce(str(MANIFEST), backend="silence", outputs=f"{tmp}/warm", return_state=True))
         with Timer() as t_direct:
             audio = direct(lines, Path(tmp, "direct"))
-        _instances.clear()  # mediamill loads the voice itself, as a fresh worker would
+        forget("piper")  # mediamill loads the voice itself, as a fresh worker would
         with Timer() as t_mm:
             state = asyncio.run(produce(str(MANIFEST), outputs=f"{tmp}/mm", return_state=True))
         assert state.is_completed(), state.message

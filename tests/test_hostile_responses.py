@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediamill.backends import _instances, get_backend
+from mediamill.backends import forget, get_backend
 from mediamill.config import RetryPolicy
 from mediamill.generate import RowOutcome, attempt_row
 from mediamill.plan import validate
@@ -70,7 +70,7 @@ def wiro(monkeypatch, limits):
             "WIRO_REQUEST_TIMEOUT_S": str(DEADLINE_S),
         }.items():  # fmt: skip
             monkeypatch.setenv(name, value)
-        _instances.pop("wiro", None)  # a fresh backend: no breaker or client from other tests
+        forget("wiro")  # a fresh backend: no breaker or client from other tests
         yield Hosted("wiro", emulator)
 
 
@@ -81,7 +81,7 @@ def pixazo(monkeypatch, limits):
         monkeypatch.setenv("PIXAZO_BASE_URL", emulator.url)
         monkeypatch.setenv("PIXAZO_API_KEY", PIXAZO_KEY)
         monkeypatch.setenv("PIXAZO_TIMEOUT_S", str(DEADLINE_S))
-        _instances.pop("pixazo", None)
+        forget("pixazo")
         yield Hosted("pixazo", emulator)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import _instances
+from mediamill.backends import forget
 from mediamill.flows import produce
 from mediamill.plan import validate
 from mediamill.store import Store
@@ -25,7 +25,7 @@ def pixazo(monkeypatch):
     with PixazoEmulator(api_key=KEY, latency_s=0.02) as emulator:
         monkeypatch.setenv("PIXAZO_BASE_URL", emulator.url)
         monkeypatch.setenv("PIXAZO_API_KEY", KEY)
-        _instances.pop("pixazo", None)
+        forget("pixazo")
         yield emulator
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamill.backends import _instances
+from mediamill.backends import forget
 from mediamill.flows import produce
 
 from .emulators.pixazo import PixazoEmulator
@@ -39,8 +39,7 @@ def test_credentials_never_leave_the_environment(monkeypatch, tmp_path, write_ma
         monkeypatch.setenv("PIXAZO_BASE_URL", pixazo.url)
         monkeypatch.setenv("PIXAZO_API_KEY", PIXAZO_KEY)
         monkeypatch.setenv("MEDIAMILL_CONCURRENCY", '{"wiro": 1, "pixazo": 1}')
-        for name in ("wiro", "pixazo"):
-            _instances.pop(name, None)
+        forget("wiro", "pixazo")
         wiro.inject("task_pexit1", 10)  # every retry of the second wiro row fails: errors get written
         pixazo.inject("http401", 1)
         out = tmp_path / "out"
@@ -127,7 +126,7 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
         for manifest, url, key in runs:
             monkeypatch.setenv("VOXCPM_HTTP_URL", url)
             monkeypatch.setenv("VOXCPM_HTTP_API_KEY", key)
-            _instances.pop("voxcpm-http", None)
+            forget("voxcpm-http")
             states[manifest.stem] = asyncio.run(
                 produce(manifest=str(manifest), backend="voxcpm-http", outputs=str(out), return_state=True)
             )

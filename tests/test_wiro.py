@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import _instances
+from mediamill.backends import forget
 from mediamill.flows import produce
 from mediamill.media.probe import probe
 
@@ -37,7 +37,7 @@ def wiro(request, monkeypatch):
         monkeypatch.setenv("WIRO_POLL_INITIAL_S", "0.05")
         monkeypatch.setenv("WIRO_POLL_MAX_S", "0.2")
         monkeypatch.setenv("WIRO_CONCURRENCY_RETRY_S", "0.05")
-        _instances.pop("wiro", None)  # a fresh backend: no breaker or upload memory from other tests
+        forget("wiro")  # a fresh backend: no breaker or upload memory from other tests
         yield emulator
 
 
@@ -117,7 +117,7 @@ def test_key_only_auth(monkeypatch, tmp_path, write_manifest):
         monkeypatch.setenv("WIRO_API_KEY", KEY)
         monkeypatch.delenv("WIRO_API_SECRET", raising=False)
         monkeypatch.setenv("WIRO_POLL_INITIAL_S", "0.05")
-        _instances.pop("wiro", None)
+        forget("wiro")
         assert run(speech_manifest(write_manifest, tmp_path, 2), tmp_path / "out").is_completed()
         assert len(emulator.runs) == 2
 

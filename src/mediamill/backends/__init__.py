@@ -25,6 +25,7 @@ __all__ = [
     "ThreadedBackend",
     "UnknownBackendError",
     "available",
+    "forget",
     "get_backend",
 ]
 
@@ -59,3 +60,11 @@ def get_backend(name: str) -> Backend:
         if backend is None:
             backend = _instances[name] = _load_class(name)()
         return backend
+
+
+def forget(*names: str) -> None:
+    """Let go of these backends' process-wide instances, so the next ``get_backend`` makes each anew with the
+    environment as it is then (its settings, clients, credit breaker, upload memory)."""
+    with _lock:
+        for name in names:
+            _instances.pop(name, None)
