@@ -289,7 +289,7 @@ def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(writ
         return await real(self, slots, duration_s)
 
     monkeypatch.setattr(limits.PrefectLeases, "lease", busy_server)
-    monkeypatch.setattr("mediamill.core.waits._jittered", lambda delay, jitter: 0.01)  # no need to wait here
+    monkeypatch.setattr("mediamill.core.waits.jittered", lambda delay, jitter: 0.01)  # no need to wait here
     monkeypatch.setenv("MEDIAMILL_LIMITS", "auto")
     path = write_manifest(f"id,text,backend\nx1,One.,{COUNTING}\nx2,Two.,{COUNTING}\n", name="busy")
     assert run(path, tmp_path / "ok").is_completed()  # two refusals, then slots

@@ -310,7 +310,7 @@ def test_a_lease_that_cannot_be_renewed_counts_as_lost_before_it_would_end():
 
 
 def test_a_server_too_busy_to_lease_fails_the_lanes_after_the_tries(monkeypatch):
-    monkeypatch.setattr(limits.random, "uniform", lambda a, b: 0.001)
+    monkeypatch.setattr("mediamill.core.waits.jittered", lambda delay, jitter: delay * 0.001)
 
     async def main() -> None:
         server = FakeServer(limit=4)
@@ -328,7 +328,7 @@ def test_a_server_too_busy_to_lease_fails_the_lanes_after_the_tries(monkeypatch)
 
 
 def test_a_busy_server_now_and_then_only_delays_the_slots(monkeypatch):
-    monkeypatch.setattr(limits.random, "uniform", lambda a, b: 0.001)
+    monkeypatch.setattr("mediamill.core.waits.jittered", lambda delay, jitter: delay * 0.001)
 
     async def main() -> None:
         server, lanes = FakeServer(limit=4), Lanes()

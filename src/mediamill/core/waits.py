@@ -12,20 +12,21 @@ import random
 from collections.abc import Iterator
 
 
-def _jittered(delay: float, jitter: float) -> float:
+def jittered(delay: float, jitter: float) -> float:
+    """``delay`` moved by up to ``jitter`` (a share) either way, at random."""
     return max(0.0, delay * (1 + random.uniform(-jitter, jitter))) if jitter else delay
 
 
 def doubling(attempt: int, base: float = 0.5, cap: float = 30.0, jitter: float = 0.0) -> float:
     """The wait after failure number ``attempt`` (0-based): ``base`` doubled each time, at most ``cap``."""
-    return _jittered(min(cap, base * 2**attempt), jitter)
+    return jittered(min(cap, base * 2**attempt), jitter)
 
 
 def backoff(initial: float, maximum: float, factor: float = 1.5, jitter: float = 0.1) -> Iterator[float]:
     """Delays that grow by ``factor`` up to ``maximum``, each with a little jitter (polling a task's status)."""
     delay = initial
     while True:
-        yield _jittered(delay, jitter)
+        yield jittered(delay, jitter)
         delay = min(maximum, delay * factor)
 
 

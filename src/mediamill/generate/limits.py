@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import re
 import socket
 import time
@@ -44,8 +43,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ..backends import Backend
+from ..core import waits
 from ..core.redact import error_line
-from ..core.waits import doubling
 
 LEASE_S = 300.0  # a lease not renewed for this long ends on the server (a dead worker's slots); MEDIAMILL_LEASE_S
 RENEW_S = 60.0  # each lease is renewed this often (a quarter of a shorter lease): four chances before it ends
@@ -348,7 +347,7 @@ class LeasedSlots:
                     if failures >= self.tries and not self._leases:
                         self._fail(SlotUnavailable(f"no slot of {self.name} after {failures} tries: {error_line(exc)}"))
                         continue
-                    delay = doubling(failures, jitter=0.5)
+                    delay = waits.doubling(failures, jitter=0.5)
                     log.warning("slots of %s: %s; trying again in %.1f s", self.name, error_line(exc), delay)
                     await self._nap(delay, wake_on_change=False)
                     continue
@@ -356,7 +355,7 @@ class LeasedSlots:
                 if got:
                     pause = self.poll_s[0]
                 else:  # the limit is full (or paused at 0): ask again later, less often the longer it lasts
-                    await self._nap(pause * random.uniform(0.5, 1.5), wake_on_change=False)
+                    await self._nap(waits.jittered(pause, 0.5), wake_on_change=False)
                     pause = min(pause * 2, self.poll_s[1])
                 continue
             idle = self.granted - self.in_use
