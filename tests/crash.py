@@ -214,9 +214,13 @@ def deliverables(out: Path, name: str) -> dict[str, bytes]:
 
 
 def store_problems(out: Path) -> list[str]:
-    """Store records whose media is missing or not the recorded size (a partial file taken as done)."""
+    """Store records whose media is missing or not the recorded size (a partial file taken as done).
+
+    A kill mid-write may leave a record's hidden ``.<key>.<hex>.partial.json``: plainly unfinished, swept by
+    the next run, and not a record; only the final names are.
+    """
     problems = []
-    for record in (out / ".store" / "objects").rglob("*.json"):
+    for record in (out / ".store" / "objects").rglob("[!.]*.json"):
         doc = json.loads(record.read_text())
         media = record.with_name(doc["file"])
         if not media.is_file() or media.stat().st_size != doc["size"]:
