@@ -125,7 +125,7 @@ def probe() -> dict:
         with contextlib.suppress(Exception):
             doc["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
                                                 "--format=csv,noheader"], capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
-    from mediamill.backends import flash_attn_sdpa
+    from mediamill.engines.voxcpm import flash_attn_sdpa
 
     doc["attention"] = (
         flash_attn_sdpa.active() if flash_attn_sdpa._real_flash_attn_present() else "sdpa stand-in (flash-attn missing)"
@@ -176,7 +176,7 @@ def phase_attention(cuda: bool) -> dict:
     """Milliseconds per call: stand-in, explicit math, and flash-attn when installed."""
     import torch
 
-    from mediamill.backends import flash_attn_sdpa as standin
+    from mediamill.engines.voxcpm import flash_attn_sdpa as standin
 
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     batch, heads, kv_heads, dim, block = (64, 16, 2, 128, 256) if cuda else (8, 4, 2, 32, 256)
@@ -258,7 +258,7 @@ def phase_plain_loop(folder: Path, device: str, rows: list[str], cuda: bool) -> 
     from voxcpm import VoxCPM
 
     from mediamill.backends.voxcpm_local import default_seed
-    from mediamill.backends.voxcpm_pool import Replica, VoxcpmSettings
+    from mediamill.engines.voxcpm.pool import Replica, VoxcpmSettings
     from mediamill.verify import DurationCheck
 
     if not cuda:
@@ -297,13 +297,13 @@ def _manifest(folder: Path, name: str, rows: list[str]) -> Path:
 def phase_batched(
     folder: Path, work: Path, levels: list[int], factor: int, deadline: float, cuda: bool, dry: bool
 ) -> dict:
-    from mediamill.backends.voxcpm_batch import BatchSettings, BatchVoice, get_engine, piece_request
-    from mediamill.backends.voxcpm_batch import engine as batch_engine
     from mediamill.backends.voxcpm_local import VoxcpmBackend
+    from mediamill.engines.voxcpm.batch import BatchVoice, VoxcpmSettings, get_engine, piece_request
+    from mediamill.engines.voxcpm.batch import engine as batch_engine
     from mediamill.plan import validate
     from mediamill.verify import DurationCheck
 
-    cfg = BatchSettings()
+    cfg = VoxcpmSettings()
     result: dict = {"settings": {"max_num_seqs": cfg.batch_max_seqs, "timesteps": cfg.batch_timesteps,
                                  "memory": cfg.batch_memory, "eager": cfg.batch_eager}, "levels": {}}  # fmt: skip
     with Memory(cuda) as mem:
@@ -384,14 +384,14 @@ def phase_plain_compiled(folder: Path, work: Path, rows: list[str], cuda: bool) 
     from concurrent.futures import ThreadPoolExecutor
 
     from mediamill.backends import get_backend
-    from mediamill.backends import voxcpm_replicas as plain_replicas
+    from mediamill.engines.voxcpm import replicas as plain_replicas
     from mediamill.plan import validate
 
     os.environ["VOXCPM_OPTIMIZE"] = "true" if cuda else "false"
     os.environ["VOXCPM_REPLICA_PROCESSES"] = "auto" if cuda else "always"
     name = "voxcpm"
     backend = get_backend(name)
-    pool = plain_replicas.get_replica_pool()
+    pool = plain_replicas.replica_pool()
     started = time.perf_counter()
     with contextlib.ExitStack() as held:
         replicas = [held.enter_context(pool.replica()) for _ in range(pool.size)]  # load (and compile) untimed
@@ -444,7 +444,7 @@ def main() -> None:
     deadline = t0 + args.budget_s
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
-    from mediamill.backends import flash_attn_sdpa
+    from mediamill.engines.voxcpm import flash_attn_sdpa
 
     doc: dict = {"args": vars(args), "probe": probe(), "phases": {}}
     if cuda and not doc["probe"]["cuda_available"]:

@@ -54,7 +54,7 @@ def direct(model_dir: str, device: str, texts: list[str], out: Path) -> float:
     from voxcpm import VoxCPM
 
     from mediamill.backends.voxcpm_local import default_seed
-    from mediamill.backends.voxcpm_pool import Replica, VoxcpmSettings, to_pcm16
+    from mediamill.engines.voxcpm.pool import Replica, VoxcpmSettings, to_pcm16
     from mediamill.verify import DurationCheck
 
     model = VoxCPM(voxcpm_model_path=model_dir, zipenhancer_model_path=None, enable_denoiser=False,
@@ -91,7 +91,7 @@ def main() -> None:
 
     import torch
 
-    from mediamill.backends import voxcpm_replicas
+    from mediamill.engines.voxcpm import replicas as voxcpm_replicas
 
     torch.set_num_threads(args.threads)
     texts = lines(args.rows)
@@ -116,7 +116,7 @@ def main() -> None:
         print(f"plain loop: {audio:.1f} s of audio in {t_direct.seconds:.2f} s", flush=True)
         voxcpm_replicas._pools.clear()  # mediamill loads its own replicas, as a fresh worker would
         if args.no_flow:
-            pool = voxcpm_replicas.get_replica_pool()
+            pool = voxcpm_replicas.replica_pool()
             with contextlib.ExitStack() as held:  # load every replica first: the plain loop's load is untimed too
                 for _ in range(pool.size):
                     held.enter_context(pool.replica())

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from mediamill.backends import flash_attn_sdpa as fa
+from mediamill.engines.voxcpm import flash_attn_sdpa as fa
 
 from .attention_reference import attend_one, read_paged
 
@@ -156,7 +156,7 @@ def test_install_serves_this_process_and_spawned_children(tmp_path):
         """
         import multiprocessing as mp, sys
         sys.modules.pop("flash_attn", None)
-        from mediamill.backends import flash_attn_sdpa
+        from mediamill.engines.voxcpm import flash_attn_sdpa
         assert flash_attn_sdpa.install() is True
         import nanovllm_voxcpm  # raises ImportError without a flash_attn module
         from nanovllm_voxcpm.layers import attention

@@ -12,9 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import voxcpm_pool, voxcpm_replicas
-from mediamill.backends.voxcpm_pool import hub_revision, model_identity
 from mediamill.core import hashing
+from mediamill.engines.voxcpm import pool as voxcpm_pool
+from mediamill.engines.voxcpm import replicas as voxcpm_replicas
+from mediamill.engines.voxcpm.pool import hub_revision, model_identity
 from mediamill.plan import validate
 
 

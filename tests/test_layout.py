@@ -26,6 +26,7 @@ LAYERS = [
     "mediamill.profiles",
     "mediamill.manifest",
     "mediamill.verify",
+    "mediamill.engines",
     "mediamill.backends",
     "mediamill.ingest",
     "mediamill.report",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediamill.backends.reading import BadCaseError, Take, read_aloud
+from mediamill.engines.reading import BadCaseError, Take, read_aloud
 from mediamill.text import predicted_seconds, split_text
 from mediamill.verify import DurationCheck
 

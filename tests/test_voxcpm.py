@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends import voxcpm_replicas
-from mediamill.backends.voxcpm_pool import ModelLoadError, resolve_devices
+from mediamill.engines.voxcpm import replicas as voxcpm_replicas
+from mediamill.engines.voxcpm.pool import ModelLoadError, resolve_devices
 from mediamill.flows import produce
 from mediamill.manifest import ManifestError
 from mediamill.media.probe import probe

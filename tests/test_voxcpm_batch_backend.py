@@ -8,11 +8,12 @@ import wave
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.backends.voxcpm_batch import engine as batch_engine
-from mediamill.backends.voxcpm_batch import rows as batch_rows
-from mediamill.backends.voxcpm_batch import settings as batch_settings
-from mediamill.backends.voxcpm_batch.settings import BatchSettings, chosen_engine, nanovllm_usable
+from mediamill.backends import voxcpm_batched as batch_rows
 from mediamill.backends.voxcpm_local import VoxcpmBackend, default_seed
+from mediamill.engines.voxcpm.batch import engine as batch_engine
+from mediamill.engines.voxcpm.batch import models as batch_models
+from mediamill.engines.voxcpm.batch import settings as batch_settings
+from mediamill.engines.voxcpm.batch.settings import VoxcpmSettings, chosen_engine, nanovllm_usable
 from mediamill.manifest import ManifestError
 from mediamill.plan import validate
 
@@ -55,15 +56,15 @@ def generate_all(manifest, tmp_path):
 def test_auto_picks_the_plain_engine_without_cuda(voxcpm_env, monkeypatch):
     import torch
 
-    cfg = BatchSettings(engine="auto")
+    cfg = VoxcpmSettings(engine="auto")
     if not torch.cuda.is_available():
         assert not nanovllm_usable(cfg) and chosen_engine(cfg) == "plain"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: "2.7.4")
-    assert chosen_engine(BatchSettings(engine="auto")) == "nanovllm"  # CUDA, nano-vllm-voxcpm, triton, flash-attn
+    assert chosen_engine(VoxcpmSettings(engine="auto")) == "nanovllm"  # CUDA, nano-vllm-voxcpm, triton, flash-attn
     monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: None)
-    assert chosen_engine(BatchSettings(engine="auto")) == "plain"  # no kernel: the stand-in only when asked for
-    assert chosen_engine(BatchSettings(engine="auto", attention="sdpa")) == "nanovllm"
+    assert chosen_engine(VoxcpmSettings(engine="auto")) == "plain"  # no kernel: the stand-in only when asked for
+    assert chosen_engine(VoxcpmSettings(engine="auto", attention="sdpa")) == "nanovllm"
 
 
 def test_the_plain_engine_is_the_default_even_where_the_batched_one_could_run(voxcpm_env, monkeypatch):
@@ -71,9 +72,9 @@ def test_the_plain_engine_is_the_default_even_where_the_batched_one_could_run(vo
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(batch_settings, "_real_flash_attn", lambda: "2.7.4")
-    cfg = BatchSettings()
+    cfg = VoxcpmSettings()
     assert cfg.engine == "plain" and chosen_engine(cfg) == "plain"
-    assert chosen_engine(BatchSettings(engine="plain", attention="sdpa")) == "plain"
+    assert chosen_engine(VoxcpmSettings(engine="plain", attention="sdpa")) == "plain"
 
 
 def test_plain_keeps_todays_keys_and_batched_adds_the_engine(write_manifest, voxcpm_env, monkeypatch):
@@ -198,7 +199,7 @@ def test_a_whole_run_keeps_many_rows_in_flight(write_manifest, batched, tmp_path
 
 
 def test_normalize_and_denoise_run_before_the_engine(write_manifest, batched, tmp_path, monkeypatch):
-    monkeypatch.setattr(batch_rows, "_normalizer", lambda text: text.replace("Dr.", "Doctor"))
+    monkeypatch.setattr(batch_models, "_normalizer", lambda text: text.replace("Dr.", "Doctor"))
     cleaned: list[str] = []
 
     def fake_denoiser(model):

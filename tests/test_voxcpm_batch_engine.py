@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mediamill.backends.base import BackendError, PermanentError
-from mediamill.backends.voxcpm_batch.engine import BatchEngine, BatchSettings, TakeRequest
+from mediamill.engines.voxcpm.batch.engine import BatchEngine, TakeRequest, VoxcpmSettings
 
 from .fakes import write_tone_wav
 
@@ -19,7 +19,7 @@ def make_engine(tiny_voxcpm):
     made: list[BatchEngine] = []
 
     def make(**overrides) -> BatchEngine:
-        cfg = BatchSettings(batch_impl="standin", model=str(tiny_voxcpm), **overrides)
+        cfg = VoxcpmSettings(batch_impl="standin", model=str(tiny_voxcpm), **overrides)
         engine = BatchEngine(cfg, tiny_voxcpm)
         engine.start_sync(timeout=60)
         made.append(engine)
@@ -265,7 +265,7 @@ def test_an_engine_that_cannot_start_fails_rows_permanently(tiny_voxcpm):
     async def broken(*args):
         raise RuntimeError("Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory")
 
-    engine = BatchEngine(BatchSettings(batch_impl="standin", model=str(tiny_voxcpm)), tiny_voxcpm, factory=broken)
+    engine = BatchEngine(VoxcpmSettings(batch_impl="standin", model=str(tiny_voxcpm)), tiny_voxcpm, factory=broken)
     try:
         for _ in range(2):  # the same answer every time, without starting again
             with pytest.raises(PermanentError, match="could not start on standin:0: torch.OutOfMemoryError"):

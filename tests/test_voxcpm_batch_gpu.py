@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediamill.backends.voxcpm_batch.engine import BatchEngine, BatchSettings, TakeRequest
+from mediamill.engines.voxcpm.batch.engine import BatchEngine, TakeRequest, VoxcpmSettings
 
 from .fakes import write_tone_wav
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.gpu
 
 
 def start(checkpoint, **overrides) -> BatchEngine:
-    cfg = BatchSettings(engine="nanovllm", batch_impl="nanovllm", model=str(checkpoint), device="cuda:0",
+    cfg = VoxcpmSettings(engine="nanovllm", batch_impl="nanovllm", model=str(checkpoint), device="cuda:0",
                         batch_max_seqs=8, batch_memory=0.2, **overrides)  # fmt: skip
     engine = BatchEngine(cfg, checkpoint)
     engine.start_sync(900)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediamill.backends.voxcpm_batch.meter import GpuMeter
+from mediamill.engines.voxcpm.batch.meter import GpuMeter
 
 
 class Clock:

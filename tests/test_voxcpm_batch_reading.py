@@ -8,10 +8,10 @@ import wave
 import pytest
 
 from mediamill.backends.base import PermanentError
-from mediamill.backends.reading import BadCaseError, steps_for
-from mediamill.backends.voxcpm_batch.engine import BatchEngine, BatchSettings
-from mediamill.backends.voxcpm_batch.reading import BatchVoice, WavSink, piece_request, read_row
-from mediamill.backends.voxcpm_batch.standin import default_length
+from mediamill.engines.reading import BadCaseError, steps_for
+from mediamill.engines.voxcpm.batch.engine import BatchEngine, VoxcpmSettings
+from mediamill.engines.voxcpm.batch.reading import BatchVoice, WavSink, piece_request, read_row
+from mediamill.engines.voxcpm.batch.standin import default_length
 from mediamill.text import predicted_seconds, split_text
 from mediamill.verify import DurationCheck
 
@@ -22,7 +22,7 @@ CHECK = DurationCheck()
 
 @pytest.fixture
 def engine(tiny_voxcpm):
-    made = BatchEngine(BatchSettings(batch_impl="standin", model=str(tiny_voxcpm)), tiny_voxcpm)
+    made = BatchEngine(VoxcpmSettings(batch_impl="standin", model=str(tiny_voxcpm)), tiny_voxcpm)
     made.start_sync(60)
     yield made
     made.stop_sync()

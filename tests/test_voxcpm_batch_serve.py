@@ -9,9 +9,9 @@ import wave
 
 import pytest
 
-from mediamill.backends.reading import Reading
-from mediamill.backends.voxcpm_batch import BatchSettings
-from mediamill.backends.voxcpm_batch import engine as batch_engine
+from mediamill.engines.reading import Reading
+from mediamill.engines.voxcpm import VoxcpmSettings
+from mediamill.engines.voxcpm.batch import engine as batch_engine
 from mediamill.serve import BatchSpeechEngine
 from mediamill.serve.engines import Cancelled, RequestProblem, Speech
 
@@ -36,7 +36,7 @@ def test_serve_picks_the_engine_batch_runs_use(voxcpm_env, monkeypatch):
 @pytest.fixture
 def served(voxcpm_env, monkeypatch):
     monkeypatch.setenv("VOXCPM_MAX_CHARS", "60")
-    engine = BatchSpeechEngine(BatchSettings(engine="nanovllm", batch_impl="standin", batch_max_seqs=16))
+    engine = BatchSpeechEngine(VoxcpmSettings(engine="nanovllm", batch_impl="standin", batch_max_seqs=16))
     engine.start()
     yield engine
     for e in list(batch_engine._engines.values()):

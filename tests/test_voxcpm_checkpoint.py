@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mediamill.backends import flash_attn_sdpa
+from mediamill.engines.voxcpm import flash_attn_sdpa
 
 from .tiny_voxcpm import build
 

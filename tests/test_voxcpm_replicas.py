@@ -7,15 +7,15 @@ import threading
 import pytest
 
 from mediamill.backends import voxcpm_local
-from mediamill.backends import voxcpm_replicas as plain_replicas
-from mediamill.backends.voxcpm_pool import Knobs, Replica, Voicing
-from mediamill.backends.voxcpm_replicas import (
+from mediamill.engines.voxcpm import replicas as plain_replicas
+from mediamill.engines.voxcpm.pool import Knobs, Replica, Voicing
+from mediamill.engines.voxcpm.replicas import (
     ProcessReplica,
     ReplicaPool,
     ReplicaSettings,
     ReplicaSpec,
-    get_replica_pool,
     plan_replicas,
+    replica_pool,
 )
 from mediamill.plan import validate
 from mediamill.verify import DurationCheck
@@ -66,15 +66,15 @@ def test_settings_drive_the_plan(monkeypatch):
     monkeypatch.setenv("VOXCPM_OPTIMIZE", "true")
     monkeypatch.setenv("VOXCPM_MODEL", "openbmb/VoxCPM2")
     monkeypatch.setattr(plain_replicas, "_pools", {})
-    pool = get_replica_pool()
+    pool = replica_pool()
     assert pool.size == 4 and pool.devices == ["cuda:1#0", "cuda:1#1", "cuda:3#0", "cuda:3#1"]
     assert [(r.spec.device, r.spec.env, r.spec.optimize) for r in pool.replicas] == [
         ("cuda", {"CUDA_VISIBLE_DEVICES": "1"}, True)] * 2 + [("cuda", {"CUDA_VISIBLE_DEVICES": "3"}, True)] * 2  # fmt: skip
     assert pool.settings.optimize is False  # nothing in this process is asked to compile
-    assert get_replica_pool() is pool
+    assert replica_pool() is pool
     monkeypatch.setenv("VOXCPM_OPTIMIZE", "false")
     monkeypatch.setenv("VOXCPM_REPLICAS_PER_DEVICE", "1")
-    plain = get_replica_pool()
+    plain = replica_pool()
     assert plain is not pool and [type(r) for r in plain.replicas] == [Replica, Replica]
     assert [r.device for r in plain.replicas] == ["cuda:1", "cuda:3"]
 
@@ -180,7 +180,7 @@ def test_the_backend_runs_rows_on_process_replicas(write_manifest, voxcpm_env, m
 
 
 def test_a_replica_that_cannot_load_says_so(voxcpm_env, tmp_path):
-    from mediamill.backends.voxcpm_pool import ModelLoadError
+    from mediamill.engines.voxcpm.pool import ModelLoadError
 
     spec = ReplicaSpec("cpu", None, "cpu", process=True)
     replica = ProcessReplica("cpu", spec=spec, source=str(tmp_path / "missing"))

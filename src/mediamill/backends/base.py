@@ -19,24 +19,13 @@ from typing import Any, ClassVar
 
 import anyio
 
+from ..engines.errors import BackendError, NotInstalledError, PermanentError
 from ..manifest import Row
 from ..store import Journal
+from ..verify.takes import PieceCheck
 
-
-class BackendError(Exception):
-    """A generation that failed; retried unless ``retriable`` is False."""
-
-    retriable: bool = True
-
-
-class PermanentError(BackendError):
-    """Retrying cannot help (bad input, no credit, revoked key): fail the row at once."""
-
-    retriable = False
-
-
-class NotInstalledError(PermanentError):
-    """The backend's optional dependencies are missing."""
+__all__ = ["Backend", "BackendError", "Generated", "Job", "JobSpec", "NotInstalledError", "PermanentError",
+           "ThreadedBackend"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,13 +62,17 @@ class Job:
     # Which generation of the row this is: 0, then 1, 2... for retakes. Engines that take a seed vary it by
     # the take, so a retake is a new attempt rather than the same audio again. Not part of the key.
     take: int = 0
+    # Checks a piece's audio against its text (by ear), for engines that read in pieces: only a bad piece is
+    # read again. Set by the generate stage for a take when it verifies; None: no checking. Not in the key.
+    check_piece: PieceCheck | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
         return self.row.id
 
-    def for_take(self, take: int) -> Job:
-        return replace(self, take=take)
+    def for_take(self, take: int, check_piece: PieceCheck | None = None) -> Job:
+        """This job as its ``take``-th generation, its pieces checked by ``check_piece`` (None: unchecked)."""
+        return replace(self, take=take, check_piece=check_piece)
 
     @property
     def kind(self) -> str:

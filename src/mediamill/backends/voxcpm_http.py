@@ -27,12 +27,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.hashing import file_digest
 from ..core.waits import doubling, retry_after
+from ..engines.reading import BadCaseError, Take, hearing, pieces_of, read_aloud, take_seed
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
 from ..verify.duration import DurationCheck
-from ..verify.takes import join, piece_checker
+from ..verify.takes import join
 from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .hosted import lookup_price
-from .reading import BadCaseError, Take, hearing, pieces_of, read_aloud, take_seed
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -222,7 +222,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
         out = workdir / "speech.wav"
         try:
             reading = read_aloud(pieces, take, out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
-                                 hear=hearing(piece_checker.get(), workdir))  # fmt: skip
+                                 hear=hearing(job.check_piece, workdir))  # fmt: skip
         except BadCaseError as exc:
             raise PermanentError(f"implausible speech: {exc}") from None
         # The server reports no cost; MEDIAMILL_PRICES may price it per request and characters.

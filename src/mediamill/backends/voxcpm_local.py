@@ -19,44 +19,34 @@ Settings: ``VoxcpmSettings`` (env prefix ``VOXCPM_``).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
 
+from ..engines.reading import BadCaseError, hearing, read_aloud, recipe
+from ..engines.voxcpm import (
+    INSTALL_HINT,
+    Knobs,
+    Voicing,
+    VoxcpmSettings,
+    architecture,
+    current_settings,
+    default_seed,  # noqa: F401 - the backend's seed rule, where its callers have always found it
+    installed,
+    model_identity,
+    replica_pool,
+    seed_for,
+)
+from ..engines.voxcpm.batch import chosen_engine, engine_capacity, engine_identity
 from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
-from ..verify.takes import join, piece_checker
+from ..verify.takes import join
 from ..voices import find_voice
 from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from .reading import BadCaseError, hearing, length_check, pieces_of, read_aloud, take_seed
-from .voxcpm_batch import (
-    batch_problems,
-    chosen_engine,
-    current_settings,
-    engine_capacity,
-    engine_identity,
-    generate_batched,
-)
-from .voxcpm_pool import INSTALL_HINT, Knobs, Voicing, VoxcpmSettings, architecture, model_identity
-from .voxcpm_replicas import get_replica_pool as get_pool
+from .voxcpm_batched import batch_problems, generate_batched
 
 BOOL_OPTIONS = ("normalize", "denoise")
 DEFAULT_CFG = 2.0
 DEFAULT_STEPS = 10
-
-
-def default_seed(text: str) -> int:
-    """Rows without a seed still get a fixed one, so a regenerated row sounds the same."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-
-
-def installed() -> bool:
-    # Without importing: voxcpm pulls in torch and transformers, seconds of work a plan does not need.
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in ("torch", "voxcpm"))
-    except (ImportError, ValueError):
-        return False
 
 
 class VoxcpmBackend(ThreadedBackend):
@@ -76,7 +66,7 @@ class VoxcpmBackend(ThreadedBackend):
     def default_concurrency(self) -> int:
         cfg = self.settings
         if self.engine(cfg) == "plain":  # one row per replica: a replica serves one generation at a time
-            return get_pool(cfg).size
+            return replica_pool(cfg).size
         return engine_capacity(cfg)  # every row in flight at once: the engine batches their pieces
 
     # -- checks and keys -------------------------------------------------
@@ -131,7 +121,7 @@ class VoxcpmBackend(ThreadedBackend):
             "prompt_text": transcript if reference is not None else None,
             "cfg_value": row.cfg_value if row.cfg_value is not None else DEFAULT_CFG,
             "inference_timesteps": row.inference_timesteps or DEFAULT_STEPS,
-            "seed": row.seed if row.seed is not None else default_seed(row.text),
+            "seed": seed_for(row.text, row.seed),
             "normalize": bool(row.options.get("normalize", False)),
             "denoise": bool(row.options.get("denoise", False)),
             # How the text is cut and joined changes the audio, so it is part of the key.
@@ -156,23 +146,21 @@ class VoxcpmBackend(ThreadedBackend):
     def generate_sync(self, job: Job, workdir: Path) -> Generated:
         cfg = self.settings
         p = job.spec.params
-        pool = get_pool(cfg if not job.row.model else cfg.model_copy(update={"model": job.row.model}))
+        pool = replica_pool(cfg if not job.row.model else cfg.model_copy(update={"model": job.row.model}))
         voicing = Voicing.of(job.spec.inputs.get("reference"), p["prompt_text"], p["style"])
         knobs = Knobs(p["cfg_value"], p["inference_timesteps"], p["normalize"], p["denoise"])
-        check = length_check(cfg)
-        pieces = pieces_of(p["text"], cfg)
+        plan = recipe(p["text"], cfg, p["seed"], job.take)
         out = workdir / "speech.wav"
         waited = time.perf_counter()
         with pool.replica() as replica:
             started = time.perf_counter()
             try:
                 reading = read_aloud(
-                    pieces,
+                    plan.pieces,
                     # Each retake of a piece gets its own seed; the first take of every piece uses the row's.
-                    lambda text, attempt: replica.take(text, voicing, knobs,
-                                                       take_seed(p["seed"], attempt, job.take), check),
-                    out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
-                    hear=hearing(piece_checker.get(), workdir),  # each piece is checked as it is made
+                    lambda text, attempt: replica.take(text, voicing, knobs, plan.seed_of(attempt), plan.check),
+                    out, plan.check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
+                    hear=hearing(job.check_piece, workdir),  # each piece is checked as it is made
                 )  # fmt: skip
             except BadCaseError as exc:
                 raise PermanentError(f"implausible speech: {exc}") from None

@@ -31,7 +31,7 @@ from ..manifest import SPEECH_KINDS
 from ..media import MediaError, MediaInfo, probe
 from ..store import Entry, Store
 from ..verify.rowqc import row_flags
-from ..verify.takes import TakeCheck, piece_checker
+from ..verify.takes import TakeCheck
 from .speed import retime
 
 log = logging.getLogger("mediamill.generate")
@@ -119,12 +119,9 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
             take_dir = workdir / f"take-{number}"
             take_dir.mkdir()
             piece = verification.piece if checking else None  # type: ignore[union-attr]
-            token = piece_checker.set(functools.partial(piece, language=job.language) if piece else None)
-            try:
-                async with engine or contextlib.nullcontext():  # the lane's engine: one generation at a time
-                    generated = await backend.generate(job.for_take(number), take_dir, journal)
-            finally:
-                piece_checker.reset(token)
+            this_take = job.for_take(number, functools.partial(piece, language=job.language) if piece else None)
+            async with engine or contextlib.nullcontext():  # the lane's engine: one generation at a time
+                generated = await backend.generate(this_take, take_dir, journal)
             try:
                 await retime(job, generated)  # a row's speed, for backends that leave it to the pipeline
                 info = await anyio.to_thread.run_sync(probe, generated.path)
@@ -136,7 +133,7 @@ async def generate_job(job: Job, store: Store, verification: Verification | None
                 raise PermanentError(f"{job.backend} returned unusable media: {exc}") from None
             check = None
             if checking:
-                check = generated.extra.get("check") or await verification.check(job.for_take(number), generated.path)  # type: ignore[union-attr]
+                check = generated.extra.get("check") or await verification.check(this_take, generated.path)  # type: ignore[union-attr]
             takes.append(_Take(generated, info, check, number))
             if check is None or check.passed or not check.judged:
                 break

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backends.hosted import lookup_price
-from ..backends.voxcpm_pool import VoxcpmSettings
+from ..engines.voxcpm import VoxcpmSettings
 from ..text.split import split_text
 
 AUDIO_S_PER_GPU_S = 1.45

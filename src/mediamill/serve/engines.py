@@ -29,22 +29,28 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import piper as piper_backend
-from ..backends.reading import Reading, length_check, pieces_of, read_pieces, silence, take_seed
-from ..backends.voxcpm_batch import (
+from ..engines.reading import Reading, Recipe, read_pieces, recipe, silence
+from ..engines.voxcpm import (
+    INSTALL_HINT,
+    Knobs,
+    Voicing,
+    VoxcpmSettings,
+    current_settings,
+    installed,
+    model_label,
+    replica_pool,
+    seed_for,
+)
+from ..engines.voxcpm.batch import (
     BatchEngine,
-    BatchSettings,
     BatchVoice,
     chosen_engine,
-    current_settings,
     get_engine,
     model_folder,
     piece_request,
     read_row,
     served_timesteps,
 )
-from ..backends.voxcpm_local import default_seed, installed
-from ..backends.voxcpm_pool import INSTALL_HINT, Knobs, Voicing, VoxcpmSettings, model_label
-from ..backends.voxcpm_replicas import get_replica_pool as get_pool
 from ..voices import Voice
 
 
@@ -82,7 +88,7 @@ class VoxcpmEngine:
         if not installed():
             raise RuntimeError(INSTALL_HINT)
         self.settings = VoxcpmSettings()
-        self.pool = get_pool(self.settings)
+        self.pool = replica_pool(self.settings)
         self.model = model_label(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0
 
@@ -100,39 +106,38 @@ class VoxcpmEngine:
         voice = speech.voice
         return Voicing.of(voice.audio if voice else None, voice.transcript if voice else None, speech.style)
 
+    def _recipe(self, speech: Speech) -> Recipe:
+        return recipe(speech.text, self.settings, seed_for(speech.text, speech.seed))
+
     def check(self, speech: Speech) -> None:
         if speech.engine_voice:
             raise RequestProblem("voice", f"unknown voice '{speech.engine_voice}'")
 
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
         cfg = self.settings
-        check = length_check(cfg)
+        plan = self._recipe(speech)
         voicing = self._voicing(speech)
         knobs = Knobs(speech.cfg_value, speech.inference_timesteps)
-        seed = speech.seed if speech.seed is not None else default_seed(speech.text)
-        pieces = pieces_of(speech.text, cfg)
         with self.pool.replica() as replica:
 
             def take(text: str, attempt: int):
                 if cancel.is_set():
                     raise Cancelled()
-                return replica.take(text, voicing, knobs, take_seed(seed, attempt), check, max_len=speech.max_length)
+                return replica.take(text, voicing, knobs, plan.seed_of(attempt), plan.check, max_len=speech.max_length)
 
-            for piece, chosen, _ in read_pieces(pieces, take, check, reading, cfg.max_takes, cfg.keep_bad):
+            for piece, chosen, _ in read_pieces(plan.pieces, take, plan.check, reading, cfg.max_takes, cfg.keep_bad):
                 yield chosen.pcm
                 yield silence(piece.pause_after, chosen.sample_rate)
 
     def stream(self, speech: Speech, cancel: threading.Event) -> Iterator[bytes]:
-        cfg = self.settings
-        check = length_check(cfg)
+        plan = self._recipe(speech)
         voicing = self._voicing(speech)
         knobs = Knobs(speech.cfg_value, speech.inference_timesteps)
-        seed = speech.seed if speech.seed is not None else default_seed(speech.text)
         with self.pool.replica() as replica:
-            for piece in pieces_of(speech.text, cfg):
+            for piece in plan.pieces:
                 if cancel.is_set():
                     raise Cancelled()
-                for chunk in replica.stream(piece.text, voicing, knobs, seed, check, speech.max_length):
+                for chunk in replica.stream(piece.text, voicing, knobs, plan.seed, plan.check, speech.max_length):
                     if cancel.is_set():
                         raise Cancelled()
                     yield chunk
@@ -216,7 +221,7 @@ class BatchSpeechEngine:
     name = "voxcpm"
     voice_design = True
 
-    def __init__(self, settings: BatchSettings | None = None) -> None:
+    def __init__(self, settings: VoxcpmSettings | None = None) -> None:
         self.settings = settings or current_settings()
         self.model = model_label(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0
@@ -279,22 +284,16 @@ class BatchSpeechEngine:
         finally:
             future.cancel()  # a client that left, a cancel, an error: stop every piece of this request
 
-    def _request(self, speech: Speech):
-        cfg = self.settings
-        check = length_check(cfg)
-        seed = speech.seed if speech.seed is not None else default_seed(speech.text)
-        pieces = pieces_of(speech.text, cfg)
-        return check, seed, pieces
-
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
-        check, seed, pieces = self._request(speech)
+        plan = recipe(speech.text, self.settings, seed_for(speech.text, speech.seed))
+        pieces, check = plan.pieces, plan.check
         engine = self.engine
 
         async def make(push: Push) -> None:
             voice = await self._voice(speech)
 
             def request_for(index: int, attempt: int):
-                return piece_request(engine, pieces[index].text, voice, take_seed(seed, attempt), check,
+                return piece_request(engine, pieces[index].text, voice, plan.seed_of(attempt), check,
                                      timesteps=speech.inference_timesteps, cfg_value=speech.cfg_value,
                                      max_len=speech.max_length)  # fmt: skip
 
@@ -311,7 +310,8 @@ class BatchSpeechEngine:
         return self._pump(make, cancel)
 
     def stream(self, speech: Speech, cancel: threading.Event) -> Iterator[bytes]:
-        check, seed, pieces = self._request(speech)
+        plan = recipe(speech.text, self.settings, seed_for(speech.text, speech.seed))
+        pieces, check, seed = plan.pieces, plan.check, plan.seed
         engine = self.engine
         assert engine is not None, "start() first"
 

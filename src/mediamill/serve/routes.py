@@ -18,7 +18,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from ..backends.reading import BadCaseError, Reading
+from ..engines.reading import BadCaseError, Reading
 from ..voices import AUDIO_SUFFIXES, add_voice, list_voices
 from .encode import encode, encode_stream, write_wav
 from .engines import Cancelled

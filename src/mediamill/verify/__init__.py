@@ -12,13 +12,14 @@ against its text; ``row_flags`` gives the results' per-row QC flags;
 from .duration import DurationCheck
 from .judge import THRESHOLDS, Run, Thresholds, Timing, Verdict, judge, verify_take
 from .rowqc import MAX_INNER_SILENCE_S, row_flags
-from .takes import TakeCheck, TakeVerifier, join, piece_checker, verifier
+from .takes import PieceCheck, TakeCheck, TakeVerifier, join, verifier
 
 __all__ = [
     "MAX_INNER_SILENCE_S",
     "THRESHOLDS",
     "DurationCheck",
     "Run",
+    "PieceCheck",
     "TakeCheck",
     "TakeVerifier",
     "Thresholds",
@@ -26,7 +27,6 @@ __all__ = [
     "Verdict",
     "join",
     "judge",
-    "piece_checker",
     "row_flags",
     "verifier",
     "verify_take",

@@ -16,7 +16,6 @@ most ``MEDIAMILL_VERIFY_CONCURRENCY`` takes at once, whichever path asks.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable
@@ -224,7 +223,6 @@ def verifier(engine: str, concurrency: int = 1) -> TakeVerifier:
         return found
 
 
-# Engines that read a row in pieces check each piece as it is made, so only the bad piece is read again.
-# The generate stage sets this for the length of a generation; None: no checking.
+# Engines that read a row in pieces check each piece as it is made, so only the bad piece is read again:
+# the generate stage hands them a check of this shape (a piece's audio file and its text) with the job.
 PieceCheck = Callable[[Path, str], TakeCheck]
-piece_checker: contextvars.ContextVar[PieceCheck | None] = contextvars.ContextVar("piece_checker", default=None)

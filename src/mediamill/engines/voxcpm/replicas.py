@@ -32,7 +32,7 @@ parent computes bounds and arguments exactly as in-process, sends them with
 the seed (the child calls ``torch.manual_seed``, which on its one visible GPU
 seeds the same generator the in-process replica seeds), and receives 16-bit
 PCM. Labels (the ``device`` column): ``cuda:N``, or ``cuda:N#k`` with several
-per GPU. ``get_replica_pool(settings)`` is the process-wide pool, one per
+per GPU. ``replica_pool(settings)`` is the process-wide pool, one per
 (model, replica plan) pair.
 """
 
@@ -49,10 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..verify import DurationCheck
-from .base import BackendError
-from .reading import Take
-from .voxcpm_pool import ModelLoadError, ModelPool, Replica, VoxcpmSettings, model_identity, resolve_devices
+from ...verify import DurationCheck
+from ..errors import BackendError
+from ..reading import Take
+from .pool import ModelLoadError, ModelPool, Replica, model_identity, resolve_devices
+from .settings import VoxcpmSettings
 
 __all__ = [
     "ReplicaSettings",
@@ -60,7 +61,7 @@ __all__ = [
     "ProcessReplica",
     "ReplicaPool",
     "plan_replicas",
-    "get_replica_pool",
+    "replica_pool",
     "load_voxcpm",
 ]
 
@@ -110,7 +111,7 @@ def load_voxcpm(source: str, device: str, optimize: bool, denoiser: str | None =
     """What a replica process loads by default: ``voxcpm.VoxCPM`` as the in-process pool loads it."""
     import warnings as _w
 
-    from .voxcpm_pool import _quiet_progress_bars
+    from .pool import _quiet_progress_bars
 
     with _w.catch_warnings():
         _w.simplefilter("ignore", FutureWarning)
@@ -150,7 +151,7 @@ def _replica_main(conn: Any, spec: ReplicaSpec, source: str, load_kwargs: dict[s
     try:
         import torch
 
-        from .voxcpm_pool import to_pcm16
+        from .pool import to_pcm16
 
         if threads:
             torch.set_num_threads(threads)
@@ -199,7 +200,7 @@ class ProcessReplica(Replica):
     spec: ReplicaSpec | None = None
     source: str = ""
     load_kwargs: dict[str, Any] = field(default_factory=dict)
-    loader: str = "mediamill.backends.voxcpm_replicas:load_voxcpm"
+    loader: str = "mediamill.engines.voxcpm.replicas:load_voxcpm"
     threads: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -328,7 +329,7 @@ _pools: dict[tuple, ReplicaPool] = {}
 _pools_lock = threading.Lock()
 
 
-def get_replica_pool(settings: VoxcpmSettings | None = None) -> ReplicaPool:
+def replica_pool(settings: VoxcpmSettings | None = None) -> ReplicaPool:
     """The process-wide pool of plain replicas for the configured model, devices and replica settings."""
     cfg = settings or VoxcpmSettings()
     devices = resolve_devices(cfg.device)

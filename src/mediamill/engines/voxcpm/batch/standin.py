@@ -79,7 +79,7 @@ def _unit(*parts: object) -> float:
 
 def default_length(text: str, seed: int | None, steps_per_s: float) -> int:
     """Natural length in steps: the text's predicted duration, 0.85-1.15x by seed."""
-    from ...text import predicted_seconds
+    from ....text import predicted_seconds
 
     spoken = text.split(")", 1)[1] if text.startswith("(") and ")" in text else text  # voice design prefix
     return max(1, round(predicted_seconds(spoken) * steps_per_s * (0.85 + 0.3 * _unit("len", text, seed))))

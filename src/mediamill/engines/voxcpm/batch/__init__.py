@@ -6,16 +6,14 @@ rows it holds (``engine_capacity``); ``engine`` runs the server pools (one per
 GPU and served step count, or the CPU ``standin`` with the same async
 interface); ``reading`` reads a row's pieces all at once with the duration
 check, retakes and checks by ear; ``meter`` shares GPU time among the
-requests in flight; ``rows`` is what the ``voxcpm`` backend hands its rows to.
+requests in flight; ``models`` loads the checkpoint, normaliser and denoiser.
 """
 
 from .engine import BatchEngine, BatchTake, TakeRequest, get_engine
-from .reading import BatchVoice, piece_request, read_row
-from .rows import batch_problems, generate_batched, model_folder
+from .models import denoiser, model_folder, text_normalizer
+from .reading import BatchVoice, WavSink, piece_request, read_row
 from .settings import (
-    BatchSettings,
     chosen_engine,
-    current_settings,
     engine_capacity,
     engine_identity,
     engine_missing,
@@ -24,20 +22,19 @@ from .settings import (
 
 __all__ = [
     "BatchEngine",
-    "BatchSettings",
     "BatchTake",
     "BatchVoice",
     "TakeRequest",
-    "batch_problems",
+    "WavSink",
     "chosen_engine",
-    "current_settings",
+    "denoiser",
     "engine_capacity",
     "engine_identity",
     "engine_missing",
-    "generate_batched",
     "get_engine",
     "model_folder",
     "piece_request",
     "read_row",
     "served_timesteps",
+    "text_normalizer",
 ]

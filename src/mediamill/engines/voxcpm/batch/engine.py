@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..base import BackendError, PermanentError
-from ..voxcpm_pool import to_pcm16
+from ...errors import BackendError, PermanentError
+from ..pool import to_pcm16
+from ..settings import VoxcpmSettings
 from .meter import GpuMeter
 from .settings import (
-    BatchSettings,
     attention_kind,
     chosen_engine,
     engine_capacity,
@@ -69,7 +69,7 @@ from .settings import (
 )
 
 __all__ = [
-    "BatchEngine", "BatchSettings", "BatchTake", "TakeRequest", "chosen_engine", "engine_capacity", "engine_devices",
+    "BatchEngine", "BatchTake", "TakeRequest", "chosen_engine", "engine_capacity", "engine_devices",
     "engine_identity", "engine_missing", "get_engine", "model_rates", "nanovllm_usable", "served_timesteps",
 ]  # fmt: skip
 
@@ -203,7 +203,7 @@ class _LoopThread:
 ServerFactory = Callable[..., Any]  # async (model_dir, device, timesteps, memory, cfg) -> pool
 
 
-async def nanovllm_server(model_dir: str, device: str, timesteps: int, memory: float, cfg: BatchSettings) -> Any:
+async def nanovllm_server(model_dir: str, device: str, timesteps: int, memory: float, cfg: VoxcpmSettings) -> Any:
     """One nano-vllm-voxcpm server pool on one GPU ("cuda:N"), for one diffusion-step count."""
     from .. import flash_attn_sdpa
 
@@ -220,7 +220,7 @@ async def nanovllm_server(model_dir: str, device: str, timesteps: int, memory: f
     return pool
 
 
-async def standin_server(model_dir: str, device: str, timesteps: int, memory: float, cfg: BatchSettings) -> Any:
+async def standin_server(model_dir: str, device: str, timesteps: int, memory: float, cfg: VoxcpmSettings) -> Any:
     from .standin import StandInServerPool
 
     return StandInServerPool(model_path=model_dir, inference_timesteps=timesteps, max_num_seqs=cfg.batch_max_seqs,
@@ -229,7 +229,7 @@ async def standin_server(model_dir: str, device: str, timesteps: int, memory: fl
 
 
 class BatchEngine:
-    def __init__(self, cfg: BatchSettings, model_dir: Path, factory: ServerFactory | None = None) -> None:
+    def __init__(self, cfg: VoxcpmSettings, model_dir: Path, factory: ServerFactory | None = None) -> None:
         self.cfg = cfg
         self.model_dir = Path(model_dir)
         self.factory = factory or (standin_server if cfg.batch_impl == "standin" else nanovllm_server)
@@ -471,7 +471,7 @@ _engines: dict[tuple, BatchEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(cfg: BatchSettings, model_dir: Path) -> BatchEngine:
+def get_engine(cfg: VoxcpmSettings, model_dir: Path) -> BatchEngine:
     """The process-wide engine for a model and these settings (servers start on first use)."""
     key = (str(Path(model_dir).resolve()), cfg.device, cfg.batch_impl, cfg.batch_max_seqs, cfg.batch_max_tokens,
            cfg.batch_max_model_len, cfg.batch_memory, tuple(served_timesteps(cfg)), cfg.batch_eager, cfg.attention,

@@ -1,7 +1,7 @@
 """Loaded VoxCPM models: one replica per device, shared by everything in the process.
 
 A model is loaded once per process and device, never per row: the pool for a
-(model, devices) pair is created on first use and kept (``voxcpm_replicas.get_replica_pool``). Each replica serves
+(model, devices) pair is created on first use and kept (``replicas.replica_pool``). Each replica serves
 one generation at a time; a caller takes whichever replica is free, so a
 machine with N GPUs runs N rows at once. Replicas load lazily, on first use
 of their device, so a run that needs one GPU does not wait for eight to load.
@@ -23,67 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from ..core.hashing import folder_digest
-from ..text.pace import predicted_seconds
-from ..verify.duration import DurationCheck
-from .base import NotInstalledError, PermanentError
-from .reading import Take, steps_for
-
-INSTALL_HINT = "the voxcpm backend needs its extra: pip install 'mediamill[voxcpm]'"
-
-
-class VoxcpmSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VOXCPM_", extra="ignore")
-
-    model: str = Field("openbmb/VoxCPM2", description="Hub id or local checkpoint directory.")
-    device: str = Field("auto", description="auto, cpu, cuda (every GPU), cuda:N, or a comma list of cuda:N.")
-    denoiser: str | None = Field(None, description="ZipEnhancer model id or path; enables the denoise option.")
-    optimize: bool = Field(False, description="torch.compile the model (slow first call, faster after).")
-    cpu_threads: int = Field(0, ge=0, description="torch threads on CPU; 0 keeps torch's default.")
-    local_files_only: bool = Field(False, description="Never download: use the hub cache only.")
-    # Long form and bad cases.
-    max_chars: int = Field(400, ge=20, le=5000, description="Longest piece read in one call.")
-    piece_pause_s: float = Field(0.3, ge=0, le=5)
-    paragraph_pause_s: float = Field(0.7, ge=0, le=10)
-    max_takes: int = Field(3, ge=1, le=10, description="Generations per piece before giving up on a bad case.")
-    keep_bad: bool = Field(False, description="Keep the closest take when every take is implausible.")
-    min_ratio: float = Field(0.35, ge=0, le=1, description="Shorter than this x predicted = truncated.")
-    max_ratio: float = Field(3.0, ge=1, le=20, description="Longer than this x predicted = babbling.")
-    # The model may not stop before this fraction of the predicted length (0 disables).
-    min_len_ratio: float = Field(0.5, ge=0, le=1)
-    # Cost: measured compute seconds x this price.
-    price_per_hour: float = Field(0.0, ge=0, description="USD per device-hour (GPU, or CPU when on CPU).")
-    # Plain replicas: more than one per GPU, each in its own process where that is what scales or compiles.
-    replicas_per_device: int = Field(1, ge=1, le=16, description="Plain replicas per GPU (one process each when > 1).")
-    replica_processes: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: a process per GPU replica when compiling or several per GPU."
-    )
-    # The batched engine (nano-vllm-voxcpm): see backends.voxcpm_batch.
-    # plain by default: the batched engine is chosen, not defaulted to, until it is measured on a GPU.
-    engine: Literal["auto", "plain", "nanovllm"] = Field(
-        "plain", description="plain (default), nanovllm, or auto: nanovllm where CUDA, nano-vllm-voxcpm, triton "
-                             "and flash-attn are importable (or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
-    batch_impl: Literal["nanovllm", "standin"] = Field(
-        "nanovllm", description="standin: CPU stand-in (tests, dry runs)."
-    )
-    batch_max_seqs: int = Field(128, ge=1, le=512, description="Sequences per server at once (nano-vllm max_num_seqs).")
-    batch_max_tokens: int = Field(16384, ge=256, description="Tokens per prefill step (max_num_batched_tokens).")
-    batch_max_model_len: int = Field(4096, ge=256, description="Prompt + generated tokens per request.")
-    batch_memory: float = Field(0.9, gt=0, le=0.98, description="GPU memory fraction, shared by a GPU's servers.")
-    batch_timesteps: str = Field("10", description="inference_timesteps values served, comma list: one server each.")
-    batch_eager: bool = Field(False, description="No CUDA graphs (nano-vllm enforce_eager).")
-    batch_aging: float = Field(
-        10.0, ge=0, description="Admission priority (in steps) a waiting piece gains per second."
-    )
-    attention: Literal["auto", "flash-attn", "sdpa"] = Field(
-        "auto", description="flash-attn if importable, else the sdpa stand-in (auto); or force one."
-    )
-    batch_standin_devices: int = Field(1, ge=1, le=16, description="Stand-in servers (batch_impl=standin).")
+from ...core.hashing import folder_digest
+from ...text.pace import predicted_seconds
+from ...verify.duration import DurationCheck
+from ..errors import NotInstalledError, PermanentError
+from ..reading import Take, steps_for
+from .settings import INSTALL_HINT, VoxcpmSettings
 
 
 class ModelLoadError(PermanentError):

@@ -1,7 +1,7 @@
 """The batched engine's settings, and what they decide before anything starts.
 
-``BatchSettings`` is ``VoxcpmSettings``, whose ``engine``, ``batch_*`` and
-``attention`` fields are the engine's (env prefix ``VOXCPM_``). From them,
+The engine's settings are ``VoxcpmSettings``' ``engine``, ``batch_*`` and
+``attention`` fields (env prefix ``VOXCPM_``). From them,
 without importing nano-vllm or touching a GPU:
 
 - ``chosen_engine``: what ``VOXCPM_ENGINE=auto`` means here (nanovllm with a
@@ -23,23 +23,19 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 from pathlib import Path
 
-from ..base import PermanentError
-from ..voxcpm_pool import VoxcpmSettings, resolve_devices
+from ...errors import PermanentError
+from ..pool import resolve_devices
+from ..settings import VoxcpmSettings
 
 __all__ = [
-    "NANOVLLM_HINT", "BatchSettings", "current_settings", "attention_kind", "chosen_engine", "engine_capacity", "engine_devices",
+    "NANOVLLM_HINT", "attention_kind", "chosen_engine", "engine_capacity", "engine_devices",
     "engine_identity", "engine_missing", "model_rates", "nanovllm_usable", "served_timesteps",
 ]  # fmt: skip
 
 
-# The batched engine's settings are fields of ``VoxcpmSettings`` (one place for every VOXCPM_ setting).
-BatchSettings = VoxcpmSettings
-
-
-def served_timesteps(cfg: BatchSettings) -> list[int]:
+def served_timesteps(cfg: VoxcpmSettings) -> list[int]:
     values = []
     for part in cfg.batch_timesteps.split(","):
         part = part.strip()
@@ -73,7 +69,7 @@ def _real_flash_attn() -> str | None:
     return _version("flash-attn") or _version("flash_attn") or "?"
 
 
-def attention_kind(cfg: BatchSettings) -> str:
+def attention_kind(cfg: VoxcpmSettings) -> str:
     """Which attention nano-vllm will run: 'flash-attn X' or the stand-in."""
     from .. import flash_attn_sdpa
 
@@ -85,7 +81,7 @@ def attention_kind(cfg: BatchSettings) -> str:
     return f"flash-attn {real}"
 
 
-def nanovllm_usable(cfg: BatchSettings) -> bool:
+def nanovllm_usable(cfg: VoxcpmSettings) -> bool:
     """For VOXCPM_ENGINE=auto: a CUDA GPU, nano-vllm-voxcpm and triton importable, attention available."""
     if cfg.batch_impl == "standin":
         return True
@@ -104,7 +100,7 @@ def nanovllm_usable(cfg: BatchSettings) -> bool:
 NANOVLLM_HINT = "pip install --no-deps nano-vllm-voxcpm==2.0.5 xxhash (its other needs come with voxcpm)"
 
 
-def engine_missing(cfg: BatchSettings) -> str | None:
+def engine_missing(cfg: VoxcpmSettings) -> str | None:
     """Why the batched engine cannot run here (None when it can): for planning, before any row runs."""
     if cfg.batch_max_tokens < cfg.batch_max_model_len:  # nano-vllm's Config asserts it, in the worker
         return "VOXCPM_BATCH_MAX_TOKENS must be at least VOXCPM_BATCH_MAX_MODEL_LEN"
@@ -123,20 +119,20 @@ def engine_missing(cfg: BatchSettings) -> str | None:
     return None
 
 
-def chosen_engine(cfg: BatchSettings) -> str:
+def chosen_engine(cfg: VoxcpmSettings) -> str:
     if cfg.engine != "auto":
         return cfg.engine
     return "nanovllm" if nanovllm_usable(cfg) else "plain"
 
 
-def engine_identity(cfg: BatchSettings) -> str:
+def engine_identity(cfg: VoxcpmSettings) -> str:
     """What the content key records for the batched engine: another engine makes other audio for one seed."""
     if cfg.batch_impl == "standin":
         return "standin"
     return f"nano-vllm-voxcpm {_version('nano-vllm-voxcpm') or '?'} ({attention_kind(cfg)})"
 
 
-def engine_devices(cfg: BatchSettings) -> list[str]:
+def engine_devices(cfg: VoxcpmSettings) -> list[str]:
     """The devices the batched engine runs one server set on: every configured GPU, or stand-in slots."""
     if cfg.batch_impl == "standin":
         return [f"standin:{i}" for i in range(cfg.batch_standin_devices)]
@@ -146,7 +142,7 @@ def engine_devices(cfg: BatchSettings) -> list[str]:
     return devices
 
 
-def engine_capacity(cfg: BatchSettings) -> int:
+def engine_capacity(cfg: VoxcpmSettings) -> int:
     """Sequences the engine runs at once: max_num_seqs per server, one server per GPU and step count."""
     return cfg.batch_max_seqs * len(engine_devices(cfg)) * len(served_timesteps(cfg))
 
@@ -158,18 +154,3 @@ def model_rates(model_dir: Path) -> tuple[float, int]:
     rate = int(vae.get("sample_rate", 16000))
     hop = math.prod(vae.get("encoder_rates", [2, 5, 8, 8]))
     return rate / (hop * int(config.get("patch_size", 4))), int(vae.get("out_sample_rate", rate))
-
-
-@functools.lru_cache(maxsize=8)
-def _settings_for(environment: tuple[tuple[str, str], ...]) -> BatchSettings:
-    return BatchSettings()
-
-
-def current_settings() -> BatchSettings:
-    """``BatchSettings()`` for the environment as it is now, built once per distinct ``VOXCPM_*`` environment.
-
-    Building settings costs milliseconds (pydantic-settings inspects every
-    field) and the backend reads them for every row; a worker whose
-    environment changes still gets the new values.
-    """
-    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("VOXCPM_"))))

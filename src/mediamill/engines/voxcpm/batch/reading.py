@@ -3,7 +3,7 @@
 ``read_row(engine, pieces, request_for, check, sink, max_takes, keep_bad)``
 runs one coroutine per piece on the engine's loop, all at once, so one
 chapter can fill a batch. Each piece keeps the rules of
-``mediamill.backends.reading.read_pieces``, the sequential reader it replaces here:
+``mediamill.engines.reading.read_pieces``, the sequential reader it replaces here:
 
 - take ``attempt`` of a piece is ``request_for(index, attempt)`` (the caller
   seeds it ``take_seed(seed, attempt)``, like the plain engine);
@@ -21,7 +21,7 @@ finishes early waits in memory). A failed piece cancels the others.
 babbling bound, clamped to what the engine's ``max_model_len`` leaves after
 the prompt. ``WavSink`` writes a 16-bit mono WAV with each piece's pause.
 
-The returned ``BatchReading`` adds to ``backends.reading.Reading`` what a row is
+The returned ``BatchReading`` adds to ``engines.reading.Reading`` what a row is
 charged: ``compute_s`` (its takes' shares of GPU time, rejected takes
 included), ``queue_s`` (until its first piece was admitted) and the devices.
 """
@@ -36,11 +36,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...text import Piece, predicted_seconds
-from ...verify import DurationCheck
-from ...verify.takes import TakeCheck
-from ..base import PermanentError
-from ..reading import BadCaseError, Hear, Reading, silence, steps_for
+from ....text import Piece, predicted_seconds
+from ....verify import DurationCheck
+from ....verify.takes import TakeCheck
+from ...errors import PermanentError
+from ...reading import BadCaseError, Hear, Reading, silence, steps_for
 from .engine import BatchEngine, BatchTake, TakeRequest
 
 __all__ = ["BatchReading", "BatchVoice", "WavSink", "piece_request", "read_row"]
@@ -99,7 +99,7 @@ async def read_row(engine: BatchEngine, pieces: list[Piece], request_for: Callab
                    hear: Hear | None = None) -> BatchReading:  # fmt: skip
     """Read every piece at once on ``engine``; ``sink`` gets the chosen takes in order.
 
-    With ``hear`` (see ``backends.reading.hearing``), a take of plausible length is also checked by ear, in a
+    With ``hear`` (see ``engines.reading.hearing``), a take of plausible length is also checked by ear, in a
     worker thread, and taken again when it does not say its piece; the checks land in ``reading.checks`` at
     each piece's start in the row's audio (``sink`` must have a ``frames`` count and a ``rate``).
     """

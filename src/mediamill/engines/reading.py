@@ -1,4 +1,9 @@
-"""Reading a text aloud piece by piece, with bad-case retakes: the loop piece-wise engines share.
+"""Reading a text aloud piece by piece, with bad-case retakes: the recipe and the loop piece-wise engines share.
+
+A ``Recipe`` is how one text is read: its pieces (``pieces_of``), the length
+check each take must pass (``length_check``) and the seed of every take
+(``take_seed``). A check by ear reaches the loop as ``hear`` (see ``hearing``),
+an argument like any other.
 
 An engine that reads one utterance per call (local VoxCPM, a VoxCPM server)
 gives a ``take(text, attempt)`` function; each piece is generated, judged
@@ -42,6 +47,25 @@ def length_check(settings) -> DurationCheck:
     return DurationCheck(low=settings.min_ratio, high=settings.max_ratio)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How one text is read: its pieces, the length check every take must pass, and the seed of every take."""
+
+    pieces: list[Piece]
+    check: DurationCheck
+    seed: int
+    take: int = 0  # the row's take (0, then 1, 2... when a row is read again after failing by ear)
+
+    def seed_of(self, attempt: int) -> int:
+        """The seed of a piece's ``attempt``-th reading (see ``take_seed``)."""
+        return take_seed(self.seed, attempt, self.take)
+
+
+def recipe(text: str, settings, seed: int, take: int = 0) -> Recipe:
+    """The recipe an engine's settings give for reading ``text`` from ``seed`` (see ``pieces_of``, ``length_check``)."""
+    return Recipe(pieces_of(text, settings), length_check(settings), seed, take)
+
+
 def steps_for(seconds: float, steps_per_s: float) -> int:
     return max(1, math.ceil(seconds * steps_per_s))
 
@@ -76,7 +100,7 @@ class BadCaseError(Exception):
     """A piece stayed implausible after every allowed take."""
 
 
-# Heard: a piece's take is checked against the piece's text (see ``verify.takes.piece_checker``).
+# Heard: a piece's take is checked against the piece's text (``hearing`` makes one from a job's ``check_piece``).
 Hear = Callable[[Take, str], TakeCheck]
 
 

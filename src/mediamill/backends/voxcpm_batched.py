@@ -1,4 +1,4 @@
-"""Rows of the ``voxcpm`` backend on the batched engine: its extra checks, its key, and one row's generation.
+"""Rows of the ``voxcpm`` backend on the batched engine (``engines.voxcpm.batch``): its extra checks and one row.
 
 ``VoxcpmBackend`` (``voxcpm_local``) keeps its rows, checks, voices, seeds,
 long-form splitting, bad-case rules and results whichever engine runs them;
@@ -26,79 +26,31 @@ hands its rows to the functions here. On the batched engine:
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from ...manifest import Row, SpeechRow
-from ...verify.takes import join, piece_checker
-from ..base import Generated, Job, PermanentError
-from ..reading import BadCaseError, hearing, length_check, pieces_of, take_seed
-from .engine import BatchEngine, get_engine
-from .reading import BatchVoice, WavSink, piece_request, read_row
-from .settings import (
-    BatchSettings,
+from ..engines.reading import BadCaseError, hearing, recipe
+from ..engines.voxcpm import VoxcpmSettings
+from ..engines.voxcpm.batch import (
+    BatchEngine,
+    BatchVoice,
+    WavSink,
+    denoiser,
     engine_missing,
+    get_engine,
+    model_folder,
+    piece_request,
+    read_row,
     served_timesteps,
+    text_normalizer,
 )
+from ..manifest import Row, SpeechRow
+from ..verify.takes import join
+from .base import Generated, Job, PermanentError
 
 
-def model_folder(source: str, local_files_only: bool) -> Path:
-    """A checkpoint folder for a setting that names a folder or a hub id (downloading it if allowed)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=source, local_files_only=local_files_only))
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say what fixes it
-        raise PermanentError(
-            f"cannot find VoxCPM model '{source}': {exc} (set VOXCPM_MODEL to a checkpoint folder)"
-        ) from None
-
-
-_load_lock = threading.Lock()  # voxcpm's normaliser and denoiser load once, whoever asks first
-_normalizer: Any = None
-
-
-def text_normalizer():
-    """voxcpm's own normaliser (what ``normalize=True`` runs on the plain engine), loaded once."""
-    global _normalizer
-    with _load_lock:
-        if _normalizer is None:
-            from voxcpm.utils.text_normalize import TextNormalizer
-
-            _normalizer = TextNormalizer().normalize
-    return _normalizer
-
-
-_denoisers: dict[str, Any] = {}
-
-
-def denoiser(model: str):
-    """ZipEnhancer as a function: recording path -> cleaned WAV bytes (what ``denoise=True`` does on plain)."""
-    with _load_lock:  # one model load however many rows ask at once
-        if model not in _denoisers:
-            from voxcpm.zipenhancer import ZipEnhancer
-
-            _denoisers[model] = ZipEnhancer(model)
-    enhancer = _denoisers[model]
-
-    def clean(path: Path) -> bytes:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "clean.wav"
-            enhancer.enhance(str(path), output_path=str(out))
-            return out.read_bytes()
-
-    return clean
-
-
-def batch_problems(cfg: BatchSettings, row: Row) -> list[tuple[str | None, str]]:
+def batch_problems(cfg: VoxcpmSettings, row: Row) -> list[tuple[str | None, str]]:
     """What the batched engine adds to a row's checks: it runs here, one model, steps it serves."""
     assert isinstance(row, SpeechRow)
     missing = engine_missing(cfg)
@@ -120,7 +72,7 @@ def batch_problems(cfg: BatchSettings, row: Row) -> list[tuple[str | None, str]]
     return problems
 
 
-async def generate_batched(job: Job, workdir: Path, cfg: BatchSettings) -> Generated:
+async def generate_batched(job: Job, workdir: Path, cfg: VoxcpmSettings) -> Generated:
     """One row on the batched engine: every piece submitted at once, each judged (and heard) and retaken."""
     p = job.spec.params
     source = job.row.model or cfg.model
@@ -129,19 +81,18 @@ async def generate_batched(job: Job, workdir: Path, cfg: BatchSettings) -> Gener
     await engine.start()  # once per process: loading and CUDA-graph capture take minutes
     voice = await _voice(engine, job, cfg)
     normalize = await anyio.to_thread.run_sync(text_normalizer) if p["normalize"] else None
-    check = length_check(cfg)
-    pieces = pieces_of(p["text"], cfg)
+    plan = recipe(p["text"], cfg, p["seed"], job.take)
+    pieces, check = plan.pieces, plan.check
 
     def request_for(index: int, attempt: int):
         # Each retake gets its own seed; the first take of every piece uses the row's (as on plain).
-        return piece_request(engine, pieces[index].text, voice, take_seed(p["seed"], attempt, job.take),
-                             check, timesteps=p["inference_timesteps"], cfg_value=p["cfg_value"], normalize=normalize)  # fmt: skip
+        return piece_request(engine, pieces[index].text, voice, plan.seed_of(attempt), check, timesteps=p["inference_timesteps"], cfg_value=p["cfg_value"], normalize=normalize)  # fmt: skip
 
     out = workdir / "speech.wav"
     sink = WavSink(out)
     try:
         reading = await read_row(engine, pieces, request_for, check, sink, cfg.max_takes, cfg.keep_bad,
-                                 hear=hearing(piece_checker.get(), workdir))  # fmt: skip
+                                 hear=hearing(job.check_piece, workdir))  # fmt: skip
     except BadCaseError as exc:
         raise PermanentError(f"implausible speech: {exc}") from None
     finally:
@@ -165,7 +116,7 @@ async def generate_batched(job: Job, workdir: Path, cfg: BatchSettings) -> Gener
     )
 
 
-async def _voice(engine: BatchEngine, job: Job, cfg: BatchSettings) -> BatchVoice:
+async def _voice(engine: BatchEngine, job: Job, cfg: VoxcpmSettings) -> BatchVoice:
     p = job.spec.params
     reference = job.spec.inputs.get("reference")
     if reference is None:
