@@ -429,7 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .config import SettingsError, settings
+
     args = build_parser().parse_args(argv)
+    try:
+        settings()  # every MEDIAMILL_* variable is checked before any work, not when a row first reads it
+    except SettingsError as exc:
+        console.print(f"[red]settings[/]: {exc}")
+        return 2
     return args.func(args)
 
 

@@ -9,11 +9,11 @@ order: the ``voices/`` folder beside the manifest, then each folder in
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import settings
 from .core.files import atomic_path, write_bytes_atomic
 from .core.ids import check_safe_id
 
@@ -30,10 +30,7 @@ class Voice:
 
 def voice_dirs(base_dir: Path | None = None) -> list[Path]:
     dirs = [base_dir / "voices"] if base_dir is not None else []
-    extra = os.environ.get("MEDIAMILL_VOICES")
-    if extra:
-        dirs += [Path(p) for p in extra.split(os.pathsep) if p]
-    return dirs
+    return dirs + settings().voices
 
 
 def find_voice_in(folder: Path, name: str) -> Voice | None:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from ..config import settings
 from ..core.waits import doubling
 from .base import BackendError, PermanentError
 
@@ -30,21 +30,9 @@ MAX_REDIRECTS = 5  # hops a download may take (CDNs use one or two)
 MEDIA_TYPES = ("audio/", "video/", "application/octet-stream", "binary/octet-stream", "application/ogg")
 
 
-def _env_float(name: str, default: float) -> float:
-    """A positive number from the environment, read at call time (tests and workers change it)."""
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise PermanentError(f"{name} must be a number, not {raw!r}") from None
-    if not value > 0:
-        raise PermanentError(f"{name} must be above 0, not {raw!r}")
-    return value
-
-
 def max_download_bytes() -> int:
     """``MEDIAMILL_MAX_DOWNLOAD_MB`` (default 2048): the largest output file accepted."""
-    return int(_env_float("MEDIAMILL_MAX_DOWNLOAD_MB", 2048) * 1024 * 1024)
+    return int(settings().max_download_mb * 1024 * 1024)
 
 
 def download_deadline_s() -> float:
@@ -52,7 +40,7 @@ def download_deadline_s() -> float:
 
     httpx's timeouts bound each read only: a server sending a byte a second never trips them.
     """
-    return _env_float("MEDIAMILL_DOWNLOAD_TIMEOUT_S", 600)
+    return settings().download_timeout_s
 
 
 HTTP_IN_FLIGHT = 48  # requests on the wire at once, per backend and event loop
@@ -128,7 +116,7 @@ class Price:
 
 
 def price_table() -> dict[str, Price]:
-    return _parse_prices(os.environ.get("MEDIAMILL_PRICES", "").strip())
+    return _parse_prices(settings().prices.strip())
 
 
 @functools.lru_cache(maxsize=8)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import threading
 import wave
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from ..config import settings
 from ..core.heap import trim
 from ..manifest import Row, TtsRow, outside_roots, resolve_input
 from .base import Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
@@ -42,8 +42,7 @@ CLAUSE_ENDS = frozenset(",;:")
 
 
 def _voice_dirs() -> list[Path]:
-    extra = os.environ.get("MEDIAMILL_PIPER_VOICES")
-    return [Path(p) for p in extra.split(os.pathsep)] if extra else []
+    return settings().piper_voices
 
 
 def _bundled() -> dict[str, tuple[Path, str]]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
+
+from ..config import settings
 
 CACHE_FILE = "digests.json"
 CACHE_MAX_ENTRIES = 20_000
@@ -30,10 +31,8 @@ _loaded_from: Path | None = None
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("MEDIAMILL_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mediamill"
+    """Where digests are remembered: ``MEDIAMILL_CACHE_DIR``, else the user's cache folder."""
+    return settings().cache_folder()
 
 
 def _stamp(path: Path) -> str:

@@ -18,11 +18,11 @@ machine, with or without DNS.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..config import settings
 from ..voices import voice_dirs
 
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", ".home.arpa", ".corp")
@@ -30,9 +30,7 @@ _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", 
 
 def asset_roots(base_dir: Path) -> list[Path]:
     """Folders a manifest in ``base_dir`` may read files from."""
-
-    extra = [Path(p) for p in os.environ.get("MEDIAMILL_ASSET_ROOTS", "").split(os.pathsep) if p.strip()]
-    return [base_dir, *voice_dirs(), *extra]
+    return [base_dir, *voice_dirs(), *settings().asset_roots]
 
 
 def outside_roots(path: Path, base_dir: Path) -> str | None:
@@ -66,7 +64,7 @@ def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def private_url_problem(url: str) -> str | None:
     """Why a URL must not be handed to an engine, or None."""
-    if os.environ.get("MEDIAMILL_ALLOW_PRIVATE_URLS", "").strip().lower() in ("1", "true", "yes"):
+    if settings().allow_private_urls:
         return None
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     ip = _ip_of(host)

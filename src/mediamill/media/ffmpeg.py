@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..config import settings
 from ..core.processes import child_options
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def ffmpeg_exe() -> str:
 
 @lru_cache(maxsize=1)
 def _resolve() -> str:
-    configured = os.environ.get("MEDIAMILL_FFMPEG")
+    configured = settings().ffmpeg
     if configured:
         if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
             raise MediaError(f"MEDIAMILL_FFMPEG={configured} is not an executable file")

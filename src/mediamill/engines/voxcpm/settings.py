@@ -8,14 +8,14 @@ pydantic-settings, and a long-lived worker whose environment changes sees it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
-import os
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ...config import from_environment
 
 INSTALL_HINT = "the voxcpm backend needs its extra: pip install 'mediamill[voxcpm]'"
 
@@ -69,19 +69,9 @@ class VoxcpmSettings(BaseSettings):
     batch_standin_devices: int = Field(1, ge=1, le=16, description="Stand-in servers (batch_impl=standin).")
 
 
-@functools.lru_cache(maxsize=8)
-def _settings_for(environment: tuple[tuple[str, str], ...]) -> VoxcpmSettings:
-    return VoxcpmSettings()
-
-
 def current_settings() -> VoxcpmSettings:
-    """``VoxcpmSettings()`` for the environment as it is now, built once per distinct ``VOXCPM_*`` environment.
-
-    Building settings costs milliseconds (pydantic-settings inspects every
-    field) and the backend reads them for every row; a worker whose
-    environment changes still gets the new values.
-    """
-    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("VOXCPM_"))))
+    """``VoxcpmSettings()`` for the environment as it is now, built once per distinct ``VOXCPM_*`` environment."""
+    return from_environment(VoxcpmSettings, "VOXCPM_")
 
 
 def installed() -> bool:

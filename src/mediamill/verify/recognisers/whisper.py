@@ -31,13 +31,13 @@ the tests drive this code on a tiny random model.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ...config import settings
 from ...media.pcm import duration_s
 from .base import Hint, RecogniserError, Transcript, Word, as_spans, take_pcm
 from .coverage import speech_mask, trailing_silence_s
@@ -46,10 +46,11 @@ REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 
 def settings_from_env() -> dict:
+    cfg = settings()
     return {
-        "model_path": os.environ.get("MEDIAMILL_WHISPER_MODEL") or None,
-        "device": os.environ.get("MEDIAMILL_WHISPER_DEVICE", "auto"),
-        "compute_type": os.environ.get("MEDIAMILL_WHISPER_COMPUTE_TYPE", "default"),
+        "model_path": cfg.whisper_model or None,
+        "device": cfg.whisper_device,
+        "compute_type": cfg.whisper_compute_type,
     }
 
 
