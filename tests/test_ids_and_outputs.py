@@ -119,12 +119,13 @@ def test_cost_estimates_use_the_price_table_and_gpu_price(tmp_path, monkeypatch)
     from mediamill.backends import hosted
 
     hosted._parse_prices.cache_clear()
-    monkeypatch.setenv("MEDIAMILL_PRICES", json.dumps({"pixazo": {"per_request": 0.01, "per_1k_chars": 0.5}}))
+    prices = {"pixazo": {"per_request": 0.01, "per_1k_chars": 0.5}, "voxcpm-http": {"per_request": 0.001}}
+    monkeypatch.setenv("MEDIAMILL_PRICES", json.dumps(prices))
     monkeypatch.setenv("VOXCPM_PRICE_PER_HOUR", "3.6")
+    monkeypatch.setenv("VOXCPM_HTTP_MAX_CHARS", "40")  # the backend's own piece size decides its requests
     src = epub3_book(tmp_path / "book.epub").path
-    report = import_manuscript(
-        src, tmp_path / "out", ImportOptions(backends=("piper", "pixazo", "voxcpm", "wiro"))
-    ).report
+    chosen = ("piper", "pixazo", "voxcpm", "wiro", "voxcpm-http", "no-such-engine")
+    report = import_manuscript(src, tmp_path / "out", ImportOptions(backends=chosen)).report
     costs = {c.backend: c for c in report.costs}
     chars = sum(c.chars for c in report.chapters)
     assert costs["piper"].usd == 0.0
@@ -133,6 +134,9 @@ def test_cost_estimates_use_the_price_table_and_gpu_price(tmp_path, monkeypatch)
                                                                read_csv(tmp_path / "out" / "book.csv"))  # fmt: skip
     assert costs["voxcpm"].usd == pytest.approx(speech / 1.45 / 3600 * 3.6, rel=0.02)
     assert costs["wiro"].usd is None and "reports" in costs["wiro"].basis
+    http_requests = round(costs["voxcpm-http"].usd / 0.001)
+    assert http_requests > report.rows and f"{http_requests} requests" in costs["voxcpm-http"].basis
+    assert costs["no-such-engine"].usd is None and "unknown backend" in costs["no-such-engine"].basis
     hosted._parse_prices.cache_clear()
 
 

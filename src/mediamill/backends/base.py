@@ -24,7 +24,7 @@ from ..manifest import Row
 from ..store import Journal
 from ..verify.takes import PieceCheck
 
-__all__ = ["Backend", "BackendError", "Generated", "Job", "JobSpec", "NotInstalledError", "PermanentError",
+__all__ = ["Backend", "BackendError", "CostEstimate", "Generated", "Job", "JobSpec", "NotInstalledError", "PermanentError",
            "ThreadedBackend"]  # fmt: skip
 
 
@@ -77,6 +77,18 @@ class Job:
     @property
     def kind(self) -> str:
         return self.row.kind
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What producing some texts with a backend would cost, said before anything runs."""
+
+    backend: str
+    usd: float | None  # None: cannot be known in advance
+    basis: str  # how the figure was reached, for people
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "usd": self.usd, "basis": self.basis}
 
 
 @dataclass
@@ -149,6 +161,13 @@ class Backend:
         key: hosted backends note their task id there before waiting on it.
         """
         raise NotImplementedError
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        """What reading ``texts`` (about ``speech_s`` seconds of speech) would cost, before anything runs.
+
+        The backend knows its own prices and how it cuts text into requests; one that cannot say, says so.
+        """
+        return CostEstimate(self.name, None, "no price known for this backend (MEDIAMILL_PRICES)")
 
     async def close(self) -> None:
         """Release what this backend holds for the current event loop (HTTP clients)."""

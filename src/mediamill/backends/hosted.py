@@ -21,7 +21,7 @@ import httpx
 
 from ..config import settings
 from ..core.waits import doubling
-from .base import BackendError, PermanentError
+from .base import BackendError, CostEstimate, PermanentError
 
 DOWNLOAD_ATTEMPTS = 4
 MAX_REDIRECTS = 5  # hops a download may take (CDNs use one or two)
@@ -135,6 +135,15 @@ def _parse_prices(raw: str) -> dict[str, Price]:
     for key, value in json.loads(raw).items():
         table[key] = Price(per_request=float(value)) if isinstance(value, (int, float)) else Price(**value)
     return table
+
+
+def priced(backend: str, price: Price | None, requests: int, chars: int, unpriced: CostEstimate) -> CostEstimate:
+    """A cost estimate from a price (``requests`` requests of ``chars`` characters in all); ``unpriced`` without one."""
+    if price is None:
+        return unpriced
+    usd = round(price.per_request * requests + price.per_1k_chars * chars / 1000, 4)
+    return CostEstimate(backend, usd, f"price table: {requests} requests x ${price.per_request:g} + "
+                                      f"{chars / 1000:.1f}k characters x ${price.per_1k_chars:g}")  # fmt: skip
 
 
 def lookup_price(backend: str, model: str, defaults: dict[str, Price]) -> Price | None:

@@ -19,7 +19,7 @@ from typing import Any
 from ..config import settings
 from ..core.heap import trim
 from ..manifest import Row, TtsRow, outside_roots, resolve_input
-from .base import Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
+from .base import CostEstimate, Generated, Job, JobSpec, NotInstalledError, PermanentError, ThreadedBackend
 
 INSTALL_HINT = "the piper backend needs its extra: pip install 'mediamill[piper]'"
 DEFAULT_VOICE = "joe"
@@ -122,6 +122,9 @@ class PiperBackend(ThreadedBackend):
         if row.model:
             problems.append(("model", "piper's model is its voice; name it in the voice column"))
         return problems
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        return CostEstimate(self.name, 0.0, "free: runs on this machine")
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, TtsRow)

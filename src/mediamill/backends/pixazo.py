@@ -23,8 +23,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..core.waits import doubling, retry_after
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
-from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, Price, download, is_http_url, lookup_price, url_host
+from .base import Backend, BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError
+from .hosted import CreditBreaker, LoopClients, Price, download, is_http_url, lookup_price, priced, url_host
 
 MODEL = "voxcpm2"
 CFG_RANGE = (1.0, 3.0)
@@ -183,6 +183,11 @@ class PixazoBackend(Backend):
         if row.options:
             problems.append(("options", "pixazo takes no extra options"))
         return problems
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        requests = len(texts)  # one request per row
+        free = CostEstimate(self.name, 0.0, f"{requests} requests, not priced in MEDIAMILL_PRICES (free by default)")
+        return priced(self.name, lookup_price(self.name, MODEL, {}), requests, sum(map(len, texts)), free)
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, SpeechRow)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..manifest import Row, TtsRow
 from ..store import Journal
-from .base import Backend, Generated, Job, JobSpec
+from .base import Backend, CostEstimate, Generated, Job, JobSpec
 
 SAMPLE_RATE = 22_050
 CHARS_PER_SECOND = 15.0  # a typical narration pace
@@ -23,6 +23,9 @@ class SilenceBackend(Backend):
     default_concurrency = 8
     dry_run = True
     batch_rows = 100
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        return CostEstimate(self.name, 0.0, "free: runs on this machine")
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         assert isinstance(row, TtsRow)

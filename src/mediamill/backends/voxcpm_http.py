@@ -31,8 +31,8 @@ from ..engines.reading import BadCaseError, Take, hearing, pieces_of, read_aloud
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
 from ..verify.duration import DurationCheck
 from ..verify.takes import join
-from .base import BackendError, Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from .hosted import lookup_price
+from .base import BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError, ThreadedBackend
+from .hosted import lookup_price, priced
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -103,6 +103,13 @@ class VoxcpmHttpBackend(ThreadedBackend):
     @property  # type: ignore[override]
     def default_concurrency(self) -> int:
         return self.settings.concurrency
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        cfg = self.settings
+        requests = sum(len(pieces_of(text, cfg)) for text in texts)  # one request per piece, cut as a run cuts it
+        free = CostEstimate(self.name, 0.0, f"{requests} requests, not priced in MEDIAMILL_PRICES (free by default)")
+        return priced(self.name, lookup_price(self.name, cfg.model or "default", {}), requests,
+                      sum(map(len, texts)), free)  # fmt: skip
 
     # -- checks and keys -------------------------------------------------
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:

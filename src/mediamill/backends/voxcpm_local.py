@@ -41,10 +41,13 @@ from ..engines.voxcpm.batch import chosen_engine, engine_capacity, engine_identi
 from ..manifest import CloneRow, Row, SpeechRow, TtsRow, is_url, resolve_input
 from ..verify.takes import join
 from ..voices import find_voice
-from .base import Generated, Job, JobSpec, PermanentError, ThreadedBackend
+from .base import CostEstimate, Generated, Job, JobSpec, PermanentError, ThreadedBackend
 from .voxcpm_batched import batch_problems, generate_batched
 
 BOOL_OPTIONS = ("normalize", "denoise")
+# Seconds of speech per second of device time, for estimates before a run: VoxCPM2 on one H200 at batch
+# size 1 (mediamill's benchmark). A slower GPU or the CPU takes longer, so estimates are lower bounds.
+AUDIO_S_PER_GPU_S = 1.45
 DEFAULT_CFG = 2.0
 DEFAULT_STEPS = 10
 
@@ -68,6 +71,13 @@ class VoxcpmBackend(ThreadedBackend):
         if self.engine(cfg) == "plain":  # one row per replica: a replica serves one generation at a time
             return replica_pool(cfg).size
         return engine_capacity(cfg)  # every row in flight at once: the engine batches their pieces
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        rate = self.settings.price_per_hour
+        gpu_s = speech_s / AUDIO_S_PER_GPU_S
+        return CostEstimate(self.name, round(gpu_s / 3600 * rate, 4),
+                            f"{gpu_s / 3600:.2f} device-hours (at {AUDIO_S_PER_GPU_S} s of audio per GPU second, "
+                            f"one H200) x VOXCPM_PRICE_PER_HOUR ${rate:g}")  # fmt: skip
 
     # -- checks and keys -------------------------------------------------
     def _voicing(self, row: SpeechRow, base_dir: Path) -> tuple[Path | None, str | None]:

@@ -40,7 +40,7 @@ from ..core.hashing import file_digest
 from ..core.waits import backoff
 from ..manifest import CloneRow, Row, SongRow, SpeechRow, VideoRow, is_url
 from ..store import Journal
-from .base import Backend, BackendError, Generated, Job, JobSpec, PermanentError
+from .base import Backend, BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError
 from .hosted import (
     CreditBreaker,
     LoopClients,
@@ -48,6 +48,7 @@ from .hosted import (
     guess_suffix,
     is_http_url,
     lookup_price,
+    priced,
     stopping,
     url_host,
 )
@@ -368,6 +369,11 @@ class WiroBackend(Backend):
         if row.options:
             problems.append(("options", "wiro takes no extra options"))
         return problems
+
+    def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
+        unknown = CostEstimate(self.name, None, "Wiro reports each task's cost after it runs; set MEDIAMILL_PRICES "
+                                                "(key 'wiro') to estimate it")  # fmt: skip
+        return priced(self.name, lookup_price(self.name, VOXCPM, {}), len(texts), sum(map(len, texts)), unknown)
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
         model = MODEL_FOR_KIND[row.kind]

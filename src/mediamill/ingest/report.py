@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from .costs import CostEstimate
+from ..backends.base import CostEstimate
 from .model import Skipped
 
 
