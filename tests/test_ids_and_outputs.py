@@ -116,7 +116,7 @@ def test_reimport_keeps_a_producers_sidecar_settings(tmp_path):
 
 
 def test_cost_estimates_use_the_price_table_and_gpu_price(tmp_path, monkeypatch):
-    from mediamill.backends import hosted
+    from mediamill.backends.hosted import prices as hosted
 
     hosted._parse_prices.cache_clear()
     prices = {"pixazo": {"per_request": 0.01, "per_1k_chars": 0.5}, "voxcpm-http": {"per_request": 0.001}}

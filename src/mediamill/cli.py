@@ -123,7 +123,7 @@ def _exit_after(delay: float, hard_deadline: float) -> None:
     def check() -> None:
         from .backends import hosted
 
-        if hosted.STOPS_IN_FLIGHT and time.monotonic() < hard_deadline:
+        if hosted.stops_in_flight() and time.monotonic() < hard_deadline:
             _exit_after(0.25, hard_deadline)
         else:
             _exit_interrupted()

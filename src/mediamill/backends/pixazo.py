@@ -16,15 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..core.waits import doubling, retry_after
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError
-from .hosted import CreditBreaker, LoopClients, Price, download, is_http_url, lookup_price, priced, url_host
+from .hosted import (
+    CreditBreaker,
+    LoopClients,
+    Price,
+    ServiceError,
+    download,
+    error_text,
+    is_http_url,
+    json_object,
+    lookup_price,
+    post,
+    priced,
+    retry_wait,
+)
 
 MODEL = "voxcpm2"
 CFG_RANGE = (1.0, 3.0)
@@ -42,23 +53,8 @@ class PixazoSettings(BaseSettings):
     timeout_s: float = Field(300.0, gt=0, description="Longest wait for one API answer, body included.")
 
 
-class PixazoError(BackendError):
+class PixazoError(ServiceError):
     pass
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
-    return str(body)[:200]
 
 
 class PixazoClient:
@@ -80,40 +76,17 @@ class PixazoClient:
     async def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         self.breaker.check()
         url = f"{self.settings.base_url.rstrip('/')}/voxcpm/v1/{operation}"
-        client = self.clients.get()
+        where = f"pixazo {operation}"
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            timeout = self.settings.timeout_s
-            try:
-                async with (
-                    self.clients.slot(),
-                    asyncio.timeout(timeout),
-                ):  # httpx times each read; this, the whole answer
-                    response = await client.post(
-                        url, json=body, headers=self._headers(), timeout=timeout,
-                        follow_redirects=False,  # the key is a custom header: httpx would send it to any host
-                    )  # fmt: skip
-            except (httpx.TimeoutException, TimeoutError):
-                raise PixazoError(f"pixazo {operation}: no complete answer within {timeout:g} s") from None
-            except httpx.HTTPError as exc:
-                raise PixazoError(f"pixazo {operation}: {type(exc).__name__}") from None
+            response = await post(self.clients, url, where, setting="PIXAZO_BASE_URL", timeout=self.settings.timeout_s,
+                                  headers=self._headers(), json=body)  # fmt: skip
             status = response.status_code
-            if response.is_redirect:
-                raise PermanentError(
-                    f"pixazo {operation}: answered with a redirect (HTTP {status}) to {url_host(response.headers['location'])};"
-                    " not followed, so the key stays here: check PIXAZO_BASE_URL"
-                )
             if status == 429 and attempt < RATE_LIMIT_RETRIES:
-                await asyncio.sleep(_retry_after(response, attempt))
+                await asyncio.sleep(retry_wait(response, attempt, base=2.0))
                 continue
             if status == 200:
-                try:
-                    doc = response.json()
-                except ValueError:
-                    raise PixazoError(f"pixazo {operation}: malformed JSON (HTTP 200)") from None
-                if not isinstance(doc, dict):
-                    raise PixazoError(f"pixazo {operation}: answered a JSON {type(doc).__name__}, not an object")
-                return doc
-            message = _message(response)
+                return json_object(response, where)
+            message = error_text(response)
             if status == 400:
                 raise PermanentError(f"pixazo rejected the request: {message}")
             if status in (401, 403):
@@ -126,10 +99,6 @@ class PixazoClient:
                 raise PixazoError(f"pixazo rate limit persisted after {RATE_LIMIT_RETRIES} waits")
             raise PixazoError(f"pixazo {operation} failed: HTTP {status} {message}")
         raise AssertionError("unreachable")
-
-
-def _retry_after(response: httpx.Response, attempt: int) -> float:
-    return retry_after(response.headers.get("retry-after"), doubling(attempt, 2.0, 60.0))
 
 
 def output_url(doc: dict[str, Any], operation: str = "call") -> str:

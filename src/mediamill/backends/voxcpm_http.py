@@ -26,13 +26,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.hashing import file_digest
-from ..core.waits import doubling, retry_after
+from ..core.waits import doubling
 from ..engines.reading import BadCaseError, Take, hearing, pieces_of, read_aloud, take_seed
 from ..manifest import CloneRow, Row, SpeechRow, is_url, resolve_input
 from ..verify.duration import DurationCheck
 from ..verify.takes import join
 from .base import BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError, ThreadedBackend
-from .hosted import lookup_price, priced
+from .hosted import ServiceError, error_text, lookup_price, max_download_bytes, priced, request_sync, retry_wait
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -68,19 +68,6 @@ def _split_url(url: str | None) -> tuple[str, httpx.BasicAuth | None]:
     if not (parsed.username or parsed.password):
         return url, None
     return str(parsed.copy_with(userinfo=b"")), httpx.BasicAuth(parsed.username, parsed.password)
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:300]
-    return str(body)[:200]
 
 
 class VoxcpmHttpBackend(ThreadedBackend):
@@ -161,26 +148,26 @@ class VoxcpmHttpBackend(ThreadedBackend):
 
     def _request(self, cfg: VoxcpmHttpSettings, method: str, path: str, **kw: Any) -> httpx.Response:
         client = self._client(cfg)
+        where = f"voxcpm-http {method} {path}"
         for attempt in range(cfg.retries + 1):
             try:
-                response = client.request(method, path, **kw)
-            except httpx.TransportError as exc:
+                response = request_sync(client, method, path, where, setting="VOXCPM_HTTP_URL",
+                                        max_bytes=max_download_bytes(), **kw)  # fmt: skip
+            except ServiceError as exc:  # a speech server's reading is not paid for: sending it again is safe
                 if attempt == cfg.retries:
-                    raise BackendError(
-                        f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {type(exc).__name__}"
-                    ) from None
+                    raise BackendError(f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {exc}") from None
                 time.sleep(doubling(attempt))
                 continue
             if response.status_code < 400:
                 return response
-            message = f"voxcpm-http: HTTP {response.status_code}: {_message(response)}"
+            message = f"voxcpm-http: HTTP {response.status_code}: {error_text(response)}"
             if response.status_code in (401, 403):
                 raise PermanentError(message + " (check VOXCPM_HTTP_API_KEY)")
             if response.status_code not in RETRY_STATUSES:
                 raise PermanentError(message)
             if attempt == cfg.retries:
                 raise BackendError(message)
-            time.sleep(retry_after(response.headers.get("retry-after"), doubling(attempt, cap=60.0)))
+            time.sleep(retry_wait(response, attempt))
         raise AssertionError("unreachable")
 
     def _upload(self, cfg: VoxcpmHttpSettings, reference: Path, transcript: str | None) -> str:

@@ -1,33 +1,33 @@
-"""What every hosted-API backend shares: one HTTP client per event loop,
-bounded downloads, polling back-off, a price table and a "no credit" breaker.
+"""Bounded downloads of a service's output: size, time, type and redirects checked, nothing half-written left.
 
-Nothing here knows a particular service's wire format.
+A service's answer names a URL; ``download`` streams it beside its destination
+and renames it into place when whole. Redirects are followed by hand (http(s)
+only, no credentials carried); a body over ``MEDIAMILL_MAX_DOWNLOAD_MB`` is
+refused on its ``Content-Length`` or cut off as it arrives; an attempt is
+bounded by ``MEDIAMILL_DOWNLOAD_TIMEOUT_S`` end to end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
-import time
-import weakref
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from ..config import settings
-from ..core.waits import doubling
-from .base import BackendError, CostEstimate, PermanentError
+from ...config import settings
+from ...core.waits import doubling
+from ..base import BackendError, PermanentError
+from .http import url_host
 
 DOWNLOAD_ATTEMPTS = 4
 MAX_REDIRECTS = 5  # hops a download may take (CDNs use one or two)
 # What a media download may be served as. A missing type is accepted too; the file is probed
 # after download either way, so a mislabelled file is caught there.
 MEDIA_TYPES = ("audio/", "video/", "application/octet-stream", "binary/octet-stream", "application/ogg")
+
+__all__ = ["MEDIA_TYPES", "download", "download_deadline_s", "guess_suffix", "is_http_url", "max_download_bytes",
+           "url_host"]  # fmt: skip
 
 
 def max_download_bytes() -> int:
@@ -41,114 +41,6 @@ def download_deadline_s() -> float:
     httpx's timeouts bound each read only: a server sending a byte a second never trips them.
     """
     return settings().download_timeout_s
-
-
-HTTP_IN_FLIGHT = 48  # requests on the wire at once, per backend and event loop
-KEEPALIVE_S = 2.0  # idle connections kept this long at most
-
-
-class LoopClients:
-    """One ``httpx.AsyncClient`` per event loop: clients cannot cross loops, and each
-    flow run has its own. Many concurrent polls share one client and its pool.
-
-    ``slot()`` bounds the requests handed to the client at once: httpcore's pool
-    scans its whole queue for every request it places, so a thousand queued
-    polls cost quadratic time (measured: 1,000 tasks took 10x their ideal).
-    """
-
-    def __init__(self, **client_args: Any):
-        # An idle connection is let go well before a server's own idle timeout (uvicorn's is 5 s, as is httpx's
-        # default here): with equal timers, a request sent just as the server closes the connection fails with a
-        # ReadError, and a submission that fails so is a row failed as possibly paid for.
-        limits = httpx.Limits(
-            max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT, keepalive_expiry=KEEPALIVE_S
-        )
-        self._args = {"limits": limits, **client_args}
-        # Per event loop: its client and the semaphore bounding that client's requests.
-        self._loops: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
-
-    def _current(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        loop = asyncio.get_running_loop()
-        pair = self._loops.get(loop)
-        if pair is None or pair[0].is_closed:
-            pair = self._loops[loop] = (httpx.AsyncClient(**self._args), asyncio.Semaphore(HTTP_IN_FLIGHT))
-        return pair
-
-    def get(self) -> httpx.AsyncClient:
-        return self._current()[0]
-
-    def slot(self) -> asyncio.Semaphore:
-        return self._current()[1]
-
-    async def close(self) -> None:
-        """Close the current loop's client; each flow run does this when its rows are done."""
-        pair = self._loops.pop(asyncio.get_running_loop(), None)
-        if pair is not None:
-            await pair[0].aclose()
-
-
-class CreditBreaker:
-    """After a service says the account has no credit, fail other rows at once for a
-    while instead of sending each of them to be refused (and retried)."""
-
-    def __init__(self, hold_s: float = 120.0):
-        self.hold_s = hold_s
-        self._until = 0.0
-        self._message = ""
-
-    def trip(self, message: str) -> None:
-        self._until, self._message = time.monotonic() + self.hold_s, message
-
-    def check(self) -> None:
-        if time.monotonic() < self._until:
-            raise PermanentError(self._message)
-
-
-@dataclass(frozen=True)
-class Price:
-    per_request: float = 0.0
-    per_1k_chars: float = 0.0
-
-    def cost(self, chars: int) -> float:
-        return round(self.per_request + self.per_1k_chars * chars / 1000, 6)
-
-
-def price_table() -> dict[str, Price]:
-    return _parse_prices(settings().prices.strip())
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_prices(raw: str) -> dict[str, Price]:
-    """Prices for services that do not report a cost, from ``MEDIAMILL_PRICES``.
-
-    JSON object keyed by ``backend:model`` (or ``backend``), each value either
-    a number (USD per request) or ``{"per_request": .., "per_1k_chars": ..}``;
-    the value may also name a JSON file holding that object.
-    """
-    if not raw:
-        return {}
-    if not raw.startswith("{"):
-        raw = Path(raw).read_text()
-    table = {}
-    for key, value in json.loads(raw).items():
-        table[key] = Price(per_request=float(value)) if isinstance(value, (int, float)) else Price(**value)
-    return table
-
-
-def priced(backend: str, price: Price | None, requests: int, chars: int, unpriced: CostEstimate) -> CostEstimate:
-    """A cost estimate from a price (``requests`` requests of ``chars`` characters in all); ``unpriced`` without one."""
-    if price is None:
-        return unpriced
-    usd = round(price.per_request * requests + price.per_1k_chars * chars / 1000, 4)
-    return CostEstimate(backend, usd, f"price table: {requests} requests x ${price.per_request:g} + "
-                                      f"{chars / 1000:.1f}k characters x ${price.per_1k_chars:g}")  # fmt: skip
-
-
-def lookup_price(backend: str, model: str, defaults: dict[str, Price]) -> Price | None:
-    table = {**defaults, **price_table()}
-    return table.get(f"{backend}:{model}") or table.get(backend)
 
 
 async def download(
@@ -196,13 +88,6 @@ async def download(
 def is_http_url(value: object) -> bool:
     """Whether a value from a service's answer is an http(s) URL we may fetch."""
     return isinstance(value, str) and value.startswith(("http://", "https://"))
-
-
-def url_host(url: str | httpx.URL) -> str:
-    try:
-        return httpx.URL(url).netloc.decode("ascii", "replace") or "?"
-    except (httpx.InvalidURL, TypeError):
-        return "?"
 
 
 async def _fetch(
@@ -258,20 +143,6 @@ async def _save(response: httpx.Response, partial: Path, accept: tuple[str, ...]
             fh.write(chunk)
     if declared and received != declared:
         raise BackendError(f"download broke off at {received} of {declared} bytes")
-
-
-# Requests under way to stop paid work (cancel/kill), so an interrupted CLI waits for them.
-STOPS_IN_FLIGHT = 0
-
-
-@contextlib.asynccontextmanager
-async def stopping() -> AsyncIterator[None]:
-    global STOPS_IN_FLIGHT
-    STOPS_IN_FLIGHT += 1
-    try:
-        yield
-    finally:
-        STOPS_IN_FLIGHT -= 1
 
 
 def guess_suffix(url: str, content_type: str | None = None, default: str = ".bin") -> str:
