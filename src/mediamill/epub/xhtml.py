@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html.entities
 import re
+from collections.abc import Iterator
 
 from lxml import etree
 
@@ -95,6 +96,18 @@ def epub_types(el: etree._Element) -> set[str]:
 
 def element_children(el: etree._Element) -> list[etree._Element]:
     return [c for c in el if isinstance(c.tag, str)]
+
+
+def stepped(el: etree._Element, steps: list[int]) -> Iterator[tuple[etree._Element, list[int] | None]]:
+    """``el``'s children with their EPUB CFI steps below ``steps``: element children 2, 4, ...; None for the
+    comments and processing instructions between them (whose tails are still text)."""
+    index = 0
+    for child in el:
+        if isinstance(child.tag, str):
+            index += 1
+            yield child, [*steps, 2 * index]
+        else:
+            yield child, None
 
 
 def element_steps(el: etree._Element) -> list[int]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..epub.xhtml import epub_types, local
+from ..epub.xhtml import epub_types, local, stepped
 from .clean import clean_text, is_scene_break, strip_note_markers, word_count
 from .model import Block, Mark, Note, Skipped
 
@@ -193,13 +193,10 @@ class Walker:
             return
         run = _Run()
         self._inline_text(el.text, run)
-        index = 0
-        for child in el:
-            if not isinstance(child.tag, str):
+        for child, child_steps in stepped(el, steps):
+            if child_steps is None:
                 self._inline_text(child.tail, run)
                 continue
-            index += 1
-            child_steps = [*steps, 2 * index]
             ctag = local(child)
             if ctag in SKIP or _hidden(child) or "pagebreak" in epub_types(child):
                 pass
@@ -225,11 +222,9 @@ class Walker:
     def _inline_children(self, el: etree._Element, steps: list[int], run: _Run) -> None:
         """``el``'s text and children into ``run``; element children get their EPUB CFI steps (2, 4, ...)."""
         self._inline_text(el.text, run)
-        index = 0
-        for child in el:
-            if isinstance(child.tag, str):
-                index += 1
-                self._inline(child, [*steps, 2 * index], run)
+        for child, child_steps in stepped(el, steps):
+            if child_steps is not None:
+                self._inline(child, child_steps, run)
             self._inline_text(child.tail, run)
 
     def _inline_text(self, text: str | None, run: _Run) -> None:
@@ -315,12 +310,10 @@ class Walker:
             levels = [int(local(c)[1]) for c in el if isinstance(c.tag, str) and re.fullmatch(r"h[1-6]", local(c))]
             level = min(levels) if levels else 1
             texts = []
-            index = 0
-            for child in el:
-                if isinstance(child.tag, str):
-                    index += 1
+            for child, child_steps in stepped(el, steps):
+                if child_steps is not None:
                     part = _Run()
-                    self._inline(child, [*steps, 2 * index], part)
+                    self._inline(child, child_steps, part)
                     run.add_marks(part.marks)
                     run.noterefs += part.noterefs
                     if part.text():
@@ -343,12 +336,9 @@ class Walker:
             return
 
         def rows(node: etree._Element, node_steps: list[int]):
-            index = 0
-            for child in node:
-                if not isinstance(child.tag, str):
+            for child, child_steps in stepped(node, node_steps):
+                if child_steps is None:
                     continue
-                index += 1
-                child_steps = [*node_steps, 2 * index]
                 tag = local(child)
                 if tag == "tr":
                     yield child, child_steps
@@ -361,12 +351,10 @@ class Walker:
 
         for tr, tr_steps in rows(el, steps):
             cells = []
-            index = 0
-            for cell in tr:
-                if isinstance(cell.tag, str):
-                    index += 1
+            for cell, cell_steps in stepped(tr, tr_steps):
+                if cell_steps is not None:
                     run = _Run()
-                    self._inline(cell, [*tr_steps, 2 * index], run)
+                    self._inline(cell, cell_steps, run)
                     if run.text():
                         cells.append(run.text())
             if cells:
@@ -380,12 +368,9 @@ class Walker:
         items: list[tuple[etree._Element, list[int]]] = []
 
         def find(node: etree._Element, node_steps: list[int]) -> None:
-            index = 0
-            for child in node:
-                if not isinstance(child.tag, str):
+            for child, child_steps in stepped(node, node_steps):
+                if child_steps is None:
                     continue
-                index += 1
-                child_steps = [*node_steps, 2 * index]
                 tag = local(child)
                 if tag in ("h1", "h2", "h3", "h4", "h5", "h6", "header") or tag in SKIP:
                     continue
