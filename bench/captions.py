@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import prefect_api, save  # noqa: E402
 
-from tests.verify_texts import ROWS  # noqa: E402
+from tests.helpers.verify_texts import ROWS  # noqa: E402
 
 FRAME_S = 0.01
 

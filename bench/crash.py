@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
-from tests import crash  # noqa: E402
-from tests.emulators.wiro import WiroEmulator  # noqa: E402
+from tests.helpers import crash  # noqa: E402
+from tests.helpers.emulators.wiro import WiroEmulator  # noqa: E402
 
 
 def at(seconds: float) -> crash.KillPoint:

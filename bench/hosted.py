@@ -66,7 +66,7 @@ def task_durations(n: int) -> dict[str, tuple[float, float]]:
 
 
 def emulator_process(n: int, urls: mp.Queue, stop: mp.Event, stats: mp.Queue) -> None:
-    from tests.emulators.wiro import WiroEmulator
+    from tests.helpers.emulators.wiro import WiroEmulator
 
     table = task_durations(n)
     with WiroEmulator(api_key=KEY, api_secret=SECRET, durations=lambda model, inputs: table[inputs["prompt"]]) as wiro:

@@ -79,7 +79,7 @@ def main() -> None:
     from mediamill.media.measure import measure
     from mediamill.media.stitch import BookMeta, Piece, _silence, assemble_chapter, build_m4b, chapters_metadata
     from mediamill.profiles import AUDIOBOOK
-    from tests.fakes import write_speechlike_wav
+    from tests.helpers.fakes import write_speechlike_wav
 
     total_s = args.hours * 3600
     per_chapter = int(CHAPTER_MIN * 60 / (SEGMENT_S + PAUSE_S))

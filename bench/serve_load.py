@@ -52,7 +52,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from tests.loadgen import hammer, serve_process
+    from tests.helpers.loadgen import hammer, serve_process
 
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         root = Path(tmp)
@@ -62,7 +62,7 @@ def main() -> None:
         if args.engine == "voxcpm":
             model = args.model
             if model is None:
-                from tests.tiny_voxcpm import build
+                from tests.helpers.tiny_voxcpm import build
 
                 model = str(build(root / "tiny", stop="early"))
                 env["VOXCPM_CPU_THREADS"] = "1"
@@ -105,7 +105,7 @@ def sse_rounds(served, clients: int, rounds: int, headers: dict[str, str]) -> li
 
     import httpx
 
-    from tests.loadgen import sse_round
+    from tests.helpers.loadgen import sse_round
 
     text = "The lamps came on along the street, one by one. A dog barked twice and was quiet."
     found = []

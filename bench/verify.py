@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from mediamill.verify.judge import CAREFUL_MAX_MISSING_SHARE, THRESHOLDS, Thresholds, judge  # noqa: E402
-from tests import verify_corpus as corpus  # noqa: E402
-from tests.verify_texts import ROWS, text_of  # noqa: E402
+from tests.helpers import verify_corpus as corpus  # noqa: E402
+from tests.helpers.verify_texts import ROWS, text_of  # noqa: E402
 
 LOOSE = Thresholds(10**6, 1.0, 10.0**6, 10.0**6, 0.0)  # judge without failing anything: measure only
 

@@ -9,7 +9,7 @@ Phases, in this order, each recorded as it ends (a run cut short keeps what it m
 3. checkpoint: VoxCPM2's full architecture (``--size full``, 2.3 B parameters,
    bf16) with random weights and a stop head that never stops, so every
    generation runs exactly to its step cap on every engine (same work
-   everywhere), in the layout both engines load (``tests/tiny_voxcpm.py``);
+   everywhere), in the layout both engines load (``tests/helpers/tiny_voxcpm.py``);
 4. plain loop: ``voxcpm.VoxCPM.generate`` in a loop, one row at a time, with
    the bounds mediamill computes (the baseline a user would write);
 5. batched: the engine's servers start once (timed), then for each level of
@@ -246,7 +246,7 @@ def phase_attention(cuda: bool) -> dict:
 
 
 def phase_checkpoint(folder: Path, size: str) -> dict:
-    from tests.tiny_voxcpm import build
+    from tests.helpers.tiny_voxcpm import build
 
     started = time.perf_counter()
     build(folder, stop="never", size=size)  # never stops: every engine runs each piece to its cap

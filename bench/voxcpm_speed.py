@@ -98,7 +98,7 @@ def main() -> None:
     with contextlib.nullcontext() if args.no_flow else prefect_api(), tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if model_dir is None:
-            from tests.tiny_voxcpm import build
+            from tests.helpers.tiny_voxcpm import build
 
             with Timer() as t_build:
                 model_dir = str(build(Path(tmp, "random"), size=args.size))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MANIFESTS = ROOT / "manifests"
+from tests.helpers.paths import MANIFESTS, ROOT  # noqa: F401 - ROOT: for tests that still ask here
 
 # Keep test runs offline and quiet, whatever the machine's Prefect profile says.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -81,8 +80,8 @@ def demo_copy(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_voxcpm(tmp_path_factory) -> Path:
-    """A tiny random VoxCPM2 checkpoint that stops as soon as allowed (see tests/tiny_voxcpm.py)."""
-    from .tiny_voxcpm import build
+    """A tiny random VoxCPM2 checkpoint that stops as soon as allowed (see tests/helpers/tiny_voxcpm.py)."""
+    from tests.helpers.tiny_voxcpm import build
 
     return build(tmp_path_factory.mktemp("voxcpm-tiny"), stop="early")
 
@@ -90,7 +89,7 @@ def tiny_voxcpm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def babbling_voxcpm(tmp_path_factory) -> Path:
     """The same architecture with a stop head that never stops."""
-    from .tiny_voxcpm import build
+    from tests.helpers.tiny_voxcpm import build
 
     return build(tmp_path_factory.mktemp("voxcpm-babbling"), stop="never")
 
@@ -105,4 +104,4 @@ def voxcpm_env(monkeypatch, tiny_voxcpm):
 
 
 # The take corpus and recognisers the verification tests share (made once per session).
-from .verify_takes import sphinx, takes, tiny_whisper  # noqa: E402, F401
+from tests.helpers.verify_takes import sphinx, takes, tiny_whisper  # noqa: E402, F401

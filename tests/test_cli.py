@@ -13,23 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mediamill.media.probe import probe
-
-from .conftest import ROOT
+from tests.helpers.cli import cli_env, mediamill
 
 pytestmark = pytest.mark.slow
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def mediamill(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mediamill.cli", *args],
-        capture_output=True, text=True, env=cli_env(), timeout=300, **kw,
-    )  # fmt: skip
 
 
 def finished_entries(outputs: Path) -> dict[str, int]:

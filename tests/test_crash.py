@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from . import crash
-from .emulators.wiro import WiroEmulator
+from tests.helpers import crash
+from tests.helpers.emulators.wiro import WiroEmulator
 
 pytestmark = pytest.mark.slow
 

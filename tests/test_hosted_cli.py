@@ -13,19 +13,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .emulators.wiro import WiroEmulator
-from .test_cli import cli_env
+from tests.helpers import hosted
+from tests.helpers.cli import cli_env
+from tests.helpers.emulators.wiro import WiroEmulator
+from tests.helpers.hosted import WIRO_KEY, WIRO_SECRET
 
 pytestmark = pytest.mark.slow
 
-KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
+KEY, SECRET = WIRO_KEY, WIRO_SECRET
 
 
-def wiro_env(emulator: WiroEmulator) -> dict[str, str]:
-    return cli_env(
-        WIRO_BASE_URL=emulator.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET,
-        WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05",
-    )  # fmt: skip
+def cli_wiro_env(emulator: WiroEmulator) -> dict[str, str]:
+    return cli_env(**hosted.wiro_env(emulator.url, WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3",
+                                     MEDIAMILL_RETRY_DELAY_S="0.05"))  # fmt: skip
 
 
 def start_run(manifest: Path, out: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -53,7 +53,7 @@ def test_a_run_killed_after_submitting_resumes_its_tasks_instead_of_paying_again
     manifest = speech(write_manifest, 6)
     out = tmp_path / "out"
     with WiroEmulator(api_key=KEY, api_secret=SECRET, queue_s=0.1, run_s=3.0) as wiro:
-        proc = start_run(manifest, out, wiro_env(wiro))
+        proc = start_run(manifest, out, cli_wiro_env(wiro))
         try:
             wait_for(lambda: len(wiro.runs) >= 4, proc)  # the default limit, 4, are in flight
             time.sleep(0.3)  # let the task ids reach the journal
@@ -66,7 +66,7 @@ def test_a_run_killed_after_submitting_resumes_its_tasks_instead_of_paying_again
 
         resumed = subprocess.run(
             [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
-            capture_output=True, text=True, env=wiro_env(wiro), timeout=300,
+            capture_output=True, text=True, env=cli_wiro_env(wiro), timeout=300,
         )  # fmt: skip
         assert resumed.returncode == 0, resumed.stderr
         prompts = Counter(r["inputs"]["prompt"] for r in wiro.runs)
@@ -85,7 +85,7 @@ def test_ctrl_c_cancels_queued_and_kills_running_hosted_tasks(write_manifest, tm
         return (0.05, 60.0) if inputs["prompt"].startswith(("Hosted line 0", "Hosted line 1")) else (60.0, 1.0)
 
     with WiroEmulator(api_key=KEY, api_secret=SECRET, durations=durations) as wiro:
-        proc = start_run(manifest, tmp_path / "out", wiro_env(wiro))
+        proc = start_run(manifest, tmp_path / "out", cli_wiro_env(wiro))
         wait_for(lambda: len(wiro.runs) >= 4, proc)
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)

@@ -11,9 +11,8 @@ import pytest
 
 from mediamill.backends import forget
 from mediamill.flows import produce
-
-from .emulators.pixazo import PixazoEmulator
-from .emulators.wiro import WiroEmulator
+from tests.helpers.emulators.pixazo import PixazoEmulator
+from tests.helpers.emulators.wiro import WiroEmulator
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "fast_retries")
 
@@ -87,8 +86,8 @@ def _prefect_database() -> list[Path]:
 
 
 def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, tmp_path, write_manifest, caplog):
-    from .fakes import write_tone_wav
-    from .loadgen import serve_process
+    from tests.helpers.fakes import write_tone_wav
+    from tests.helpers.loadgen import serve_process
 
     caplog.set_level(logging.DEBUG)
     scratch = tmp_path / "scratch"  # every temporary file of this run, ours and the server's

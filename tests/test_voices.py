@@ -8,8 +8,7 @@ from mediamill.cli import main
 from mediamill.manifest import ManifestError
 from mediamill.plan import validate
 from mediamill.voices import find_voice
-
-from .fakes import write_tone_wav
+from tests.helpers.fakes import write_tone_wav
 
 
 def test_voices_command_adds_lists_and_removes(tmp_path, capsys):

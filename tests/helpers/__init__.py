@@ -1,0 +1,1 @@
+"""What the tests share, and benchmarks may import: fake backends, emulators, books, corpora, kills."""
