@@ -89,9 +89,13 @@ def _errors(cue_list, texts: list[str], truth: list[tuple[float, float]], held: 
 def _stats(errors: list[float], held: list[float]) -> dict:
     ordered = sorted(errors)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"boundaries": len(errors), "median_ms": round(statistics.median(errors) * 1000), "p95_ms": round(p95 * 1000),
-            "max_ms": round(max(errors) * 1000),
-            "held_to_1s_minimum": [round(h * 1000) for h in held]}  # fmt: skip
+    return {
+        "boundaries": len(errors),
+        "median_ms": round(statistics.median(errors) * 1000),
+        "p95_ms": round(p95 * 1000),
+        "max_ms": round(max(errors) * 1000),
+        "held_to_1s_minimum": [round(h * 1000) for h in held],
+    }
 
 
 def measure(rows: int, verify: str, work: Path) -> dict:
@@ -116,8 +120,9 @@ def measure(rows: int, verify: str, work: Path) -> dict:
         lines.append(f'r{i:03d},{chapter},"{text.replace(chr(34), chr(34) * 2)}",{pause}')
     manifest = book / "show.csv"
     manifest.write_text("\n".join(lines) + "\n")
-    (book / "show.toml").write_text('profiles = ["audiobook", "podcast"]\n[podcast]\nintro = "music/intro.mp3"\n'
-                                    "crossfade_s = 1.0\n")  # fmt: skip
+    (book / "show.toml").write_text(
+        'profiles = ["audiobook", "podcast"]\n[podcast]\nintro = "music/intro.mp3"\ncrossfade_s = 1.0\n'
+    )
     out = work / f"out-{verify}"
     state = asyncio.run(produce(manifest=str(manifest), backend="piper", outputs=str(out), return_state=True))
     assert state.is_completed(), state.message
@@ -132,8 +137,9 @@ def measure(rows: int, verify: str, work: Path) -> dict:
         return [Cue(clock(c.start), clock(c.end), c.text) for c in webvtt.read(str(path))]
 
     episode = out / "show" / "podcast" / "show.mp3"
-    truth = _speech_spans(_levels(episode), [(offset + r.book_start_s, offset + r.book_start_s + r.duration_s) for r in spans],
-                          offset)  # fmt: skip
+    truth = _speech_spans(
+        _levels(episode), [(offset + r.book_start_s, offset + r.book_start_s + r.duration_s) for r in spans], offset
+    )
     podcast_held: list[float] = []
     podcast = _errors(read(episode.with_suffix(".vtt")), texts, truth, podcast_held)
     chapters, chapters_held = [], []
@@ -147,8 +153,11 @@ def measure(rows: int, verify: str, work: Path) -> dict:
 def main(rows: int = 24) -> None:
     work = Path(tempfile.mkdtemp(prefix="mediamill-captions-"))
     with prefect_api():
-        doc = {"rows": rows, "word_timed (MEDIAMILL_VERIFY=pocketsphinx)": measure(rows, "pocketsphinx", work),
-               "by_length (MEDIAMILL_VERIFY=off)": measure(rows, "off", work)}  # fmt: skip
+        doc = {
+            "rows": rows,
+            "word_timed (MEDIAMILL_VERIFY=pocketsphinx)": measure(rows, "pocketsphinx", work),
+            "by_length (MEDIAMILL_VERIFY=off)": measure(rows, "off", work),
+        }
     shutil.rmtree(work, ignore_errors=True)
     save("captions", doc)
 

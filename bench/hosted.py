@@ -73,8 +73,15 @@ def emulator_process(n: int, urls: mp.Queue, stop: mp.Event, stats: mp.Queue) ->
         urls.put(wiro.url)
         stop.wait()
         details = [wiro.detail_count(t) for t in wiro.tasks] or [0]
-        stats.put({"runs": len(wiro.runs), "tasks": len(wiro.tasks), "detail_requests": sum(details),
-                   "max_details": max(details), "peak_active": wiro.peak_active()})  # fmt: skip
+        stats.put(
+            {
+                "runs": len(wiro.runs),
+                "tasks": len(wiro.tasks),
+                "detail_requests": sum(details),
+                "max_details": max(details),
+                "peak_active": wiro.peak_active(),
+            }
+        )
 
 
 class Emulator:
@@ -129,8 +136,10 @@ class Health:
 
     async def watch(self) -> str:
         """Return (as the reason) once something is dead; never returns otherwise."""
-        probes = {"the Wiro emulator": self.emulator.url.rsplit("/v1", 1)[0] + "/files/health",
-                  "the Prefect API": self.api_url + "/health"}  # fmt: skip
+        probes = {
+            "the Wiro emulator": self.emulator.url.rsplit("/v1", 1)[0] + "/files/health",
+            "the Prefect API": self.api_url + "/health",
+        }
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 await asyncio.sleep(HEALTH_EVERY_S)
@@ -234,10 +243,14 @@ def measure(n: int, mode: str, api_url: str) -> dict:
     load = os.getloadavg()[0]
     with Emulator(n) as emulator, tempfile.TemporaryDirectory() as tmp:
         os.environ.update(
-            WIRO_BASE_URL=emulator.url, WIRO_API_KEY=KEY, WIRO_API_SECRET=SECRET, WIRO_POLL_MAX_S=str(POLL_MAX_S),
-            MEDIAMILL_CONCURRENCY=json.dumps({"wiro": n}), MEDIAMILL_LIMITS=mode,
+            WIRO_BASE_URL=emulator.url,
+            WIRO_API_KEY=KEY,
+            WIRO_API_SECRET=SECRET,
+            WIRO_POLL_MAX_S=str(POLL_MAX_S),
+            MEDIAMILL_CONCURRENCY=json.dumps({"wiro": n}),
+            MEDIAMILL_LIMITS=mode,
             MEDIAMILL_VERIFY="off",  # the emulator answers every row with one sample file
-        )  # fmt: skip
+        )
         manifest = Path(tmp) / "hosted.csv"
         with manifest.open("w", newline="") as fh:
             writer = csv.writer(fh)

@@ -30,11 +30,13 @@ from _common import save  # noqa: E402
 from mediamill.ingest import ImportOptions, import_manuscript  # noqa: E402
 from mediamill.ingest.clean import word_count  # noqa: E402
 
-VOCAB = ("the a of and to in was he she it that his her with as for had on at by they but from not be "
-         "river lantern morning quiet harbour window letter garden stone bridge evening silver winter market candle "
-         "orchard meadow thunder shadow whisper crowd kettle ladder chapel foreman copper distant gentle narrow "
-         "heavy bright patient sudden careful golden remembered walked turned looked said answered wondered "
-         "slowly quickly never always again before after beneath above beyond toward").split()  # fmt: skip
+VOCAB = (
+    "the a of and to in was he she it that his her with as for had on at by they but from not be "
+    "river lantern morning quiet harbour window letter garden stone bridge evening silver winter market candle "
+    "orchard meadow thunder shadow whisper crowd kettle ladder chapel foreman copper distant gentle narrow "
+    "heavy bright patient sudden careful golden remembered walked turned looked said answered wondered "
+    "slowly quickly never always again before after beneath above beyond toward"
+).split()
 
 
 def sentence(rng: random.Random) -> str:
@@ -96,8 +98,12 @@ def main() -> int:
         t0 = time.perf_counter()
         words = build(src, args.words, args.chapters)
         built = time.perf_counter() - t0
-        figures = {"source_words": words, "chapters": args.chapters, "epub_bytes": src.stat().st_size,
-                   "build_s": round(built, 2)}  # fmt: skip
+        figures = {
+            "source_words": words,
+            "chapters": args.chapters,
+            "epub_bytes": src.stat().st_size,
+            "build_s": round(built, 2),
+        }
         figures["baseline_s"] = round(min(bare_read(src) for _ in range(args.runs)), 2)
         for unit in ("paragraph", "sentence"):
             best, result = None, None
@@ -108,11 +114,15 @@ def main() -> int:
                 elapsed = time.perf_counter() - t0
                 best = elapsed if best is None else min(best, elapsed)
             report = result.report
-            figures[unit] = {"seconds": round(best, 2), "words_per_s": round(words / best),
-                             "rows": report.rows, "chapters": len(report.chapters),
-                             "coverage": round(report.coverage, 5),
-                             "predicted_hours": round(report.predicted_s / 3600, 2),
-                             "ratio": round(best / figures["baseline_s"], 2)}  # fmt: skip
+            figures[unit] = {
+                "seconds": round(best, 2),
+                "words_per_s": round(words / best),
+                "rows": report.rows,
+                "chapters": len(report.chapters),
+                "coverage": round(report.coverage, 5),
+                "predicted_hours": round(report.predicted_s / 3600, 2),
+                "ratio": round(best / figures["baseline_s"], 2),
+            }
         if args.readalong:
             figures["readalong"] = readalong(src, result, Path(tmp))
     save("import", figures)
@@ -164,8 +174,26 @@ def readalong(src: Path, result, tmp: Path) -> dict:
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     for n, chapter in enumerate(made, 1):
-        run_ffmpeg("-i", chapter.audio, "-vn", "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "64k",
-                   "-write_xing", "1", "-id3v2_version", "0", "-f", "mp3", tmp / f"bare{n}.mp3")  # fmt: skip
+        run_ffmpeg(
+            "-i",
+            chapter.audio,
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            "22050",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-write_xing",
+            "1",
+            "-id3v2_version",
+            "0",
+            "-f",
+            "mp3",
+            tmp / f"bare{n}.mp3",
+        )
     bare = time.perf_counter() - t0
     return {
         "seconds": round(seconds, 1),

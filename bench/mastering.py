@@ -126,10 +126,33 @@ def main() -> None:
             run_ffmpeg("-f", "concat", "-safe", "0", "-i", book_list, "-af", "ebur128", "-f", "null", "-")
             ffmeta = base / "meta.txt"
             ffmeta.write_text(chapters_metadata(meta, [(t, d) for t, _, d in done]))
-            run_ffmpeg("-f", "concat", "-safe", "0", "-i", book_list, "-f", "ffmetadata", "-i", ffmeta,
-                       "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
-                       "-af", master.gain_chain(AUDIOBOOK.target_lufs - lufs, AUDIOBOOK.limit_db),
-                       "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", base / "book.m4b")  # fmt: skip
+            run_ffmpeg(
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                book_list,
+                "-f",
+                "ffmetadata",
+                "-i",
+                ffmeta,
+                "-map",
+                "0:a",
+                "-map_metadata",
+                "1",
+                "-map_chapters",
+                "1",
+                "-af",
+                master.gain_chain(AUDIOBOOK.target_lufs - lufs, AUDIOBOOK.limit_db),
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-movflags",
+                "+faststart",
+                base / "book.m4b",
+            )
         doc = {
             "hours": args.hours,
             "segments": segments,

@@ -24,9 +24,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "data" / "reading" / "cases.tsv"
 
 # Punctuation and symbols espeak-ng may voice; each is found in the phonemes by its own phonemization.
-NAMES = ("exclamation", "colon", "semicolon", "dot", "period", "comma", "asterisk", "slash", "backslash",
-         "underscore", "hyphen", "dash", "tilde", "hash", "bracket", "ampersand", "quote", "apostrophe",
-         "ellipsis", "question mark", "full stop", "roman")  # fmt: skip
+NAMES = (
+    "exclamation",
+    "colon",
+    "semicolon",
+    "dot",
+    "period",
+    "comma",
+    "asterisk",
+    "slash",
+    "backslash",
+    "underscore",
+    "hyphen",
+    "dash",
+    "tilde",
+    "hash",
+    "bracket",
+    "ampersand",
+    "quote",
+    "apostrophe",
+    "ellipsis",
+    "question mark",
+    "full stop",
+    "roman",
+)
 _YEAR = re.compile(r"(?<![\d,.$£])\b1[1-9]\d\d\b(?![\d,]\d|[./]\d)")
 
 
@@ -58,11 +79,11 @@ class Phonemizer:
             "currency before amount": re.compile(
                 f"(?:{self._bare('pound')}|{self._bare('dollar')}) "
                 f"(?:{'|'.join(self._bare(w) for w in ('one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'))})"
-            ),  # fmt: skip
+            ),
             "old ordinal as letters": re.compile(f"(?:{self._bare('two')}|{self._bare('three')}) {self._bare('D')}"),
             "year as a cardinal": re.compile(
                 f"{self._bare('one')} {self._bare('thousand')} \\S+ ?{self._bare('hundred')}"
-            ),  # fmt: skip
+            ),
         }
 
     def _bare(self, text: str) -> str:

@@ -44,8 +44,11 @@ FORMS = {
 def import_rows(book: Path) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        subprocess.run([sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(out), "--unit",
-                        "paragraph"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(out), "--unit", "paragraph"],
+            check=True,
+            capture_output=True,
+        )
         (table,) = out.glob("*.csv")
         with table.open(newline="", encoding="utf-8") as fh:
             return [row["text"] for row in csv.DictReader(fh)]

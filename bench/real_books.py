@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 
 
 def _import(book: Path, out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(out)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(out)], check=True, capture_output=True
+    )
     (table,) = out.glob("*.csv")
     return table
 
@@ -57,8 +58,12 @@ def produce(book: Path, work: Path, skip: int, rows: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_VERIFY")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "mediamill.cli", "run", str(table), "--outputs", str(work / "out")],
-                         env=env, capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "mediamill.cli", "run", str(table), "--outputs", str(work / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     results = pq.read_table(work / "out" / table.stem / "results.parquet").to_pylist()
@@ -66,14 +71,20 @@ def produce(book: Path, work: Path, skip: int, rows: int) -> dict:
     flagged = [r for r in results if r.get("verified") == "flagged"]
     retaken = [r for r in results if (r.get("retakes") or 0) > 0]
     return {
-        "book": book.stem, "rows": count, "failed": len(failed), "flagged": len(flagged), "retaken": len(retaken),
-        "audio_min": round(sum(r.get("audio_s") or 0 for r in results) / 60, 1), "wall_s": round(wall, 1),
-        "peak_rss_mb": round(peak_mb), "exit": run.returncode,
+        "book": book.stem,
+        "rows": count,
+        "failed": len(failed),
+        "flagged": len(flagged),
+        "retaken": len(retaken),
+        "audio_min": round(sum(r.get("audio_s") or 0 for r in results) / 60, 1),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": round(peak_mb),
+        "exit": run.returncode,
         "failed_rows": [(r["id"], r.get("error")) for r in failed],
         "flagged_rows": [(r["id"], r.get("extra")) for r in flagged],
         "retaken_rows": [(r["id"], r.get("retakes"), r.get("extra"), r.get("missing")) for r in retaken],
         "delivered": sorted(str(p.relative_to(work)) for p in (work / "out" / table.stem).rglob("*.m4b")),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -93,11 +104,15 @@ def main() -> None:
         f"\n{'book':<14}{'rows':>6}{'failed':>8}{'flagged':>9}{'retaken':>9}{'audio min':>11}{'wall s':>8}{'peak MB':>9}"
     )
     for r in reports:
-        print(f"{r['book']:<14}{r['rows']:>6}{r['failed']:>8}{r['flagged']:>9}{r['retaken']:>9}{r['audio_min']:>11}"
-              f"{r['wall_s']:>8}{r['peak_rss_mb']:>9}")  # fmt: skip
+        print(
+            f"{r['book']:<14}{r['rows']:>6}{r['failed']:>8}{r['flagged']:>9}{r['retaken']:>9}{r['audio_min']:>11}"
+            f"{r['wall_s']:>8}{r['peak_rss_mb']:>9}"
+        )
     n = total["rows"] or 1
-    print(f"all: {total['rows']} rows, {total['failed']} failed, {total['flagged']} flagged "
-          f"({100 * total['flagged'] / n:.2f} %), {total['retaken']} retaken ({100 * total['retaken'] / n:.2f} %)")  # fmt: skip
+    print(
+        f"all: {total['rows']} rows, {total['failed']} failed, {total['flagged']} flagged "
+        f"({100 * total['flagged'] / n:.2f} %), {total['retaken']} retaken ({100 * total['retaken'] / n:.2f} %)"
+    )
 
 
 if __name__ == "__main__":

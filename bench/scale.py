@@ -99,8 +99,12 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **child_options(),
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **child_options(),
+    )
     import httpx
 
     deadline = time.monotonic() + 180
@@ -127,7 +131,11 @@ def main(rows: int = 10_000) -> None:
         proc, url = start_server(Path(tmp))
         try:
             server = {**base, "PREFECT_API_URL": url}
-            modes = (("ephemeral", ephemeral), ("server", server), ("server_local_limits", {**server, "MEDIAMILL_LIMITS": "local"}))  # fmt: skip
+            modes = (
+                ("ephemeral", ephemeral),
+                ("server", server),
+                ("server_local_limits", {**server, "MEDIAMILL_LIMITS": "local"}),
+            )
             for mode, env in modes:
                 if mode != "server_local_limits":
                     bare = measure("bare", rows, env)

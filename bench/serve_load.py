@@ -56,8 +56,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         root = Path(tmp)
-        env = {"MEDIAMILL_SERVE_API_KEY": KEY, "MEDIAMILL_SERVE_MAX_PENDING": str(args.max_pending),
-               "VOXCPM_DEVICE": args.device}  # fmt: skip
+        env = {
+            "MEDIAMILL_SERVE_API_KEY": KEY,
+            "MEDIAMILL_SERVE_MAX_PENDING": str(args.max_pending),
+            "VOXCPM_DEVICE": args.device,
+        }
         model = "piper (default voice)"
         if args.engine == "voxcpm":
             model = args.model
@@ -73,9 +76,17 @@ def main() -> None:
         with serve_process(env, serve_args, root / "server.log") as served:
             rss_start = served.rss_mb()
             if args.sse_rounds:
-                save("serve_sse_rounds", {"engine": args.engine, "model": model, "clients": args.clients,
-                                          "max_pending": args.max_pending, "rss_mb": {"started": round(rss_start, 1)},
-                                          "rounds": sse_rounds(served, args.clients, args.sse_rounds, headers)})  # fmt: skip
+                save(
+                    "serve_sse_rounds",
+                    {
+                        "engine": args.engine,
+                        "model": model,
+                        "clients": args.clients,
+                        "max_pending": args.max_pending,
+                        "rss_mb": {"started": round(rss_start, 1)},
+                        "rounds": sse_rounds(served, args.clients, args.sse_rounds, headers),
+                    },
+                )
                 return
             warm = asyncio.run(hammer(served.url, args.clients, args.warmup, headers))
             rss_warm = served.rss_mb()
@@ -94,7 +105,7 @@ def main() -> None:
             "after_warmup": round(rss_warm, 1),
             "after_load": round(rss_after, 1),
             "growth_under_load": round(rss_after - rss_warm, 1),
-        },  # fmt: skip
+        },
     }
     save("serve_load", doc)
 
@@ -116,8 +127,14 @@ def sse_rounds(served, clients: int, rounds: int, headers: dict[str, str]) -> li
         while httpx.get(served.url + "/health", timeout=10).json()["active"]:  # streams' clean-up ends last
             time.sleep(0.1)
         time.sleep(1)
-        found.append({"round": n, "seconds": round(seconds, 1), "cut_streams": deltas.count(-1),
-                      "idle_rss_mb": round(served.rss_mb(), 1)})  # fmt: skip
+        found.append(
+            {
+                "round": n,
+                "seconds": round(seconds, 1),
+                "cut_streams": deltas.count(-1),
+                "idle_rss_mb": round(served.rss_mb(), 1),
+            }
+        )
         print(found[-1], flush=True)
     return found
 

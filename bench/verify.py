@@ -124,8 +124,13 @@ def interleaved(corpus_dir: Path) -> dict:
                 {**m, "careful": None}, THRESHOLDS["pocketsphinx"]
             ):
                 verify_s[take.take_id] += _hearing(recogniser.careful, corpus_dir, take)["elapsed_s"]
-    return {"rows": rows, "verify_s": verify_s, "piper_load_s": synth.load_s, "decoder_load_s": recogniser.load_s,
-            "loadavg_end": os.getloadavg()}  # fmt: skip
+    return {
+        "rows": rows,
+        "verify_s": verify_s,
+        "piper_load_s": synth.load_s,
+        "decoder_load_s": recogniser.load_s,
+        "loadavg_end": os.getloadavg(),
+    }
 
 
 def _child(function: str, corpus_dir: Path) -> dict:
@@ -186,10 +191,14 @@ def calibrate(takes: list[corpus.Take], measured: dict, max_false: float) -> Thr
     calibration; if that mixture does not tie, the most tolerant tied
     combination is taken (largest limits, least trailing silence required).
     """
-    grid = list(itertools.product(
-        range(0, 9), (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5), [round(0.05 * i, 2) for i in range(2, 41)],
-        (0.0, 0.01, 0.02, 0.03, 0.04, 0.05),
-    ))  # fmt: skip
+    grid = list(
+        itertools.product(
+            range(0, 9),
+            (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+            [round(0.05 * i, 2) for i in range(2, 41)],
+            (0.0, 0.01, 0.02, 0.03, 0.04, 0.05),
+        )
+    )
 
     def score(t: Thresholds) -> tuple[int, int] | None:
         r = rates(takes, measured, t)
@@ -242,9 +251,13 @@ def timing_check(takes: list[corpus.Take], measured: dict, corpus_dir: Path, tol
             errors += [abs(end - float(gap[0])), abs(start - float(gap[1]))]
             good += bool(end <= gap[0] + tolerance_s and start >= gap[1] - tolerance_s)
     errors.sort()
-    return {"boundaries_checked": checked, "within_tolerance": good, "tolerance_s": tolerance_s,
-            "median_abs_error_s": round(errors[len(errors) // 2], 3) if errors else None,
-            "p95_abs_error_s": round(errors[int(0.95 * (len(errors) - 1))], 3) if errors else None}  # fmt: skip
+    return {
+        "boundaries_checked": checked,
+        "within_tolerance": good,
+        "tolerance_s": tolerance_s,
+        "median_abs_error_s": round(errors[len(errors) // 2], 3) if errors else None,
+        "p95_abs_error_s": round(errors[int(0.95 * (len(errors) - 1))], 3) if errors else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -318,8 +331,13 @@ def main(argv: list[str] | None = None) -> None:
         v = sum(timed["verify_s"][t.take_id] for t in ks)
         g = sum(gen[t.row_id]["gen_s"] for t in ks)
         audio = sum(measured[t.take_id].get("audio_s", 0.0) for t in ks)
-        ratio[kind] = {"takes": len(ks), "verify_s": round(v, 3), "piper_s": round(g, 3), "ratio": round(v / g, 4),
-                       "verify_x_realtime": round(audio / v, 1)}  # fmt: skip
+        ratio[kind] = {
+            "takes": len(ks),
+            "verify_s": round(v, 3),
+            "piper_s": round(g, 3),
+            "ratio": round(v / g, 4),
+            "verify_x_realtime": round(audio / v, 1),
+        }
     oov = sorted({x for m in measured.values() for x in m.get("letter_to_sound", [])})
     clean = [t for t in takes if t.kind == "clean"]
     doc = {

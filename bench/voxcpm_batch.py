@@ -112,7 +112,7 @@ def probe() -> dict:
                 "huggingface-hub",
                 "mediamill",
             )
-        },  # fmt: skip
+        },
         "importable": {
             m: importlib.util.find_spec(m) is not None
             for m in ("triton", "flash_attn", "nanovllm_voxcpm", "xxhash", "librosa")
@@ -120,11 +120,19 @@ def probe() -> dict:
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        doc["gpu"] = {"name": props.name, "count": torch.cuda.device_count(), "memory_gib": round(props.total_memory / 2**30, 1),
-                      "capability": f"{props.major}.{props.minor}"}  # fmt: skip
+        doc["gpu"] = {
+            "name": props.name,
+            "count": torch.cuda.device_count(),
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}",
+        }
         with contextlib.suppress(Exception):
-            doc["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                                                "--format=csv,noheader"], capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+            doc["nvidia_smi"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
     from mediamill.engines.voxcpm import flash_attn_sdpa
 
     doc["attention"] = (
@@ -214,8 +222,9 @@ def phase_attention(cuda: bool) -> dict:
     if standin._spec_is_real():
         import flash_attn
 
-        calls["flash_attn"] = lambda: flash_attn.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=lens,
-                                                                         block_table=table, causal=True)  # fmt: skip
+        calls["flash_attn"] = lambda: flash_attn.flash_attn_with_kvcache(
+            q, k_cache, v_cache, cache_seqlens=lens, block_table=table, causal=True
+        )
     decode = {name: timed(fn) for name, fn in calls.items()}
     lengths = [ctx // 2 + (i * 37) % (ctx // 2) for i in range(batch // 2)]
     cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], device=device, dtype=torch.int32)
@@ -232,8 +241,10 @@ def phase_attention(cuda: bool) -> dict:
             out.append(torch.einsum("hqk,khd->qhd", scores.masked_fill(~causal, float("-inf")).softmax(-1), ks))
         return out
 
-    prefill_calls = {"standin": lambda: standin.flash_attn_varlen_func(pq, pk, pk, cu, cu, max(lengths), max(lengths), causal=True),
-                     "explicit": explicit_prefill}  # fmt: skip
+    prefill_calls = {
+        "standin": lambda: standin.flash_attn_varlen_func(pq, pk, pk, cu, cu, max(lengths), max(lengths), causal=True),
+        "explicit": explicit_prefill,
+    }
     if "flash_attn" in calls:
         import flash_attn
 
@@ -263,8 +274,9 @@ def phase_plain_loop(folder: Path, device: str, rows: list[str], cuda: bool) -> 
 
     if not cuda:
         torch.set_num_threads(int(os.environ["VOXCPM_CPU_THREADS"]))  # as the pool does; tiny ops crawl on more here
-    model = VoxCPM(voxcpm_model_path=str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=False,
-                   device=device)  # fmt: skip
+    model = VoxCPM(
+        voxcpm_model_path=str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=False, device=device
+    )
     cfg = VoxcpmSettings()
     bounds = Replica(device, model=model, settings_min_len_ratio=cfg.min_len_ratio)
     check = DurationCheck(cfg.min_ratio, cfg.max_ratio)
@@ -284,8 +296,13 @@ def phase_plain_loop(folder: Path, device: str, rows: list[str], cuda: bool) -> 
     model.tts_model = None
     if cuda:
         torch.cuda.empty_cache()
-    return {"rows": len(rows), "audio_s": round(audio, 2), "wall_s": round(wall, 2),
-            "audio_s_per_s": round(audio / wall, 3), "peak_gib": round(mem.peak, 2)}  # fmt: skip
+    return {
+        "rows": len(rows),
+        "audio_s": round(audio, 2),
+        "wall_s": round(wall, 2),
+        "audio_s_per_s": round(audio / wall, 3),
+        "peak_gib": round(mem.peak, 2),
+    }
 
 
 def _manifest(folder: Path, name: str, rows: list[str]) -> Path:
@@ -304,8 +321,15 @@ def phase_batched(
     from mediamill.verify import DurationCheck
 
     cfg = VoxcpmSettings()
-    result: dict = {"settings": {"max_num_seqs": cfg.batch_max_seqs, "timesteps": cfg.batch_timesteps,
-                                 "memory": cfg.batch_memory, "eager": cfg.batch_eager}, "levels": {}}  # fmt: skip
+    result: dict = {
+        "settings": {
+            "max_num_seqs": cfg.batch_max_seqs,
+            "timesteps": cfg.batch_timesteps,
+            "memory": cfg.batch_memory,
+            "eager": cfg.batch_eager,
+        },
+        "levels": {},
+    }
     with Memory(cuda) as mem:
         started = time.perf_counter()
         engine = get_engine(cfg, folder)
@@ -342,8 +366,9 @@ def phase_batched(
             nonlocal samples
             while pending:
                 r = pending.pop(0)
-                async for chunk in server.pool.generate(target_text=r.text, max_generate_length=r.max_len, seed=r.seed,
-                                                        cfg_value=r.cfg_value):  # fmt: skip
+                async for chunk in server.pool.generate(
+                    target_text=r.text, max_generate_length=r.max_len, seed=r.seed, cfg_value=r.cfg_value
+                ):
                     samples += len(chunk)
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
@@ -357,8 +382,12 @@ def phase_batched(
         began = time.monotonic()
         rows = texts(max(4, factor * level), salt=level * 1000)
         jobs = validate(_manifest(work, f"level{level}", rows), "voxcpm").jobs
-        requests = [piece_request(engine, j.spec.params["text"], BatchVoice(), j.spec.params["seed"], check,
-                                  timesteps=10, cfg_value=2.0) for j in jobs]  # fmt: skip
+        requests = [
+            piece_request(
+                engine, j.spec.params["text"], BatchVoice(), j.spec.params["seed"], check, timesteps=10, cfg_value=2.0
+            )
+            for j in jobs
+        ]
         entry: dict = {"rows": len(rows), "steps": sum(r.max_len for r in requests)}
         for name in ("direct", "adapter"):
             with Memory(cuda) as mem:
@@ -368,8 +397,12 @@ def phase_batched(
                 else:
                     audio = asyncio.run(adapter(jobs, level, work / f"out{level}"))
                 wall = time.perf_counter() - t0
-            entry[name] = {"audio_s": round(audio, 2), "wall_s": round(wall, 2), "audio_s_per_s": round(audio / wall, 3),
-                           "peak_gib": round(mem.peak, 2)}  # fmt: skip
+            entry[name] = {
+                "audio_s": round(audio, 2),
+                "wall_s": round(wall, 2),
+                "audio_s_per_s": round(audio / wall, 3),
+                "peak_gib": round(mem.peak, 2),
+            }
         entry["adapter_vs_direct"] = round(entry["adapter"]["audio_s_per_s"] / entry["direct"]["audio_s_per_s"], 3)
         result["levels"][str(level)] = entry
         previous = time.monotonic() - began
@@ -413,10 +446,17 @@ def phase_plain_compiled(folder: Path, work: Path, rows: list[str], cuda: bool) 
             audio = sum(threads.map(one, enumerate(jobs)))
             wall = time.perf_counter() - t0
     pool.close()
-    return {"rows": len(rows), "replicas": pool.size, "load_and_compile_s": round(load_s, 1),
-            "compiled": [i.get("compiled") for i in info], "device_given": [i.get("device") for i in info],
-            "audio_s": round(audio, 2), "wall_s": round(wall, 2), "audio_s_per_s": round(audio / wall, 3),
-            "peak_gib": round(mem.peak, 2)}  # fmt: skip
+    return {
+        "rows": len(rows),
+        "replicas": pool.size,
+        "load_and_compile_s": round(load_s, 1),
+        "compiled": [i.get("compiled") for i in info],
+        "device_given": [i.get("device") for i in info],
+        "audio_s": round(audio, 2),
+        "wall_s": round(wall, 2),
+        "audio_s_per_s": round(audio / wall, 3),
+        "peak_gib": round(mem.peak, 2),
+    }
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -454,13 +494,18 @@ def main() -> None:
     if not flash_attn_sdpa._real_flash_attn_present():
         flash_attn_sdpa.install()  # nano-vllm imports flash_attn; the stand-in serves where it is missing
     os.environ.update(
-        VOXCPM_DEVICE="cuda:0" if cuda else "cpu", VOXCPM_CPU_THREADS="0" if cuda else "1",
-        VOXCPM_ENGINE="nanovllm", VOXCPM_BATCH_IMPL="standin" if args.dry_run or not cuda else "nanovllm",
-        VOXCPM_BATCH_MAX_SEQS=str(max(levels)), VOXCPM_BATCH_TIMESTEPS="10",
+        VOXCPM_DEVICE="cuda:0" if cuda else "cpu",
+        VOXCPM_CPU_THREADS="0" if cuda else "1",
+        VOXCPM_ENGINE="nanovllm",
+        VOXCPM_BATCH_IMPL="standin" if args.dry_run or not cuda else "nanovllm",
+        VOXCPM_BATCH_MAX_SEQS=str(max(levels)),
+        VOXCPM_BATCH_TIMESTEPS="10",
         VOXCPM_ATTENTION="auto" if flash_attn_sdpa._spec_is_real() else "sdpa",
-        VOXCPM_MAX_RATIO="1", VOXCPM_MAX_TAKES="1", VOXCPM_KEEP_BAD="true",
+        VOXCPM_MAX_RATIO="1",
+        VOXCPM_MAX_TAKES="1",
+        VOXCPM_KEEP_BAD="true",
         MEDIAMILL_LIMITS="local",
-    )  # fmt: skip
+    )
 
     if not cuda:
         import torch
@@ -510,8 +555,11 @@ def main() -> None:
     if isinstance(batched, dict):
         for level, entry in batched.get("levels", {}).items():
             if isinstance(entry, dict):
-                summary[f"batched_{level}"] = {"adapter": entry["adapter"]["audio_s_per_s"], "direct": entry["direct"]["audio_s_per_s"],
-                                               "adapter_vs_direct": entry["adapter_vs_direct"]}  # fmt: skip
+                summary[f"batched_{level}"] = {
+                    "adapter": entry["adapter"]["audio_s_per_s"],
+                    "direct": entry["direct"]["audio_s_per_s"],
+                    "adapter_vs_direct": entry["adapter_vs_direct"],
+                }
     doc["summary"] = summary
     doc["elapsed_s"] = round(time.monotonic() - t0, 1)
     out.write_text(json.dumps(doc, indent=2))

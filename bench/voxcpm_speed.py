@@ -57,8 +57,9 @@ def direct(model_dir: str, device: str, texts: list[str], out: Path) -> float:
     from mediamill.engines.voxcpm.pool import Replica, VoxcpmSettings, to_pcm16
     from mediamill.verify import DurationCheck
 
-    model = VoxCPM(voxcpm_model_path=model_dir, zipenhancer_model_path=None, enable_denoiser=False,
-                   optimize=False, device=device)  # fmt: skip
+    model = VoxCPM(
+        voxcpm_model_path=model_dir, zipenhancer_model_path=None, enable_denoiser=False, optimize=False, device=device
+    )
     cfg = VoxcpmSettings()
     bounds = Replica(device, model=model, settings_min_len_ratio=cfg.min_len_ratio)
     check = DurationCheck(cfg.min_ratio, cfg.max_ratio)
@@ -104,8 +105,12 @@ def main() -> None:
                 model_dir = str(build(Path(tmp, "random"), size=args.size))
             print(f"built the {args.size} random checkpoint in {t_build.seconds:.1f} s", flush=True)
         # Random weights say nothing a recogniser could hear; checking takes is measured in bench/verify.py.
-        os.environ.update(VOXCPM_MODEL=model_dir, VOXCPM_DEVICE=args.device, VOXCPM_CPU_THREADS=str(args.threads),
-                          MEDIAMILL_VERIFY="off")  # fmt: skip
+        os.environ.update(
+            VOXCPM_MODEL=model_dir,
+            VOXCPM_DEVICE=args.device,
+            VOXCPM_CPU_THREADS=str(args.threads),
+            MEDIAMILL_VERIFY="off",
+        )
         manifest = Path(tmp, "bench.csv")
         manifest.write_text("id,text\n" + "".join(f'r{i:05d},"{t}"\n' for i, t in enumerate(texts)))
         Path(tmp, "direct").mkdir()

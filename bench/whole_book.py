@@ -54,8 +54,11 @@ SAMPLE_S = 0.1
 
 
 def import_book(book: Path, folder: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(folder)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "mediamill.cli", "import", str(book), "--out", str(folder)],
+        check=True,
+        capture_output=True,
+    )
     (table,) = folder.glob("*.csv")
     return table
 
@@ -145,8 +148,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
     sampler.start()
     out: list[str] = []
     err: list[str] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.extend(s), daemon=True)
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]  # fmt: skip
+    readers = [
+        threading.Thread(target=lambda s=s, b=b: b.extend(s), daemon=True)
+        for s, b in ((proc.stdout, out), (proc.stderr, err))
+    ]
     for r in readers:
         r.start()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -200,30 +205,57 @@ def direct_worker(manifest: Path, out: Path, verify: bool) -> None:
             check = checker.check(path, expected_text(job), job.language)
             verify_s += time.perf_counter() - t
             verdicts[check.status] = verdicts.get(check.status, 0) + 1
-    print(json.dumps({"rows": len(jobs), "audio_s": audio, "elapsed_s": time.perf_counter() - started,
-                      "verify_s": verify_s, "verdicts": verdicts}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "rows": len(jobs),
+                "audio_s": audio,
+                "elapsed_s": time.perf_counter() - started,
+                "verify_s": verify_s,
+                "verdicts": verdicts,
+            }
+        )
+    )
 
 
 def direct(manifest: Path, work: Path, verify: bool) -> dict:
     out = work / ("direct-verify" if verify else "direct")
     out.mkdir()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "verify" if verify else "piper", str(manifest),
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "verify" if verify else "piper",
+        str(manifest),
+        "--out",
+        str(out),
+    ]
     m = measured(cmd)
     if m["exit"] != 0:
         raise RuntimeError(f"direct worker failed: {m['stderr_tail']}")
     doc = json.loads(m["stdout"].strip().splitlines()[-1])
-    return {"wall_s": m["wall_s"], "rows_s": round(doc["elapsed_s"], 1), "audio_min": round(doc["audio_s"] / 60, 1),
-            "verify_s": round(doc["verify_s"], 1), "verdicts": doc["verdicts"], "peak_mb": m["peak_mb"],
-            "maxrss_mb": m["maxrss_mb"], "cpu_s": m["cpu_s"], "rss_timeline": m["rss_timeline"]}  # fmt: skip
+    return {
+        "wall_s": m["wall_s"],
+        "rows_s": round(doc["elapsed_s"], 1),
+        "audio_min": round(doc["audio_s"] / 60, 1),
+        "verify_s": round(doc["verify_s"], 1),
+        "verdicts": doc["verdicts"],
+        "peak_mb": m["peak_mb"],
+        "maxrss_mb": m["maxrss_mb"],
+        "cpu_s": m["cpu_s"],
+        "rss_timeline": m["rss_timeline"],
+    }
 
 
 # -- mediamill --------------------------------------------------------------------------------------
 
 
 def defaults_env(src: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("MEDIAMILL_") and k != "MEDIAMILL_FFMPEG") and k != "PREFECT_API_URL"}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("MEDIAMILL_") and k != "MEDIAMILL_FFMPEG") and k != "PREFECT_API_URL"
+    }
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
     return env
@@ -250,12 +282,14 @@ def mediamill(manifest: Path, work: Path, label: str, src: Path | None) -> dict:
         "audio_min": round(summary["audio_h"] * 60, 1),
         "failed": sum(r["status"] == "failed" for r in results),
         "retaken": sum(int(r.get("retakes") or 0) > 0 for r in results),
-        "verdicts": {v: sum(r.get("verified") == v for r in results) for v in sorted({r.get("verified") or "" for r in results})},
+        "verdicts": {
+            v: sum(r.get("verified") == v for r in results) for v in sorted({r.get("verified") or "" for r in results})
+        },
         "peak_mb": m["peak_mb"],
         "maxrss_mb": m["maxrss_mb"],
         "cpu_s": m["cpu_s"],
         "rss_timeline": m["rss_timeline"],
-    }  # fmt: skip
+    }
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -269,16 +303,22 @@ def _ratio(rounds: list[dict[str, dict]], name: str, baseline: str) -> float:
 
 def table(rounds: list[dict[str, dict]]) -> str:
     names = list(rounds[0])
-    med = {n: {k: statistics.median(r[n][k] for r in rounds) for k in ("wall_s", "rows_s", "audio_min", "cpu_s")}
-           for n in names}  # fmt: skip
-    lines = [f"{'':<24}{'wall s':>8}{'cpu s':>8}{'rows s':>8}{'audio min':>10}{'x direct':>10}{'x direct+verify':>17}"
-             f"{'run MB':>8}{'API MB':>8}{'ffmpeg MB':>10}"]  # fmt: skip
+    med = {
+        n: {k: statistics.median(r[n][k] for r in rounds) for k in ("wall_s", "rows_s", "audio_min", "cpu_s")}
+        for n in names
+    }
+    lines = [
+        f"{'':<24}{'wall s':>8}{'cpu s':>8}{'rows s':>8}{'audio min':>10}{'x direct':>10}{'x direct+verify':>17}"
+        f"{'run MB':>8}{'API MB':>8}{'ffmpeg MB':>10}"
+    ]
     for n in names:
         peaks = [r[n]["peak_mb"] for r in rounds]
         mb = {k: max(p.get(k, 0) for p in peaks) for k in ("process", "prefect_server", "ffmpeg")}
-        lines.append(f"{n:<24}{med[n]['wall_s']:>8.1f}{med[n]['cpu_s']:>8.1f}{med[n]['rows_s']:>8.1f}{med[n]['audio_min']:>10.1f}"
-                     f"{_ratio(rounds, n, 'piper direct'):>10.2f}{_ratio(rounds, n, 'piper + verify direct'):>17.2f}"
-                     f"{mb['process']:>8}{mb['prefect_server'] or '-':>8}{mb['ffmpeg'] or '-':>10}")  # fmt: skip
+        lines.append(
+            f"{n:<24}{med[n]['wall_s']:>8.1f}{med[n]['cpu_s']:>8.1f}{med[n]['rows_s']:>8.1f}{med[n]['audio_min']:>10.1f}"
+            f"{_ratio(rounds, n, 'piper direct'):>10.2f}{_ratio(rounds, n, 'piper + verify direct'):>17.2f}"
+            f"{mb['process']:>8}{mb['prefect_server'] or '-':>8}{mb['ffmpeg'] or '-':>10}"
+        )
     lines.append(
         "rows s: the rows phase (mediamill: plan + generate in summary.json; direct: loading the voice and every "
         "row); cpu s: the whole process tree's; ratios: rows phase over the baseline's in the same round, median of "
@@ -328,10 +368,14 @@ def main() -> None:
             round_dir = work / f"round-{n + 1}"
             round_dir.mkdir()
             runs: dict[str, dict] = {}
-            for label, run in [("piper direct", lambda d=round_dir: direct(manifest, d, False)),
-                               ("piper + verify direct", lambda d=round_dir: direct(manifest, d, True)),
-                               *((label, lambda label=label, src=src, d=round_dir: mediamill(manifest, d, label, src))
-                                 for label, src in sources)]:  # fmt: skip
+            for label, run in [
+                ("piper direct", lambda d=round_dir: direct(manifest, d, False)),
+                ("piper + verify direct", lambda d=round_dir: direct(manifest, d, True)),
+                *(
+                    (label, lambda label=label, src=src, d=round_dir: mediamill(manifest, d, label, src))
+                    for label, src in sources
+                ),
+            ]:
                 if args.only and label not in args.only:
                     continue
                 runs[label] = run()
@@ -341,8 +385,14 @@ def main() -> None:
     print()
     print(table(rounds))
     RESULTS.mkdir(exist_ok=True)
-    doc = {"book": args.book.name, "rows": count, "chapters": args.chapters, "skip": args.skip, "rounds": rounds,
-           "sources": {k: str(v) for k, v in sources if v}}  # fmt: skip
+    doc = {
+        "book": args.book.name,
+        "rows": count,
+        "chapters": args.chapters,
+        "skip": args.skip,
+        "rounds": rounds,
+        "sources": {k: str(v) for k, v in sources if v},
+    }
     (RESULTS / "whole_book.json").write_text(json.dumps(doc, indent=1))
     print(f"\n(every measurement, with the run's memory over time: {RESULTS / 'whole_book.json'})")
 

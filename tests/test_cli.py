@@ -73,8 +73,11 @@ def test_a_killed_run_resumes_without_redoing_finished_rows(demo_copy, tmp_path)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mediamill.cli", "run", str(demo_copy), "--outputs", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     try:
         while len(finished_entries(out) if out.exists() else {}) < 4:
@@ -108,8 +111,12 @@ def test_ctrl_c_stops_promptly_and_the_next_run_resumes(demo_copy, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mediamill.cli", "run", str(demo_copy), "--outputs", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(), start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while len(finished_entries(out) if out.exists() else {}) < 2:
         assert proc.poll() is None and time.monotonic() < deadline

@@ -24,15 +24,22 @@ KEY, SECRET = WIRO_KEY, WIRO_SECRET
 
 
 def cli_wiro_env(emulator: WiroEmulator) -> dict[str, str]:
-    return cli_env(**hosted.wiro_env(emulator.url, WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3",
-                                     MEDIAMILL_RETRY_DELAY_S="0.05"))  # fmt: skip
+    return cli_env(
+        **hosted.wiro_env(
+            emulator.url, WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3", MEDIAMILL_RETRY_DELAY_S="0.05"
+        )
+    )
 
 
 def start_run(manifest: Path, out: Path, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
@@ -66,8 +73,11 @@ def test_a_run_killed_after_submitting_resumes_its_tasks_instead_of_paying_again
 
         resumed = subprocess.run(
             [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
-            capture_output=True, text=True, env=cli_wiro_env(wiro), timeout=300,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=cli_wiro_env(wiro),
+            timeout=300,
+        )
         assert resumed.returncode == 0, resumed.stderr
         prompts = Counter(r["inputs"]["prompt"] for r in wiro.runs)
         assert len(prompts) == 6 and set(prompts.values()) == {1}  # exactly one Run per row

@@ -95,8 +95,13 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     voices = tmp_path / "server-voices"
-    env = {"VOXCPM_MODEL": str(tiny_voxcpm), "VOXCPM_DEVICE": "cpu", "VOXCPM_CPU_THREADS": "1",
-           "MEDIAMILL_SERVE_API_KEY": SERVE_KEY, "TMPDIR": str(scratch)}  # fmt: skip
+    env = {
+        "VOXCPM_MODEL": str(tiny_voxcpm),
+        "VOXCPM_DEVICE": "cpu",
+        "VOXCPM_CPU_THREADS": "1",
+        "MEDIAMILL_SERVE_API_KEY": SERVE_KEY,
+        "TMPDIR": str(scratch),
+    }
     write_tone_wav(tmp_path / "guest.wav", 1.5)
     good = write_manifest(
         "id,kind,text,reference,reference_text,style\n"

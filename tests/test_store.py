@@ -41,10 +41,27 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
 
 def _row(**kw) -> RowResult:
     base = dict(
-        id="r1", row=1, kind="tts", chapter=None, backend="piper", model="m", status="done", attempts=1,
-        error=None, output="segments/r1.wav", audio_s=1.0, sample_rate=22050, elapsed_s=0.5, compute_s=0.4,
-        queue_s=None, cost_usd=0.0, cost_source="free", task_id=None, key="k", created_at="2026-01-01T00:00:00+00:00",
-    )  # fmt: skip
+        id="r1",
+        row=1,
+        kind="tts",
+        chapter=None,
+        backend="piper",
+        model="m",
+        status="done",
+        attempts=1,
+        error=None,
+        output="segments/r1.wav",
+        audio_s=1.0,
+        sample_rate=22050,
+        elapsed_s=0.5,
+        compute_s=0.4,
+        queue_s=None,
+        cost_usd=0.0,
+        cost_source="free",
+        task_id=None,
+        key="k",
+        created_at="2026-01-01T00:00:00+00:00",
+    )
     base.update(kw)
     return RowResult(**base)
 
@@ -91,8 +108,12 @@ def _holding(kind: str, target, tmp_path):
 
     script = tmp_path / "holder.py"
     script.write_text(_HOLDER)
-    proc = subprocess.Popen([sys.executable, str(script), kind, str(target)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(script), kind, str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     return proc, Path(proc.stdout.readline().strip())
 
 
@@ -178,8 +199,12 @@ def test_a_child_started_with_child_options_dies_with_its_parent(tmp_path):
         "print(child.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     child = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()

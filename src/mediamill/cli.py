@@ -205,9 +205,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     with own_api():
         state = asyncio.run(
-            sweep(inbox=str(args.inbox), backend=args.backend, outputs=str(args.outputs) if args.outputs else None,
-                  profiles=args.profile, return_state=True)
-        )  # fmt: skip
+            sweep(
+                inbox=str(args.inbox),
+                backend=args.backend,
+                outputs=str(args.outputs) if args.outputs else None,
+                profiles=args.profile,
+                return_state=True,
+            )
+        )
     console.print(f"[bold]{'done' if state.is_completed() else 'failed'}[/]: {state.message}")
     return 0 if state.is_completed() else 1
 
@@ -375,8 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command, func in ((run, cmd_run), (swp, cmd_sweep)):
         command.add_argument("--backend", help="backend for rows that name none (default: piper)")
         command.add_argument("--outputs", type=Path, help="outputs root (default: $MEDIAMILL_OUTPUTS or ./outputs)")
-        command.add_argument("--profile", action="append", choices=list(PROFILES),
-                             help="delivery profile (repeatable; default: each sidecar's profiles, else audiobook)")  # fmt: skip
+        command.add_argument(
+            "--profile",
+            action="append",
+            choices=list(PROFILES),
+            help="delivery profile (repeatable; default: each sidecar's profiles, else audiobook)",
+        )
         command.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs on the terminal")
         command.set_defaults(func=func)
 

@@ -52,9 +52,11 @@ class Settings(BaseSettings):
         "auto", description="Where concurrency limits live: auto = on the Prefect server when one is configured."
     )
     lease_s: float = Field(
-        300.0, ge=60, le=86_400,
+        300.0,
+        ge=60,
+        le=86_400,
         description="Server slots are leased for this long and renewed while held; a dead worker's come back then.",
-    )  # fmt: skip
+    )
     max_rows: int = Field(100_000, ge=1, description="Rows a manifest may have; more is refused before any work.")
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
     # Verification of speech takes against their text (see mediamill.verify).

@@ -19,9 +19,15 @@ KEY, SECRET = "wiro-test-key-0123456789", "wiro-test-secret-abcdefghij"
 SIGNATURE_REQUIRED = "Project requires signature authentication. x-signature and x-nonce headers are required."
 TERMINAL = {"task_postprocess_end", "task_cancel"}
 SEQUENCE = [
-    "task_queue", "task_accept", "task_assign", "task_start", "task_output",
-    "task_end", "task_postprocess_start", "task_postprocess_end",
-]  # fmt: skip
+    "task_queue",
+    "task_accept",
+    "task_assign",
+    "task_start",
+    "task_output",
+    "task_end",
+    "task_postprocess_start",
+    "task_postprocess_end",
+]
 
 
 def signed(nonce: str = "1734513809", key: str = KEY, secret: str = SECRET) -> dict:
@@ -406,9 +412,16 @@ def test_pixazo_auth_and_validation(pixazo):
 
 @pytest.mark.parametrize(
     "fault, status",
-    [("http400", 400), ("http401", 401), ("http402", 402), ("http403", 403), ("http429", 429), ("http500", 500),
-     ("http502", 502)],
-)  # fmt: skip
+    [
+        ("http400", 400),
+        ("http401", 401),
+        ("http402", 402),
+        ("http403", 403),
+        ("http429", 429),
+        ("http500", 500),
+        ("http502", 502),
+    ],
+)
 def test_pixazo_status_faults(pixazo, fault, status):
     pixazo.inject(fault)
     r = pixazo.client.post("/text-to-speech", json={"text": "hi"})

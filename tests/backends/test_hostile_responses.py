@@ -62,8 +62,13 @@ def limits(monkeypatch):
 def wiro(monkeypatch, limits):
     with WiroEmulator(api_key=WIRO_KEY, api_secret=WIRO_SECRET, queue_s=0.05, run_s=0.15) as emulator:
         emulator.drip_s = DRIP_S
-        point(monkeypatch, "wiro", wiro_env(emulator.url, WIRO_POLL_MAX_S="0.1", WIRO_POLL_FAILURES="2",
-                                            WIRO_REQUEST_TIMEOUT_S=str(DEADLINE_S)))  # fmt: skip
+        point(
+            monkeypatch,
+            "wiro",
+            wiro_env(
+                emulator.url, WIRO_POLL_MAX_S="0.1", WIRO_POLL_FAILURES="2", WIRO_REQUEST_TIMEOUT_S=str(DEADLINE_S)
+            ),
+        )
         yield Hosted("wiro", emulator)
 
 
@@ -166,13 +171,23 @@ def test_api_redirects_are_not_followed_so_the_key_stays_home(wiro, pixazo, tmp_
     # The trap is real: a client that follows a redirect sends a custom key header to the other host.
     emulator = wiro.emulator
     emulator.inject("run_redirect")
-    httpx.post(f"{emulator.url}/Run/openbmb/voxcpm", json={"prompt": "hi"}, headers=emulator.auth_headers(), follow_redirects=True)  # fmt: skip
+    httpx.post(
+        f"{emulator.url}/Run/openbmb/voxcpm",
+        json={"prompt": "hi"},
+        headers=emulator.auth_headers(),
+        follow_redirects=True,
+    )
     (visit,) = emulator.visits
     assert visit["host"].startswith("localhost:") and visit["headers"]["x-api-key"] == WIRO_KEY
 
     emulator.inject("run_redirect")
     outcome = attempt(wiro, tmp_path / "run")
-    assert_failed_cleanly(outcome, "wiro Run/openbmb/voxcpm: answered with a redirect (HTTP 307) to localhost:", 1, tmp_path / "run" / "out")  # fmt: skip
+    assert_failed_cleanly(
+        outcome,
+        "wiro Run/openbmb/voxcpm: answered with a redirect (HTTP 307) to localhost:",
+        1,
+        tmp_path / "run" / "out",
+    )
     assert "check WIRO_BASE_URL" in outcome.error and wiro.paid == 0
 
     emulator.inject("detail_redirect", 100)
@@ -181,7 +196,9 @@ def test_api_redirects_are_not_followed_so_the_key_stays_home(wiro, pixazo, tmp_
 
     pixazo.emulator.inject("redirect")
     outcome = attempt(pixazo, tmp_path / "px")
-    assert_failed_cleanly(outcome, "pixazo text-to-speech: answered with a redirect (HTTP 307)", 1, tmp_path / "px" / "out")  # fmt: skip
+    assert_failed_cleanly(
+        outcome, "pixazo text-to-speech: answered with a redirect (HTTP 307)", 1, tmp_path / "px" / "out"
+    )
     assert "check PIXAZO_BASE_URL" in outcome.error
 
     assert len(emulator.visits) == 1 and pixazo.emulator.visits == []  # only the trap's own visit
@@ -201,7 +218,9 @@ def test_a_dripping_status_check_ends_at_its_deadline(wiro, tmp_path):
 def test_a_dripping_pixazo_call_ends_at_its_deadline(pixazo, tmp_path):
     pixazo.emulator.inject("drip", 100)
     outcome = attempt(pixazo, tmp_path, retries=1)
-    assert_failed_cleanly(outcome, f"pixazo text-to-speech: no complete answer within {DEADLINE_S:g} s", 2, tmp_path / "out")  # fmt: skip
+    assert_failed_cleanly(
+        outcome, f"pixazo text-to-speech: no complete answer within {DEADLINE_S:g} s", 2, tmp_path / "out"
+    )
     assert pixazo.paid == 2
 
 

@@ -56,8 +56,10 @@ def test_a_clause_longer_than_the_bound_is_split_between_words_and_a_longer_word
 def test_piper_never_infers_more_than_the_bound_at_once(write_manifest, tmp_path, monkeypatch):
     backend = get_backend("piper")
     monkeypatch.setattr(piper_backend, "MAX_PIECE_PHONEMES", 60)  # a long sentence, kept short for the test
-    text = ("The whale, which had risen slowly from the deep, rolled once in the grey swell, spouted twice, "
-            "and then, as the boats drew near with their oars muffled, sank again without a sound.")  # fmt: skip
+    text = (
+        "The whale, which had risen slowly from the deep, rolled once in the grey swell, spouted twice, "
+        "and then, as the boats drew near with their oars muffled, sank again without a sound."
+    )
     (job,) = validate(write_manifest(f'id,text\na,"{text}"\n'), "piper").jobs
     voice = backend._load(backend._voice(job.row, Path("."))[0])
     lengths: list[int] = []

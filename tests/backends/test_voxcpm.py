@@ -148,8 +148,9 @@ def test_long_text_is_read_in_pieces_and_joined(write_manifest, tmp_path, calls,
     assert wav_seconds(tmp_path / "out" / "book" / "segments" / "long.wav") == pytest.approx(expected, abs=1e-4)
 
 
-def test_pieces_are_checked_by_ear_one_by_one_and_a_failing_piece_is_read_again(write_manifest, tmp_path, calls,
-                                                                                  monkeypatch):  # fmt: skip
+def test_pieces_are_checked_by_ear_one_by_one_and_a_failing_piece_is_read_again(
+    write_manifest, tmp_path, calls, monkeypatch
+):
     """The tiny model's random weights say nothing: every piece fails its check, so each is read again (not
     the whole row), the best take of each is kept, and the row (kept, flagged) records every piece's verdict."""
     import json

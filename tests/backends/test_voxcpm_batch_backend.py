@@ -174,8 +174,10 @@ reg,tts,The narrator speaks.,,,,,narrator,,
 
 def test_long_rows_are_split_and_every_piece_submitted_at_once(write_manifest, batched, tmp_path, monkeypatch):
     monkeypatch.setenv("VOXCPM_MAX_CHARS", "60")
-    text = ("The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
-            "Every evening, for forty years, he lit the lamps.")  # fmt: skip
+    text = (
+        "The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
+        "Every evening, for forty years, he lit the lamps."
+    )
     manifest = write_manifest(f'id,text\nlong,"{text}"\n')
     _, (made,) = generate_all(manifest, tmp_path)
     pool = the_pool()

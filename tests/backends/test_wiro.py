@@ -256,8 +256,13 @@ def _noted_task(wiro, path, outputs, *, submitted_ago_s: float = 0.0):
 
     job = validate(path, "wiro").jobs[0]
     answer = httpx.post(f"{wiro.url}/Run/openbmb/voxcpm", json=job.spec.params, headers=wiro.auth_headers()).json()
-    record = {"backend": "wiro", "model": job.spec.model, "task_id": answer["taskid"],
-              "token": answer["socketaccesstoken"], "submitted_at": time.time() - submitted_ago_s}  # fmt: skip
+    record = {
+        "backend": "wiro",
+        "model": job.spec.model,
+        "task_id": answer["taskid"],
+        "token": answer["socketaccesstoken"],
+        "submitted_at": time.time() - submitted_ago_s,
+    }
     journal = Store(outputs).journal(job.key)
     journal.write(record)
     return journal
@@ -348,8 +353,7 @@ def test_finished_tasks_without_an_exit_code_are_successes_paid_once(wiro, monke
 
 
 @BOTH_SHAPES
-def test_a_finished_task_without_usable_output_fails_with_its_id_and_is_not_resubmitted(wiro, tmp_path,
-                                                                                         write_manifest):  # fmt: skip
+def test_a_finished_task_without_usable_output_fails_with_its_id_and_is_not_resubmitted(wiro, tmp_path, write_manifest):
     wiro.inject("task_no_outputs", 1)
     state = run(speech_manifest(write_manifest, tmp_path, 1), tmp_path / "out")
     assert state.is_failed()

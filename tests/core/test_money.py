@@ -22,8 +22,19 @@ def test_sums_are_exact_where_float_addition_is_not():
 
 
 def test_the_summary_adds_rows_exactly():
-    rows = [{"status": "done", "kind": "tts", "backend": "wiro", "audio_s": 1.0, "cost_usd": c, "compute_s": 0.0,
-             "elapsed_s": 0.0, "cost_source": "reported"} for c in (0.1, 0.2, 0.0030985)]  # fmt: skip
+    rows = [
+        {
+            "status": "done",
+            "kind": "tts",
+            "backend": "wiro",
+            "audio_s": 1.0,
+            "cost_usd": c,
+            "compute_s": 0.0,
+            "elapsed_s": 0.0,
+            "cost_source": "reported",
+        }
+        for c in (0.1, 0.2, 0.0030985)
+    ]
     summary = summarise(rows)
     assert summary["cost_usd"] == 0.3030985
     assert summary["cost_by_backend"] == {"wiro": 0.3030985}

@@ -24,8 +24,19 @@ def test_polls_grow_by_their_factor_up_to_the_most():
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("7", 7.0), ("2.5", 2.5), ("0", 0.0), ("3600", 60.0), (None, 4.0), ("", 4.0), ("soon", 4.0),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 4.0), ("-3", 4.0), ("nan", 4.0), ("inf", 4.0)],
-)  # fmt: skip
+    [
+        ("7", 7.0),
+        ("2.5", 2.5),
+        ("0", 0.0),
+        ("3600", 60.0),
+        (None, 4.0),
+        ("", 4.0),
+        ("soon", 4.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 4.0),
+        ("-3", 4.0),
+        ("nan", 4.0),
+        ("inf", 4.0),
+    ],
+)
 def test_retry_after_is_honoured_within_the_cap_and_nonsense_falls_back(header, expected):
     assert retry_after(header, fallback=4.0) == expected

@@ -27,8 +27,10 @@ def _seconds(clock: str) -> float:
 
 
 def test_cues_follow_caption_practice():
-    long = ("The lamplighter walked the length of Harrow Street, and one by one the lamps came on, "
-            "each a small sun against the evening; nobody thanked him, and he did not expect them to.")  # fmt: skip
+    long = (
+        "The lamplighter walked the length of Harrow Street, and one by one the lamps came on, "
+        "each a small sun against the evening; nobody thanked him, and he did not expect them to."
+    )
     rows = [CaptionRow(long, 0.0, 12.0, 12.6), CaptionRow("Yes.", 12.6, 13.0, 15.0)]
     made = cues(rows)
     for cue in made:
@@ -43,8 +45,21 @@ def test_cues_follow_caption_practice():
 
 def test_word_timings_time_the_cues_and_the_text_stays_the_manifests():
     text = "He counted 12 steps. Then he stopped, because the lamp was already lit."
-    spoken = ["he", "counted", "twelve", "steps", "then", "he", "stopped", "because", "the", "lamp", "was",
-              "already", "lit"]  # fmt: skip
+    spoken = [
+        "he",
+        "counted",
+        "twelve",
+        "steps",
+        "then",
+        "he",
+        "stopped",
+        "because",
+        "the",
+        "lamp",
+        "was",
+        "already",
+        "lit",
+    ]
     words = tuple((w, 1.0 + 0.4 * i, 1.3 + 0.4 * i) for i, w in enumerate(spoken))
     (cue,) = cues([CaptionRow(text, 1.0, 7.0, 8.0, words)])
     assert (cue.start_s, cue.end_s) == (1.0, pytest.approx(1.3 + 0.4 * 12))  # first word's start, last word's end
@@ -109,8 +124,22 @@ def test_video_captions_come_from_the_clips_speech_and_ride_in_the_mp4(tmp_path)
     from mediamill.media import master, run_ffmpeg
 
     clip = tmp_path / "clip.mp4"
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3", "-f", "lavfi",
-               "-i", "sine=frequency=300:duration=3", "-shortest", "-c:v", "libx264", "-c:a", "aac", clip)  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=3",
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        clip,
+    )
     subs = write_srt(tmp_path / "cut.srt", cues([CaptionRow("Hi there.", 0.2, 2.0, 3.0)]))
     dest = tmp_path / "cut.mp4"
     master.video_cut([clip], dest, None, "mix", -16.0, -2.5, tmp_path, subtitles=subs)

@@ -95,14 +95,54 @@ def test_noise_floor_and_silences_are_found(tmp_path):
 
 
 def test_profile_rules_name_what_fails(tmp_path):
-    good = lavfi(tmp_path / "good.mp3", "sine=frequency=300:duration=3:sample_rate=44100",
-                 "-af", "volume=4dB,adelay=750:all=1,apad=pad_dur=2", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "192k")  # fmt: skip
-    quiet = lavfi(tmp_path / "quiet.mp3", "sine=frequency=300:duration=3:sample_rate=44100",
-                  "-af", "volume=-10dB,adelay=750:all=1,apad=pad_dur=2", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "192k")  # fmt: skip
-    clipping = lavfi(tmp_path / "clip.mp3", "sine=frequency=300:duration=3:sample_rate=44100",
-                     "-af", "volume=18dB,adelay=750:all=1,apad=pad_dur=2", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "192k")  # fmt: skip
-    noisy = lavfi(tmp_path / "noisy.mp3", "anoisesrc=color=white:amplitude=0.03:duration=6:sample_rate=44100",
-                  "-af", "volume=0dB", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "128k")  # fmt: skip
+    good = lavfi(
+        tmp_path / "good.mp3",
+        "sine=frequency=300:duration=3:sample_rate=44100",
+        "-af",
+        "volume=4dB,adelay=750:all=1,apad=pad_dur=2",
+        "-ac",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "192k",
+    )
+    quiet = lavfi(
+        tmp_path / "quiet.mp3",
+        "sine=frequency=300:duration=3:sample_rate=44100",
+        "-af",
+        "volume=-10dB,adelay=750:all=1,apad=pad_dur=2",
+        "-ac",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "192k",
+    )
+    clipping = lavfi(
+        tmp_path / "clip.mp3",
+        "sine=frequency=300:duration=3:sample_rate=44100",
+        "-af",
+        "volume=18dB,adelay=750:all=1,apad=pad_dur=2",
+        "-ac",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "192k",
+    )
+    noisy = lavfi(
+        tmp_path / "noisy.mp3",
+        "anoisesrc=color=white:amplitude=0.03:duration=6:sample_rate=44100",
+        "-af",
+        "volume=0dB",
+        "-ac",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+    )
 
     def failing(path):
         m = measure(path)
@@ -222,9 +262,23 @@ def test_ducking_lowers_the_bed_under_speech(tmp_path):
 def test_video_clips_are_joined_with_a_narration_track(tmp_path):
     clips = []
     for n, (size, seconds) in enumerate([("320x240", 2.0), ("640x360", 1.5)]):
-        clips.append(lavfi(tmp_path / f"clip{n}.mp4", f"testsrc=size={size}:rate=24:duration={seconds}",
-                           "-f", "lavfi", "-i", f"sine=frequency={300 + 200 * n}:duration={seconds}",
-                           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"))  # fmt: skip
+        clips.append(
+            lavfi(
+                tmp_path / f"clip{n}.mp4",
+                f"testsrc=size={size}:rate=24:duration={seconds}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={300 + 200 * n}:duration={seconds}",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            )
+        )
     narration = write_speechlike_wav(tmp_path / "narration.wav", 2.5)
     for mode in ("mix", "replace"):
         dest = tmp_path / f"cut-{mode}.mp4"

@@ -14,7 +14,7 @@ from mediamill.deliver.readalong import (
     ReadalongChapter,
     ReadalongError,
     ReadalongRow,
-    build_readalong,  # fmt: skip
+    build_readalong,
     parse_clock,
 )
 from mediamill.deliver.readalong.spans import TextIndex, segments, wrap
@@ -39,13 +39,15 @@ def book_from(result, tmp: Path, words: bool = False, epub: Path | None = None) 
                 ws = row["text"].split()
                 step = length / len(ws)
                 timed = tuple((w, round(t + i * step, 3), round(t + (i + 1) * step, 3)) for i, w in enumerate(ws))
-            made.append(ReadalongRow(row["id"], row["text"], row["source"] or None, round(t, 3), round(t + length, 3),
-                                     timed))  # fmt: skip
+            made.append(
+                ReadalongRow(row["id"], row["text"], row["source"] or None, round(t, 3), round(t + length, 3), timed)
+            )
             t = round(t + length, 3)
         chapters.append(ReadalongChapter(title, sine_flac(tmp / f"ch{n}.flac", t + 0.2), tuple(made)))
     report = result.report
-    return ReadalongBook(report.title, report.author, report.language, result.cover, epub, tuple(chapters),
-                         narrator="Joe")  # fmt: skip
+    return ReadalongBook(
+        report.title, report.author, report.language, result.cover, epub, tuple(chapters), narrator="Joe"
+    )
 
 
 def parse_package(path: Path):
@@ -260,8 +262,14 @@ def test_an_imported_book_is_produced_and_delivered_as_a_read_along(tmp_path, wi
     else:
         (tmp_path / "work" / "lantern.epub").write_bytes(src.read_bytes())  # the book beside its manifest
     out = tmp_path / "out"
-    state = asyncio.run(produce(manifest=str(result.manifest), backend="tests.helpers.fakes:CountingBackend",
-                                outputs=str(out), return_state=True))  # fmt: skip
+    state = asyncio.run(
+        produce(
+            manifest=str(result.manifest),
+            backend="tests.helpers.fakes:CountingBackend",
+            outputs=str(out),
+            return_state=True,
+        )
+    )
     assert state.is_completed(), state.message
     epub = out / result.manifest.stem / "readalong" / f"{result.manifest.stem}.epub"
     assert problems(epubcheck(epub)) == []

@@ -58,8 +58,17 @@ def test_varlen_prefill_matches_each_sequence_alone(dtype, kv_heads):
         rand(total, kv_heads, 8, dtype=dtype, seed=11),
         rand(total, kv_heads, 8, dtype=dtype, seed=12),
     )
-    out = fa.flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=max(lengths),
-                                    max_seqlen_k=max(lengths), softmax_scale=0.25, causal=True)  # fmt: skip
+    out = fa.flash_attn_varlen_func(
+        q,
+        k,
+        v,
+        cu_seqlens_q=cu,
+        cu_seqlens_k=cu,
+        max_seqlen_q=max(lengths),
+        max_seqlen_k=max(lengths),
+        softmax_scale=0.25,
+        causal=True,
+    )
     assert out.shape == q.shape and out.dtype == dtype and out.is_contiguous()
     for start, end in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
         close(out[start:end], attend_one(q[start:end], k[start:end], v[start:end], 0.25, True), dtype)
@@ -92,8 +101,18 @@ def test_varlen_prefill_over_a_prefix_cache(kv_heads):
     cu_q = torch.tensor([0, 1, 7, 11], dtype=torch.int32)
     cu_k = torch.tensor([0, 9, 15, 27], dtype=torch.int32)
     q = rand(11, heads, dim, seed=23)
-    out = fa.flash_attn_varlen_func(q, k_cache, v_cache, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=6,
-                                    max_seqlen_k=12, softmax_scale=0.5, causal=True, block_table=table)  # fmt: skip
+    out = fa.flash_attn_varlen_func(
+        q,
+        k_cache,
+        v_cache,
+        cu_seqlens_q=cu_q,
+        cu_seqlens_k=cu_k,
+        max_seqlen_q=6,
+        max_seqlen_k=12,
+        softmax_scale=0.5,
+        causal=True,
+        block_table=table,
+    )
     for b in range(3):
         keys = read_paged(k_cache, tables[b], len_k[b])
         values = read_paged(v_cache, tables[b], len_k[b])
@@ -107,15 +126,18 @@ def test_paged_decode_reads_only_each_sequences_blocks(kv_heads):
     k_cache, v_cache, tables, table = paged_cache(lengths, block_size, kv_heads, dim, seed=30)
     q = rand(4, 1, heads, dim, seed=33)
     seqlens = torch.tensor(lengths, dtype=torch.int32)
-    out = fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=seqlens, block_table=table,
-                                     softmax_scale=0.35, causal=True)  # fmt: skip
+    out = fa.flash_attn_with_kvcache(
+        q, k_cache, v_cache, cache_seqlens=seqlens, block_table=table, softmax_scale=0.35, causal=True
+    )
     assert out.shape == (4, 1, heads, dim) and out.is_contiguous()
     for b, n in enumerate(lengths):
         keys, values = read_paged(k_cache, tables[b], n), read_paged(v_cache, tables[b], n)
         close(out[b], attend_one(q[b], keys, values, 0.35, True))
     # One new token sees every cached key, so causal makes no difference at Sq = 1.
-    torch.testing.assert_close(out, fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=seqlens,
-                                                               block_table=table, softmax_scale=0.35))  # fmt: skip
+    torch.testing.assert_close(
+        out,
+        fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=seqlens, block_table=table, softmax_scale=0.35),
+    )
 
 
 def test_padded_decode_rows_are_zero():
@@ -123,8 +145,9 @@ def test_padded_decode_rows_are_zero():
     k_cache, v_cache = rand(3, 4, 1, 8, seed=40), rand(3, 4, 1, 8, seed=41)
     q = rand(2, 1, 2, 8, seed=42)
     table = torch.tensor([[1, 2], [0, 0]], dtype=torch.int32)
-    out = fa.flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=torch.tensor([6, 0], dtype=torch.int32),
-                                     block_table=table, causal=True)  # fmt: skip
+    out = fa.flash_attn_with_kvcache(
+        q, k_cache, v_cache, cache_seqlens=torch.tensor([6, 0], dtype=torch.int32), block_table=table, causal=True
+    )
     assert torch.equal(out[1], torch.zeros_like(out[1]))
     close(out[0], attend_one(q[0], read_paged(k_cache, [1, 2], 6), read_paged(v_cache, [1, 2], 6), 8**-0.5, True))
 
@@ -137,13 +160,16 @@ def test_dense_kv_cache_and_integer_seqlens():
         close(out[b], attend_one(q[b], k_cache[b, :7], v_cache[b, :7], 8**-0.5, True))
 
 
-@pytest.mark.parametrize("call", [
-    lambda q: fa.flash_attn_func(q, q, q, dropout_p=0.1),
-    lambda q: fa.flash_attn_func(q, q, q, window_size=(4, 0)),
-    lambda q: fa.flash_attn_func(q, q, q, return_attn_probs=True),
-    lambda q: fa.flash_attn_with_kvcache(q, q, q, k=q, v=q),
-    lambda q: fa.flash_attn_with_kvcache(q, q, q, return_softmax_lse=True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda q: fa.flash_attn_func(q, q, q, dropout_p=0.1),
+        lambda q: fa.flash_attn_func(q, q, q, window_size=(4, 0)),
+        lambda q: fa.flash_attn_func(q, q, q, return_attn_probs=True),
+        lambda q: fa.flash_attn_with_kvcache(q, q, q, k=q, v=q),
+        lambda q: fa.flash_attn_with_kvcache(q, q, q, return_softmax_lse=True),
+    ],
+)
 def test_unsupported_options_are_refused(call):
     with pytest.raises(NotImplementedError):
         call(rand(1, 4, 2, 8))

@@ -11,8 +11,15 @@ pytestmark = pytest.mark.gpu
 
 
 def start(checkpoint, **overrides) -> BatchEngine:
-    cfg = VoxcpmSettings(engine="nanovllm", batch_impl="nanovllm", model=str(checkpoint), device="cuda:0",
-                        batch_max_seqs=8, batch_memory=0.2, **overrides)  # fmt: skip
+    cfg = VoxcpmSettings(
+        engine="nanovllm",
+        batch_impl="nanovllm",
+        model=str(checkpoint),
+        device="cuda:0",
+        batch_max_seqs=8,
+        batch_memory=0.2,
+        **overrides,
+    )
     engine = BatchEngine(cfg, checkpoint)
     engine.start_sync(900)
     return engine

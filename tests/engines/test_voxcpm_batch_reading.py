@@ -15,8 +15,10 @@ from mediamill.engines.voxcpm.batch.standin import default_length
 from mediamill.text import predicted_seconds, split_text
 from mediamill.verify import DurationCheck
 
-TEXT = ("The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
-        "Every evening, for forty years, he lit the lamps.")  # fmt: skip
+TEXT = (
+    "The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
+    "Every evening, for forty years, he lit the lamps."
+)
 CHECK = DurationCheck()
 
 
@@ -142,7 +144,14 @@ def test_the_prompt_bound_never_undercounts_the_engines_tokens(engine):
         "(a calm voice)Numbers 1, 22, 333.",
     ]
     for text in texts:
-        req = piece_request(engine, text, BatchVoice(prompt_latents=b"\0" * 1024, prompt_text="Prompt words."), 1, CHECK,
-                            timesteps=10, cfg_value=2.0)  # fmt: skip
+        req = piece_request(
+            engine,
+            text,
+            BatchVoice(prompt_latents=b"\0" * 1024, prompt_text="Prompt words."),
+            1,
+            CHECK,
+            timesteps=10,
+            cfg_value=2.0,
+        )
         engine.take_sync(req)
         assert engine.prompt_tokens(req) >= pool.log[-1]["prompt_len"]

@@ -40,7 +40,8 @@ def test_voxcpm_reads_the_checkpoint_and_the_stop_head_sets_lengths(tmp_path, st
     from voxcpm import VoxCPM
 
     folder = build(tmp_path / "ck", stop=stop)
-    model = VoxCPM(voxcpm_model_path=str(folder), zipenhancer_model_path=None, enable_denoiser=False,
-                   optimize=False, device="cpu")  # fmt: skip
+    model = VoxCPM(
+        voxcpm_model_path=str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=False, device="cpu"
+    )
     samples = model.generate(text="Hello there.", min_len=4, max_len=12, retry_badcase=False)
     assert len(samples) == (6 if stop == "early" else 12) * 7680

@@ -69,7 +69,8 @@ def test_settings_drive_the_plan(monkeypatch):
     pool = replica_pool()
     assert pool.size == 4 and pool.devices == ["cuda:1#0", "cuda:1#1", "cuda:3#0", "cuda:3#1"]
     assert [(r.spec.device, r.spec.env, r.spec.optimize) for r in pool.replicas] == [
-        ("cuda", {"CUDA_VISIBLE_DEVICES": "1"}, True)] * 2 + [("cuda", {"CUDA_VISIBLE_DEVICES": "3"}, True)] * 2  # fmt: skip
+        ("cuda", {"CUDA_VISIBLE_DEVICES": "1"}, True)
+    ] * 2 + [("cuda", {"CUDA_VISIBLE_DEVICES": "3"}, True)] * 2
     assert pool.settings.optimize is False  # nothing in this process is asked to compile
     assert replica_pool() is pool
     monkeypatch.setenv("VOXCPM_OPTIMIZE", "false")
@@ -146,8 +147,16 @@ def one_thread():
 def test_a_process_replica_makes_the_same_audio_as_an_in_process_one(cpu_process_replica, voxcpm_env, one_thread):
     from voxcpm import VoxCPM
 
-    here = Replica("cpu", model=VoxCPM(voxcpm_model_path=str(voxcpm_env), zipenhancer_model_path=None,
-                                       enable_denoiser=False, optimize=False, device="cpu"))  # fmt: skip
+    here = Replica(
+        "cpu",
+        model=VoxCPM(
+            voxcpm_model_path=str(voxcpm_env),
+            zipenhancer_model_path=None,
+            enable_denoiser=False,
+            optimize=False,
+            device="cpu",
+        ),
+    )
     text, check = "The lamps came on one by one.", DurationCheck()
     for seed in (3, 4):
         remote = cpu_process_replica.take(text, Voicing(style="calm"), Knobs(cfg_value=1.5), seed, check)

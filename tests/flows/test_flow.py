@@ -118,8 +118,11 @@ b2,,Line four.,{BROKEN}
     changed = {k for k in broken.calls if broken.calls[k] != calls.get(k)}
     assert changed == {rows["b1"]["key"]}
     assert {r["id"]: r["status"] for r in results(out, "partial")} == {
-        "a1": "cached", "a2": "cached", "b1": "failed", "b2": "cached"
-    }  # fmt: skip
+        "a1": "cached",
+        "a2": "cached",
+        "b1": "failed",
+        "b2": "cached",
+    }
 
 
 def test_a_permanent_error_is_not_retried(write_manifest, tmp_path, fast_retries):

@@ -132,7 +132,9 @@ class Fleet:
         raise AssertionError(f"runs not finished after {timeout}s: {states}\n{self.log('worker-1')[-3000:]}")
 
     def artifact(self, run_id: str, key: str) -> list[dict]:
-        found = self.api("POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [run_id]}}})  # fmt: skip
+        found = self.api(
+            "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [run_id]}}}
+        )
         assert found, f"no artifact {key} for run {run_id}"
         data = found[0]["data"]
         return json.loads(data) if isinstance(data, str) else data
@@ -159,7 +161,9 @@ def fleet(tmp_path_factory) -> Iterator[Fleet]:
         fleet.prefect("work-pool", "create", "mediamill-gpu", "--type", "process")
         fleet.prefect("--no-prompt", "deploy", "--all")
         for n in (1, 2):  # one flow run at a time each, so two runs land on two workers
-            fleet.spawn(f"worker-{n}", "worker", "start", "--pool", "mediamill-cpu", "--name", f"worker-{n}", "--limit", "1")  # fmt: skip
+            fleet.spawn(
+                f"worker-{n}", "worker", "start", "--pool", "mediamill-cpu", "--name", f"worker-{n}", "--limit", "1"
+            )
         yield fleet
     finally:
         fleet.stop()
@@ -260,15 +264,22 @@ def _wiro_limit(fleet: Fleet) -> dict:
 def _hosted_run(fleet: Fleet, wiro, manifest: Path, out: Path, log: Path, **env: str) -> subprocess.Popen:
     run_env = {
         **fleet.env,
-        "WIRO_BASE_URL": wiro.url, "WIRO_API_KEY": wiro.api_key, "WIRO_API_SECRET": wiro.api_secret,
-        "WIRO_POLL_INITIAL_S": "0.5", "WIRO_POLL_MAX_S": "1",
+        "WIRO_BASE_URL": wiro.url,
+        "WIRO_API_KEY": wiro.api_key,
+        "WIRO_API_SECRET": wiro.api_secret,
+        "WIRO_POLL_INITIAL_S": "0.5",
+        "WIRO_POLL_MAX_S": "1",
         "MEDIAMILL_CONCURRENCY": json.dumps({"wiro": WIRO_LIMIT}),
         **env,
-    }  # fmt: skip
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
-        cwd=ROOT, env=run_env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=run_env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _hosted_manifest(path: Path, rows: int) -> Path:
@@ -287,9 +298,11 @@ def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, t
     with WiroEmulator(queue_s=0.5, run_s=20.0) as wiro:
         started = time.monotonic()
         runs = {
-            name: _hosted_run(fleet, wiro, _hosted_manifest(tmp_path / f"{name}.csv", WIRO_ROWS), out, tmp_path / f"{name}.log")
+            name: _hosted_run(
+                fleet, wiro, _hosted_manifest(tmp_path / f"{name}.csv", WIRO_ROWS), out, tmp_path / f"{name}.log"
+            )
             for name in ("left", "right")
-        }  # fmt: skip
+        }
         try:
             for proc in runs.values():
                 proc.wait(timeout=max(1.0, 600 - (time.monotonic() - started)))

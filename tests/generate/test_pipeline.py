@@ -111,8 +111,9 @@ def test_without_a_turn_a_batch_runs_its_rows_one_after_another(write_manifest, 
     engine.spans.clear()
     check, heard, _ = _checking(0.1)
     groups = [[job] for job in plan.jobs]
-    outcomes = asyncio.run(run_batch(groups, Store(tmp_path / "out"), RetryPolicy(retries=0), LOG, None,
-                                     Verification(check)))  # fmt: skip
+    outcomes = asyncio.run(
+        run_batch(groups, Store(tmp_path / "out"), RetryPolicy(retries=0), LOG, None, Verification(check))
+    )
     assert [o.jobs[0].id for o in outcomes] == ["r0", "r1", "r2"]
     made = {job_id: start for job_id, _, start, _ in engine.spans}
     checked = {job_id: end for job_id, _, _, end in heard}

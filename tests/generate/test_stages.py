@@ -23,8 +23,11 @@ log = logging.getLogger("test")
 
 def _store_row(store: Store, job, tmp_path, seconds: float):
     produced = write_tone_wav(tmp_path / f"{job.id}.wav", seconds)
-    return store.put(job.key, produced, {"duration_s": seconds, "sample_rate": 16000, "compute_s": 1.5,
-                                         "cost_usd": 0.02, "cost_source": "price table"})  # fmt: skip
+    return store.put(
+        job.key,
+        produced,
+        {"duration_s": seconds, "sample_rate": 16000, "compute_s": 1.5, "cost_usd": 0.02, "cost_source": "price table"},
+    )
 
 
 def test_a_run_records_stored_rows_as_cached_and_outcomes_as_done_or_failed(write_manifest, tmp_path):

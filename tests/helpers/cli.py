@@ -24,5 +24,9 @@ def mediamill(*args: str, **kw) -> subprocess.CompletedProcess:
     """`mediamill ARGS` in a child process, its output captured."""
     return subprocess.run(
         [sys.executable, "-m", "mediamill.cli", *args],
-        capture_output=True, text=True, env=cli_env(), timeout=300, **kw,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+        **kw,
+    )

@@ -116,8 +116,9 @@ def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoin
     start = time.monotonic()
     fired = None
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                **child_options())  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, **child_options()
+        )
         try:
             while proc.poll() is None and fired is None:
                 if time.monotonic() - start > timeout:
@@ -136,8 +137,14 @@ def launch(manifest: Path, out: Path, env: dict[str, str], points: list[KillPoin
     if leaked:
         os.killpg(proc.pid, signal.SIGKILL)  # leave the machine clean for the next launch
         survivors(proc.pid, LEAK_GRACE_S)
-    return Launch(fired.name if fired else None, fired is not None, None if fired else proc.returncode,
-                  time.monotonic() - start, log_path.read_text(errors="replace"), leaked)  # fmt: skip
+    return Launch(
+        fired.name if fired else None,
+        fired is not None,
+        None if fired else proc.returncode,
+        time.monotonic() - start,
+        log_path.read_text(errors="replace"),
+        leaked,
+    )
 
 
 def group_members(pgid: int) -> list[str]:
@@ -197,8 +204,16 @@ def wiro_env(home: Path, wiro_url: str) -> dict[str, str]:
     """The CLI's environment against the emulator, with quick polls and retries."""
     # The emulator answers every row with one sample file, which does not say the row's text: checking
     # takes by ear is off here, as in the rest of the suite, so no hosted row is taken (and paid for) again.
-    return env_for(home, **wiro_env_of(wiro_url, WIRO_POLL_INITIAL_S="0.1", WIRO_POLL_MAX_S="0.3",
-                                       MEDIAMILL_RETRY_DELAY_S="0.05", MEDIAMILL_VERIFY="off"))  # fmt: skip
+    return env_for(
+        home,
+        **wiro_env_of(
+            wiro_url,
+            WIRO_POLL_INITIAL_S="0.1",
+            WIRO_POLL_MAX_S="0.3",
+            MEDIAMILL_RETRY_DELAY_S="0.05",
+            MEDIAMILL_VERIFY="off",
+        ),
+    )
 
 
 def deliverables(out: Path, name: str) -> dict[str, bytes]:

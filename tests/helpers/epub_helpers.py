@@ -17,16 +17,20 @@ def epubcheck(path: Path) -> dict:
     """epubcheck's JSON report for ``path`` (errors and warnings in ``messages``)."""
     if not EPUBCHECK.is_file() or shutil.which("java") is None:  # make test installs it; never skipped
         pytest.fail("epubcheck is not installed: apt-get install epubcheck (make test does this)")
-    proc = subprocess.run(["java", "-jar", str(EPUBCHECK), str(path), "--json", "-"], capture_output=True, text=True,
-                          timeout=240)  # fmt: skip
+    proc = subprocess.run(
+        ["java", "-jar", str(EPUBCHECK), str(path), "--json", "-"], capture_output=True, text=True, timeout=240
+    )
     start = proc.stdout.find("{")
     assert start >= 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout[start:])
 
 
 def problems(report: dict, levels=("FATAL", "ERROR")) -> list[str]:
-    return [f"{m['ID']} {m['message']} {[ln.get('path') for ln in m.get('locations', [])]}"
-            for m in report["messages"] if m["severity"] in levels]  # fmt: skip
+    return [
+        f"{m['ID']} {m['message']} {[ln.get('path') for ln in m.get('locations', [])]}"
+        for m in report["messages"]
+        if m["severity"] in levels
+    ]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -47,6 +51,15 @@ def chapters_of(rows: list[dict[str, str]]) -> list[tuple[str, list[dict[str, st
 def sine_flac(path: Path, seconds: float, rate: int = 22050) -> Path:
     from mediamill.media import run_ffmpeg
 
-    run_ffmpeg("-f", "lavfi", "-i", f"sine=frequency=330:sample_rate={rate}:duration={seconds:.3f}", "-ac", "1",
-               "-c:a", "flac", path)  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=330:sample_rate={rate}:duration={seconds:.3f}",
+        "-ac",
+        "1",
+        "-c:a",
+        "flac",
+        path,
+    )
     return path

@@ -18,8 +18,9 @@ import numpy as np
 class _Model:
     def __init__(self, device: str, optimize: bool) -> None:
         vae = SimpleNamespace(sample_rate=16000, hop_length=640)
-        self.tts_model = SimpleNamespace(sample_rate=48000, _encode_sample_rate=16000, audio_vae=vae, patch_size=4,
-                                         device=device)  # fmt: skip
+        self.tts_model = SimpleNamespace(
+            sample_rate=48000, _encode_sample_rate=16000, audio_vae=vae, patch_size=4, device=device
+        )
         if optimize and device == "cuda":
             self.tts_model._feat_encoder_raw = object()  # what voxcpm leaves behind when compile applied
         self.seen = {"device": device, "optimize": optimize, "visible": os.environ.get("CUDA_VISIBLE_DEVICES")}

@@ -96,8 +96,14 @@ class CountingBackend(_Counting):
         return await self._tone(job, workdir)
 
 
-def write_speechlike_wav(path: Path, seconds: float, level_db: float = -18.0, noise_db: float | None = None,
-                         rate: int = 16_000, seed: int = 1) -> Path:  # fmt: skip
+def write_speechlike_wav(
+    path: Path,
+    seconds: float,
+    level_db: float = -18.0,
+    noise_db: float | None = None,
+    rate: int = 16_000,
+    seed: int = 1,
+) -> Path:
     """Voiced bursts at a syllable rate with short gaps, peaking near ``level_db``, plus optional noise."""
     import math
     import random
@@ -111,8 +117,15 @@ def write_speechlike_wav(path: Path, seconds: float, level_db: float = -18.0, no
         t = n / rate
         voiced = (t % 1.0) < 0.7  # 0.7 s of "speech", 0.3 s pause, every second
         envelope = abs(math.sin(math.pi * 4 * t)) if voiced else 0.0
-        x = envelope * peak * (0.6 * math.sin(2 * math.pi * 180 * t) + 0.3 * math.sin(2 * math.pi * 360 * t)
-                               + 0.1 * math.sin(2 * math.pi * 720 * t))  # fmt: skip
+        x = (
+            envelope
+            * peak
+            * (
+                0.6 * math.sin(2 * math.pi * 180 * t)
+                + 0.3 * math.sin(2 * math.pi * 360 * t)
+                + 0.1 * math.sin(2 * math.pi * 720 * t)
+            )
+        )
         x += rnd.uniform(-noise, noise)
         frames += struct.pack("<h", max(-32768, min(32767, round(x * 32767))))
     with wave.open(str(path), "wb") as wav:
@@ -191,8 +204,10 @@ class MisreadingPiperBackend(Backend):
         piper = get_backend("piper")
         misreads = int(job.spec.params.get("misreads", 1))
         text = self.WRONG if job.take < misreads else job.spec.params["text"]
-        spoken = JobSpec(model="en_US-joe-medium", params={"text": text, "sentence_silence": 0.25,
-                                                            "noise_scale": 0, "noise_w_scale": 0})  # fmt: skip
+        spoken = JobSpec(
+            model="en_US-joe-medium",
+            params={"text": text, "sentence_silence": 0.25, "noise_scale": 0, "noise_w_scale": 0},
+        )
         import dataclasses
 
         made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
@@ -234,8 +249,10 @@ class SameFaultPiperBackend(Backend):
             words = words[:at] + [params["insert"]] + words[at:]
         if params.get("drop"):
             words = words[: -int(params["drop"])]
-        spoken = JobSpec(model="en_US-joe-medium", params={"text": " ".join(words), "sentence_silence": 0.25,
-                                                            "noise_scale": 0, "noise_w_scale": 0})  # fmt: skip
+        spoken = JobSpec(
+            model="en_US-joe-medium",
+            params={"text": " ".join(words), "sentence_silence": 0.25, "noise_scale": 0, "noise_w_scale": 0},
+        )
         piper = get_backend("piper")
         made = await anyio.to_thread.run_sync(piper.generate_sync, dataclasses.replace(job, spec=spoken), workdir)
         return Generated(path=made.path, cost_usd=0.01, cost_source="price table", task_id=f"take-{job.take}")

@@ -20,9 +20,11 @@ from mediamill.ingest.clean import words as words_of
 
 from .epub_helpers import chapters_of
 
-WORDS = ("river lantern morning quiet harbour window letter garden stone bridge evening silver winter "
-         "market candle orchard meadow thunder shadow whisper crowd kettle ladder chapel foreman "
-         "copper distant gentle narrow heavy bright patient sudden careful golden").split()  # fmt: skip
+WORDS = (
+    "river lantern morning quiet harbour window letter garden stone bridge evening silver winter "
+    "market candle orchard meadow thunder shadow whisper crowd kettle ladder chapel foreman "
+    "copper distant gentle narrow heavy bright patient sudden careful golden"
+).split()
 
 
 def sentence(rng: random.Random, n: int | None = None) -> str:
@@ -52,13 +54,17 @@ class Book:
 
 def _xhtml(title: str, body: str, epub3: bool = True, body_attrs: str = "") -> str:
     if epub3:
-        head = ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
-                '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" '
-                'lang="en" xml:lang="en">')  # fmt: skip
+        head = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" '
+            'lang="en" xml:lang="en">'
+        )
     else:
-        head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">\n'
-                '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en">')  # fmt: skip
+        head = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en">'
+        )
     doc = f"{head}<head><title>{escape(title)}</title></head><body{body_attrs}>{body}</body></html>"
     etree.fromstring(doc.replace("&nbsp;", "&#160;").encode())  # every fixture document is well-formed
     return doc
@@ -71,10 +77,12 @@ def _zip(path: Path, files: dict[str, str | bytes]) -> None:
             z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
-CONTAINER = ('<?xml version="1.0" encoding="UTF-8"?>\n<container version="1.0" '
-             'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-             '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-             '</rootfiles></container>')  # fmt: skip
+CONTAINER = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<container version="1.0" '
+    'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+    '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+    "</rootfiles></container>"
+)
 
 
 def epub3_book(path: Path, seed: int = 1, edit=None) -> Book:
@@ -98,49 +106,73 @@ def epub3_book(path: Path, seed: int = 1, edit=None) -> Book:
         return "".join(out)
 
     # Chapter 1: a footnote, a page break, an image with alt text, ligature + NBSP + soft hyphen.
-    ch1_extra = ('<p id="c1x">The o\ufb03ce was quiet<a epub:type="noteref" href="#fn1">1</a> and the&#160;clock '
-                 'ticked in its care\u00adful way.<span epub:type="pagebreak" id="pg12" title="12">12</span></p>'
-                 '<figure><img src="../images/map.png" alt="A map of the harbour"/></figure>'
-                 '<aside epub:type="footnote" id="fn1"><p>The office had been closed since spring.</p></aside>')  # fmt: skip
-    ch1 = _xhtml("Chapter 1", f'<section epub:type="chapter" id="ch1"><h2>{titles[1]}</h2>{ps(1, "a")}{ch1_extra}'
-                              "</section>")  # fmt: skip
-    ch23 = _xhtml("Chapters 2 and 3",
-                  f'<section epub:type="chapter" id="ch2"><h2>{titles[2]}</h2>{ps(2, "b")}<hr/>'
-                  f'<p>{escape(paras[2][0][:40])} again, after the break.</p></section>'
-                  f'<section epub:type="chapter" id="ch3"><h2>{titles[3]}</h2>{ps(3, "c")}</section>')  # fmt: skip
-    ch4_extra = ('<p id="c4x">The list was long<sup><a href="notes.xhtml#n1" id="r1">2</a></sup> and careful.</p>'
-                 "<table><tr><th>Item</th><th>Count</th></tr><tr><td>Candles</td><td>12</td></tr></table>")  # fmt: skip
-    part2 = _xhtml("Part Two", '<section epub:type="part" id="part2"><h1>Part Two</h1></section>'
-                               f'<section epub:type="chapter" id="ch4"><h2>{titles[4]}</h2>{ps(4, "d")}{ch4_extra}'
-                               "</section>")  # fmt: skip
+    ch1_extra = (
+        '<p id="c1x">The o\ufb03ce was quiet<a epub:type="noteref" href="#fn1">1</a> and the&#160;clock '
+        'ticked in its care\u00adful way.<span epub:type="pagebreak" id="pg12" title="12">12</span></p>'
+        '<figure><img src="../images/map.png" alt="A map of the harbour"/></figure>'
+        '<aside epub:type="footnote" id="fn1"><p>The office had been closed since spring.</p></aside>'
+    )
+    ch1 = _xhtml(
+        "Chapter 1", f'<section epub:type="chapter" id="ch1"><h2>{titles[1]}</h2>{ps(1, "a")}{ch1_extra}</section>'
+    )
+    ch23 = _xhtml(
+        "Chapters 2 and 3",
+        f'<section epub:type="chapter" id="ch2"><h2>{titles[2]}</h2>{ps(2, "b")}<hr/>'
+        f"<p>{escape(paras[2][0][:40])} again, after the break.</p></section>"
+        f'<section epub:type="chapter" id="ch3"><h2>{titles[3]}</h2>{ps(3, "c")}</section>',
+    )
+    ch4_extra = (
+        '<p id="c4x">The list was long<sup><a href="notes.xhtml#n1" id="r1">2</a></sup> and careful.</p>'
+        "<table><tr><th>Item</th><th>Count</th></tr><tr><td>Candles</td><td>12</td></tr></table>"
+    )
+    part2 = _xhtml(
+        "Part Two",
+        '<section epub:type="part" id="part2"><h1>Part Two</h1></section>'
+        f'<section epub:type="chapter" id="ch4"><h2>{titles[4]}</h2>{ps(4, "d")}{ch4_extra}'
+        "</section>",
+    )
     part1 = _xhtml("Part One", '<section epub:type="part"><h1>Part One</h1></section>')
     cover = _xhtml("Cover", '<section epub:type="cover"><img src="images/cover.png" alt="Cover"/></section>')
-    titlepage = _xhtml("Title page", '<section epub:type="titlepage"><h1>The Lantern Harbour</h1>'
-                                     "<p>Mara Ellison</p></section>")  # fmt: skip
-    copyright_ = _xhtml("Copyright", '<section epub:type="copyright-page"><p>Copyright \u00a9 2024 Mara Ellison.'
-                                     " All rights reserved.</p><p>ISBN 978-0-00-000000-0</p></section>")  # fmt: skip
-    ack = _xhtml("Acknowledgments", '<section epub:type="acknowledgments"><h2>Acknowledgments</h2>'
-                                    "<p>Thanks to everyone at the harbour.</p></section>")  # fmt: skip
-    notes = _xhtml("Notes", '<section epub:type="endnotes"><h2>Notes</h2><ol>'
-                            '<li id="n1"><p><a href="part2.xhtml#r1">2</a> Twelve candles, counted twice.</p></li>'
-                            "</ol></section>")  # fmt: skip
-    nav = _xhtml("Contents", (
-        '<nav epub:type="toc" id="toc"><h1>Contents</h1><ol>'
-        '<li><a href="text/titlepage.xhtml">Title Page</a></li>'
-        '<li><a href="text/copyright.xhtml">Copyright</a></li>'
-        f'<li><a href="text/part1.xhtml">Part One</a><ol>'
-        f'<li><a href="text/ch1.xhtml">{titles[1]}</a></li>'
-        f'<li><a href="text/ch23.xhtml#ch2">{titles[2]}</a></li>'
-        f'<li><a href="text/ch23.xhtml#ch3">{titles[3]}</a></li></ol></li>'
-        f'<li><a href="text/part2.xhtml">Part Two</a><ol>'
-        f'<li><a href="text/part2.xhtml#ch4">{titles[4]}</a></li></ol></li>'
-        '<li><a href="text/acknowledgments.xhtml">Acknowledgments</a></li>'
-        '<li><a href="text/notes.xhtml">Notes</a></li>'
-        "</ol></nav>"
-        '<nav epub:type="landmarks" hidden=""><ol>'
-        '<li><a epub:type="cover" href="cover.xhtml">Cover</a></li>'
-        '<li><a epub:type="bodymatter" href="text/part1.xhtml">Start</a></li>'
-        "</ol></nav>"))  # fmt: skip
+    titlepage = _xhtml(
+        "Title page", '<section epub:type="titlepage"><h1>The Lantern Harbour</h1><p>Mara Ellison</p></section>'
+    )
+    copyright_ = _xhtml(
+        "Copyright",
+        '<section epub:type="copyright-page"><p>Copyright \u00a9 2024 Mara Ellison.'
+        " All rights reserved.</p><p>ISBN 978-0-00-000000-0</p></section>",
+    )
+    ack = _xhtml(
+        "Acknowledgments",
+        '<section epub:type="acknowledgments"><h2>Acknowledgments</h2>'
+        "<p>Thanks to everyone at the harbour.</p></section>",
+    )
+    notes = _xhtml(
+        "Notes",
+        '<section epub:type="endnotes"><h2>Notes</h2><ol>'
+        '<li id="n1"><p><a href="part2.xhtml#r1">2</a> Twelve candles, counted twice.</p></li>'
+        "</ol></section>",
+    )
+    nav = _xhtml(
+        "Contents",
+        (
+            '<nav epub:type="toc" id="toc"><h1>Contents</h1><ol>'
+            '<li><a href="text/titlepage.xhtml">Title Page</a></li>'
+            '<li><a href="text/copyright.xhtml">Copyright</a></li>'
+            f'<li><a href="text/part1.xhtml">Part One</a><ol>'
+            f'<li><a href="text/ch1.xhtml">{titles[1]}</a></li>'
+            f'<li><a href="text/ch23.xhtml#ch2">{titles[2]}</a></li>'
+            f'<li><a href="text/ch23.xhtml#ch3">{titles[3]}</a></li></ol></li>'
+            f'<li><a href="text/part2.xhtml">Part Two</a><ol>'
+            f'<li><a href="text/part2.xhtml#ch4">{titles[4]}</a></li></ol></li>'
+            '<li><a href="text/acknowledgments.xhtml">Acknowledgments</a></li>'
+            '<li><a href="text/notes.xhtml">Notes</a></li>'
+            "</ol></nav>"
+            '<nav epub:type="landmarks" hidden=""><ol>'
+            '<li><a epub:type="cover" href="cover.xhtml">Cover</a></li>'
+            '<li><a epub:type="bodymatter" href="text/part1.xhtml">Start</a></li>'
+            "</ol></nav>"
+        ),
+    )
     opf = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid" xml:lang="en">'
@@ -168,22 +200,40 @@ def epub3_book(path: Path, seed: int = 1, edit=None) -> Book:
         '<itemref idref="ack"/><itemref idref="notes"/>'
         "</spine></package>"
     )
-    _zip(path, {
-        "META-INF/container.xml": CONTAINER, "OEBPS/content.opf": opf, "OEBPS/nav.xhtml": nav,
-        "OEBPS/cover.xhtml": cover, "OEBPS/images/cover.png": png_bytes(), "OEBPS/images/map.png": png_bytes(
-            (40, 40), (20, 90, 160)), "OEBPS/text/titlepage.xhtml": titlepage,
-        "OEBPS/text/copyright.xhtml": copyright_, "OEBPS/text/part1.xhtml": part1, "OEBPS/text/ch1.xhtml": ch1,
-        "OEBPS/text/ch23.xhtml": ch23, "OEBPS/text/part2.xhtml": part2,
-        "OEBPS/text/acknowledgments.xhtml": ack, "OEBPS/text/notes.xhtml": notes,
-    })  # fmt: skip
+    _zip(
+        path,
+        {
+            "META-INF/container.xml": CONTAINER,
+            "OEBPS/content.opf": opf,
+            "OEBPS/nav.xhtml": nav,
+            "OEBPS/cover.xhtml": cover,
+            "OEBPS/images/cover.png": png_bytes(),
+            "OEBPS/images/map.png": png_bytes((40, 40), (20, 90, 160)),
+            "OEBPS/text/titlepage.xhtml": titlepage,
+            "OEBPS/text/copyright.xhtml": copyright_,
+            "OEBPS/text/part1.xhtml": part1,
+            "OEBPS/text/ch1.xhtml": ch1,
+            "OEBPS/text/ch23.xhtml": ch23,
+            "OEBPS/text/part2.xhtml": part2,
+            "OEBPS/text/acknowledgments.xhtml": ack,
+            "OEBPS/text/notes.xhtml": notes,
+        },
+    )
     body = {n: list(paras[n]) for n in paras}
     body[1].append("The office was quiet and the clock ticked in its careful way.")
     body[2].append(f"{paras[2][0][:40]} again, after the break.")
     body[4].append("The list was long and careful.")
-    return Book(path, [("Part One: " + titles[1], body[1]), (titles[2], body[2]), (titles[3], body[3]),
-                       ("Part Two: " + titles[4], body[4])],
-                ["Cover", "Title Page", "Copyright", "Contents", "Acknowledgments", "Notes"],
-                {"fn1": "The office had been closed since spring.", "n1": "Twelve candles, counted twice."})  # fmt: skip
+    return Book(
+        path,
+        [
+            ("Part One: " + titles[1], body[1]),
+            (titles[2], body[2]),
+            (titles[3], body[3]),
+            ("Part Two: " + titles[4], body[4]),
+        ],
+        ["Cover", "Title Page", "Copyright", "Contents", "Acknowledgments", "Notes"],
+        {"fn1": "The office had been closed since spring.", "n1": "Twelve candles, counted twice."},
+    )
 
 
 def epub2_book(path: Path, seed: int = 2) -> Book:
@@ -193,55 +243,73 @@ def epub2_book(path: Path, seed: int = 2) -> Book:
     docs = {}
     for i, (title, paras) in enumerate(chapters, 1):
         body = f'<h2 class="chapter">{title}</h2>' + "".join(
-            f"<p>{escape(p).replace(' ', '&nbsp;', 1)}</p>" for p in paras)  # fmt: skip
+            f"<p>{escape(p).replace(' ', '&nbsp;', 1)}</p>" for p in paras
+        )
         docs[f"OEBPS/chapter{i}.html"] = _xhtml(title, body, epub3=False)
-    docs["OEBPS/title.html"] = _xhtml("Title", '<div class="title"><h1>A Winter Ledger</h1><p>J. Carver</p></div>',
-                                      epub3=False)  # fmt: skip
-    docs["OEBPS/about.html"] = _xhtml("About", "<h2>About the Author</h2><p>J. Carver lives by the sea.</p>",
-                                      epub3=False)  # fmt: skip
+    docs["OEBPS/title.html"] = _xhtml(
+        "Title", '<div class="title"><h1>A Winter Ledger</h1><p>J. Carver</p></div>', epub3=False
+    )
+    docs["OEBPS/about.html"] = _xhtml(
+        "About", "<h2>About the Author</h2><p>J. Carver lives by the sea.</p>", epub3=False
+    )
     ncx_points = "".join(
         f'<navPoint id="np{i}" playOrder="{i + 1}"><navLabel><text>{t}</text></navLabel>'
-        f'<content src="chapter{i}.html"/></navPoint>' for i, (t, _) in enumerate(chapters, 1))  # fmt: skip
-    ncx = ('<?xml version="1.0" encoding="UTF-8"?>\n<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
-           '<head><meta name="dtb:uid" content="urn:uuid:11111111-2222-3333-4444-555555555555"/>'
-           '<meta name="dtb:depth" content="1"/><meta name="dtb:totalPageCount" content="0"/>'
-           '<meta name="dtb:maxPageNumber" content="0"/></head>'
-           "<docTitle><text>A Winter Ledger</text></docTitle>"
-           f'<navMap><navPoint id="np0" playOrder="1"><navLabel><text>Title Page</text></navLabel>'
-           f'<content src="title.html"/></navPoint>{ncx_points}'
-           f'<navPoint id="np9" playOrder="5"><navLabel><text>About the Author</text></navLabel>'
-           f'<content src="about.html"/></navPoint></navMap></ncx>')  # fmt: skip
-    items = "".join(f'<item id="c{i}" href="chapter{i}.html" media-type="application/xhtml+xml"/>'
-                    for i in range(1, 4))  # fmt: skip
+        f'<content src="chapter{i}.html"/></navPoint>'
+        for i, (t, _) in enumerate(chapters, 1)
+    )
+    ncx = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+        '<head><meta name="dtb:uid" content="urn:uuid:11111111-2222-3333-4444-555555555555"/>'
+        '<meta name="dtb:depth" content="1"/><meta name="dtb:totalPageCount" content="0"/>'
+        '<meta name="dtb:maxPageNumber" content="0"/></head>'
+        "<docTitle><text>A Winter Ledger</text></docTitle>"
+        f'<navMap><navPoint id="np0" playOrder="1"><navLabel><text>Title Page</text></navLabel>'
+        f'<content src="title.html"/></navPoint>{ncx_points}'
+        f'<navPoint id="np9" playOrder="5"><navLabel><text>About the Author</text></navLabel>'
+        f'<content src="about.html"/></navPoint></navMap></ncx>'
+    )
+    items = "".join(f'<item id="c{i}" href="chapter{i}.html" media-type="application/xhtml+xml"/>' for i in range(1, 4))
     refs = "".join(f'<itemref idref="c{i}"/>' for i in range(1, 4))
-    opf = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-           '<package xmlns="http://www.idpf.org/2007/opf" version="2.0" unique-identifier="uid">'
-           '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:opf="http://www.idpf.org/2007/opf">'
-           '<dc:title>A Winter Ledger</dc:title><dc:creator opf:role="aut" opf:file-as="Carver, J.">J. Carver'
-           '</dc:creator><dc:language>en-GB</dc:language>'
-           '<dc:identifier id="uid" opf:scheme="UUID">urn:uuid:11111111-2222-3333-4444-555555555555</dc:identifier>'
-           '<meta name="cover" content="cover-img"/></metadata><manifest>'
-           '<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
-           '<item id="cover-img" href="cover.png" media-type="image/png"/>'
-           '<item id="title" href="title.html" media-type="application/xhtml+xml"/>'
-           f'{items}<item id="about" href="about.html" media-type="application/xhtml+xml"/></manifest>'
-           f'<spine toc="ncx"><itemref idref="title"/>{refs}<itemref idref="about"/></spine>'
-           '<guide><reference type="title-page" href="title.html" title="Title"/>'
-           '<reference type="text" href="chapter1.html" title="Start"/></guide></package>')  # fmt: skip
-    _zip(path, {"META-INF/container.xml": CONTAINER, "OEBPS/content.opf": opf, "OEBPS/toc.ncx": ncx,
-                "OEBPS/cover.png": png_bytes(), **docs})  # fmt: skip
+    opf = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<package xmlns="http://www.idpf.org/2007/opf" version="2.0" unique-identifier="uid">'
+        '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:opf="http://www.idpf.org/2007/opf">'
+        '<dc:title>A Winter Ledger</dc:title><dc:creator opf:role="aut" opf:file-as="Carver, J.">J. Carver'
+        "</dc:creator><dc:language>en-GB</dc:language>"
+        '<dc:identifier id="uid" opf:scheme="UUID">urn:uuid:11111111-2222-3333-4444-555555555555</dc:identifier>'
+        '<meta name="cover" content="cover-img"/></metadata><manifest>'
+        '<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
+        '<item id="cover-img" href="cover.png" media-type="image/png"/>'
+        '<item id="title" href="title.html" media-type="application/xhtml+xml"/>'
+        f'{items}<item id="about" href="about.html" media-type="application/xhtml+xml"/></manifest>'
+        f'<spine toc="ncx"><itemref idref="title"/>{refs}<itemref idref="about"/></spine>'
+        '<guide><reference type="title-page" href="title.html" title="Title"/>'
+        '<reference type="text" href="chapter1.html" title="Start"/></guide></package>'
+    )
+    _zip(
+        path,
+        {
+            "META-INF/container.xml": CONTAINER,
+            "OEBPS/content.opf": opf,
+            "OEBPS/toc.ncx": ncx,
+            "OEBPS/cover.png": png_bytes(),
+            **docs,
+        },
+    )
     return Book(path, chapters, ["Title Page", "About the Author"])
 
 
 def drm_epub(path: Path) -> Path:
     """An EPUB whose content documents are listed as encrypted (as Adobe ADEPT books are)."""
     epub3_book(path)
-    enc = ('<?xml version="1.0"?>\n<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
-           'xmlns:enc="http://www.w3.org/2001/04/xmlenc#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
-           '<enc:EncryptedData><enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
-           '<ds:KeyInfo><resource xmlns="http://ns.adobe.com/adept"/></ds:KeyInfo>'
-           '<enc:CipherData><enc:CipherReference URI="OEBPS/text/ch1.xhtml"/></enc:CipherData>'
-           "</enc:EncryptedData></encryption>")  # fmt: skip
+    enc = (
+        '<?xml version="1.0"?>\n<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        'xmlns:enc="http://www.w3.org/2001/04/xmlenc#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+        '<enc:EncryptedData><enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+        '<ds:KeyInfo><resource xmlns="http://ns.adobe.com/adept"/></ds:KeyInfo>'
+        '<enc:CipherData><enc:CipherReference URI="OEBPS/text/ch1.xhtml"/></enc:CipherData>'
+        "</enc:EncryptedData></encryption>"
+    )
     with zipfile.ZipFile(path, "a") as z:
         z.writestr("META-INF/encryption.xml", enc)
     return path
@@ -311,24 +379,32 @@ def html_book(path: Path, seed: int = 5) -> Book:
         for i, text in enumerate(paras):
             if i == 0:
                 head, tail = text.split(" ", 1)
-                body.append(f"<p><span class='dropcap'>{head[0]}</span>{head[1:]} {escape(tail)}"
-                            f"<sup><a href='#fn{len(body)}' id='r{len(body)}'>1</a></sup></p>")  # fmt: skip
+                body.append(
+                    f"<p><span class='dropcap'>{head[0]}</span>{head[1:]} {escape(tail)}"
+                    f"<sup><a href='#fn{len(body)}' id='r{len(body)}'>1</a></sup></p>"
+                )
             else:
                 body.append(f"<p>{escape(text)}</p>")
     body.append("<div class='footnotes'><p id='fn1'>A footnote.</p></div>")
-    path.write_text("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>The Long Road</title>"
-                    f"<meta name='author' content='Iris Hale'></head><body>{''.join(body)}</body></html>",
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>The Long Road</title>"
+        f"<meta name='author' content='Iris Hale'></head><body>{''.join(body)}</body></html>",
+        encoding="utf-8",
+    )
     return Book(path, chapters)
 
 
-GUTENBERG_HEADER = ("The Project Gutenberg EBook of {title}, by {author}\n\n"
-                    "This eBook is for the use of anyone anywhere at no cost and with\n"
-                    "almost no restrictions whatsoever.\n\n\nTitle: {title}\n\nAuthor: {author}\n\n"
-                    "Release Date: July 1, 2008 [EBook #55]\n\nLanguage: English\n\n"
-                    "*** START OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n\n")  # fmt: skip
-GUTENBERG_LICENCE = ("*** END OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n"
-                     + "Section 1. General Terms of Use of Project Gutenberg-tm works. " * 30)  # fmt: skip
+GUTENBERG_HEADER = (
+    "The Project Gutenberg EBook of {title}, by {author}\n\n"
+    "This eBook is for the use of anyone anywhere at no cost and with\n"
+    "almost no restrictions whatsoever.\n\n\nTitle: {title}\n\nAuthor: {author}\n\n"
+    "Release Date: July 1, 2008 [EBook #55]\n\nLanguage: English\n\n"
+    "*** START OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n\n"
+)
+GUTENBERG_LICENCE = (
+    "*** END OF THIS PROJECT GUTENBERG EBOOK {upper} ***\n\n"
+    + "Section 1. General Terms of Use of Project Gutenberg-tm works. " * 30
+)
 
 
 def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
@@ -353,8 +429,10 @@ def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
     body.append(f"<PRE>\n{header}\nProduced by Jane Volunteer and the Online Proofreading Team\n\n</PRE>")
     if contents == "table":
         numerals = ["I", "II", "III"]
-        body.append(f"<CENTER><H1>THE LAMP<BR>STORIES</H1><BR><H3>BY</H3><BR><H2>{author.upper()}</H2>"
-                    "<HR><H2>CONTENTS</H2></CENTER><DIV CLASS=\"toc\"><TABLE SUMMARY=\"Table of Contents\">")  # fmt: skip
+        body.append(
+            f"<CENTER><H1>THE LAMP<BR>STORIES</H1><BR><H3>BY</H3><BR><H2>{author.upper()}</H2>"
+            '<HR><H2>CONTENTS</H2></CENTER><DIV CLASS="toc"><TABLE SUMMARY="Table of Contents">'
+        )
         for n, t in zip(numerals, titles):
             body.append(f'<TR><TD>{n}.</TD><TD><A HREF="#{n}">{t}</A></TD></TR>')
         body.append("</TABLE></DIV><HR>")
@@ -365,8 +443,10 @@ def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
             body.append(f'<CENTER><H3><A NAME="{n}">ADVENTURE &nbsp;{n}.&nbsp; {t.upper()}</A></H3><BR>I.</CENTER>')
             body += [f"<P>{escape(p)}" for p in paras]  # HTML 4: no closing tags
     elif contents == "pre":
-        body.append(f"<H1 ALIGN=\"center\">{title}</H1><H3 ALIGN=\"center\">by</H3>"
-                    f"<H2 ALIGN=\"center\">{author}</H2><H2 ALIGN=\"center\">Contents</H2><PRE>")  # fmt: skip
+        body.append(
+            f'<H1 ALIGN="center">{title}</H1><H3 ALIGN="center">by</H3>'
+            f'<H2 ALIGN="center">{author}</H2><H2 ALIGN="center">Contents</H2><PRE>'
+        )
         for i, t in enumerate(titles, 1):
             body.append(f'    {i}.  <A HREF="#chap{i:02d}">{t}</A>')
         body.append("</PRE>")
@@ -385,8 +465,10 @@ def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
                 body.append('<H3 ALIGN="center">"KEEP OFF THE GRASS"</H3>')
             body.append(f"<P>{escape(paras[2])}</P>")
     else:
-        body.append(f"<h1>{title.upper()}</h1><h2>By {author}</h2><hr/><blockquote>"
-                    "<p class=\"toc\"><big><b>CONTENTS</b></big></p>")  # fmt: skip
+        body.append(
+            f"<h1>{title.upper()}</h1><h2>By {author}</h2><hr/><blockquote>"
+            '<p class="toc"><big><b>CONTENTS</b></big></p>'
+        )
         for i in range(1, 4):
             body.append(f'<p class="toc"><a href="#link2HCH{i:04d}"> Chapter {i} </a></p>')
         body.append("</blockquote><hr/>")
@@ -400,10 +482,13 @@ def gutenberg_html_book(path: Path, contents: str, seed: int = 8) -> Book:
             closing = f' <a name="link2HCH{i + 1:04d}" id="link2HCH{i + 1:04d}"><!-- H2 anchor --></a>' if i < 3 else ""
             body.append(f"<p>{paras[-1]}{closing}</p>")
     licence = GUTENBERG_LICENCE.format(upper=title.upper())
-    page = ("<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<HTML>\n<HEAD>\n"
-            "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-1\">\n"
-            f"<TITLE>The Project Gutenberg E-text of {title}, by {author}</TITLE>\n</HEAD>\n<BODY>\n"
-            + "\n".join(body) + f"\n<PRE>\n{licence}\n</PRE>\n</BODY>\n</HTML>\n")  # fmt: skip
+    page = (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<HTML>\n<HEAD>\n'
+        '<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=iso-8859-1">\n'
+        f"<TITLE>The Project Gutenberg E-text of {title}, by {author}</TITLE>\n</HEAD>\n<BODY>\n"
+        + "\n".join(body)
+        + f"\n<PRE>\n{licence}\n</PRE>\n</BODY>\n</HTML>\n"
+    )
     path.write_bytes(page.encode("latin-1", "xmlcharrefreplace"))
     return Book(path, chapters, skipped_titles=["CONTENTS" if contents != "pre" else "Contents"])
 
@@ -444,8 +529,11 @@ def pdf_book(path: Path, seed: int = 7) -> Book:
 
     rng = random.Random(seed)
     chapters = _chapters(rng, 2, ["Chapter 1", "Chapter 2"], paras=(6, 8))
-    chapters[0][1][2] = ("The lighthouse keeper considered the extraordinarily beautiful evening. "
-                         + chapters[0][1][2] + " An extraordinarily quiet night followed.")  # fmt: skip
+    chapters[0][1][2] = (
+        "The lighthouse keeper considered the extraordinarily beautiful evening. "
+        + chapters[0][1][2]
+        + " An extraordinarily quiet night followed."
+    )
 
     class Book_(FPDF):
         def header(self):

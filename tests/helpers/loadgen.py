@@ -152,8 +152,9 @@ async def hammer(
     return result
 
 
-async def sse_round(url: str, clients: int, text: str, headers: dict[str, str] | None = None,
-                    timeout_s: float = 120) -> list[int]:  # fmt: skip
+async def sse_round(
+    url: str, clients: int, text: str, headers: dict[str, str] | None = None, timeout_s: float = 120
+) -> list[int]:
     """``clients`` concurrent OpenAI-style SSE speech streams, each read to its end (waiting out 429s).
 
     Returns each stream's count of ``speech.audio.delta`` events, or -1 for a stream that ended

@@ -54,27 +54,61 @@ def _config() -> dict:
     return {
         "architecture": "voxcpm2",
         "lm_config": {
-            "bos_token_id": 1, "eos_token_id": 2, "hidden_size": 64, "intermediate_size": 128,
-            "max_position_embeddings": 4096, "num_attention_heads": 2, "num_hidden_layers": 2,
-            "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "vocab_size": VOCAB_SIZE,
-            "rope_scaling": {"type": "longrope", "long_factor": [1.0] * 16, "short_factor": [1.0] * 16,
-                             "original_max_position_embeddings": 4096},
-            "use_mup": False, "scale_emb": 12, "dim_model_base": 256, "scale_depth": 1.4, "rope_theta": 10000.0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "max_position_embeddings": 4096,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 1,
+            "rms_norm_eps": 1e-5,
+            "vocab_size": VOCAB_SIZE,
+            "rope_scaling": {
+                "type": "longrope",
+                "long_factor": [1.0] * 16,
+                "short_factor": [1.0] * 16,
+                "original_max_position_embeddings": 4096,
+            },
+            "use_mup": False,
+            "scale_emb": 12,
+            "dim_model_base": 256,
+            "scale_depth": 1.4,
+            "rope_theta": 10000.0,
         },
-        "patch_size": 4, "feat_dim": 16, "residual_lm_num_layers": 1,
-        "scalar_quantization_latent_dim": 16, "scalar_quantization_scale": 9,
+        "patch_size": 4,
+        "feat_dim": 16,
+        "residual_lm_num_layers": 1,
+        "scalar_quantization_latent_dim": 16,
+        "scalar_quantization_scale": 9,
         "encoder_config": {"hidden_dim": 64, "ffn_dim": 128, "num_heads": 2, "num_layers": 1},
-        "dit_config": {"hidden_dim": 64, "ffn_dim": 128, "num_heads": 2, "num_layers": 1, "dit_mean_mode": False,
-                       "cfm_config": {"sigma_min": 1e-6, "solver": "euler", "t_scheduler": "log-norm",
-                                      "inference_cfg_rate": 1.0}},
-        "audio_vae_config": {
-            "encoder_dim": 8, "encoder_rates": [2, 5, 8, 8], "latent_dim": 16, "decoder_dim": 64,
-            "decoder_rates": [8, 6, 5, 2, 2, 2], "depthwise": True, "sample_rate": 16000, "out_sample_rate": 48000,
-            "use_noise_block": False, "sr_bin_boundaries": [20000, 30000, 40000], "cond_type": "scale_bias",
-            "cond_dim": 16, "cond_out_layer": False,
+        "dit_config": {
+            "hidden_dim": 64,
+            "ffn_dim": 128,
+            "num_heads": 2,
+            "num_layers": 1,
+            "dit_mean_mode": False,
+            "cfm_config": {"sigma_min": 1e-6, "solver": "euler", "t_scheduler": "log-norm", "inference_cfg_rate": 1.0},
         },
-        "max_length": 4096, "device": "cpu", "dtype": "float32",
-    }  # fmt: skip
+        "audio_vae_config": {
+            "encoder_dim": 8,
+            "encoder_rates": [2, 5, 8, 8],
+            "latent_dim": 16,
+            "decoder_dim": 64,
+            "decoder_rates": [8, 6, 5, 2, 2, 2],
+            "depthwise": True,
+            "sample_rate": 16000,
+            "out_sample_rate": 48000,
+            "use_noise_block": False,
+            "sr_bin_boundaries": [20000, 30000, 40000],
+            "cond_type": "scale_bias",
+            "cond_dim": 16,
+            "cond_out_layer": False,
+        },
+        "max_length": 4096,
+        "device": "cpu",
+        "dtype": "float32",
+    }
 
 
 def _full_config() -> dict:
@@ -84,28 +118,64 @@ def _full_config() -> dict:
     return {
         "architecture": "voxcpm2",
         "lm_config": {
-            "bos_token_id": 1, "eos_token_id": 2, "hidden_size": 2048, "intermediate_size": 6144,
-            "max_position_embeddings": 32768, "num_attention_heads": 16, "num_hidden_layers": 28,
-            "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "vocab_size": 73448, "kv_channels": head,
-            "rope_scaling": {"type": "longrope", "long_factor": [1.0] * (head // 2), "short_factor": [1.0] * (head // 2),
-                             "original_max_position_embeddings": 32768},
-            "use_mup": False, "scale_emb": 12, "dim_model_base": 256, "scale_depth": 1.4, "rope_theta": 10000.0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "hidden_size": 2048,
+            "intermediate_size": 6144,
+            "max_position_embeddings": 32768,
+            "num_attention_heads": 16,
+            "num_hidden_layers": 28,
+            "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-5,
+            "vocab_size": 73448,
+            "kv_channels": head,
+            "rope_scaling": {
+                "type": "longrope",
+                "long_factor": [1.0] * (head // 2),
+                "short_factor": [1.0] * (head // 2),
+                "original_max_position_embeddings": 32768,
+            },
+            "use_mup": False,
+            "scale_emb": 12,
+            "dim_model_base": 256,
+            "scale_depth": 1.4,
+            "rope_theta": 10000.0,
         },
-        "patch_size": 4, "feat_dim": 64, "residual_lm_num_layers": 8, "residual_lm_no_rope": True,
-        "scalar_quantization_latent_dim": 512, "scalar_quantization_scale": 9,
+        "patch_size": 4,
+        "feat_dim": 64,
+        "residual_lm_num_layers": 8,
+        "residual_lm_no_rope": True,
+        "scalar_quantization_latent_dim": 512,
+        "scalar_quantization_scale": 9,
         "encoder_config": {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12, "kv_channels": head},
-        "dit_config": {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12, "kv_channels": head,
-                       "dit_mean_mode": False,
-                       "cfm_config": {"sigma_min": 1e-6, "solver": "euler", "t_scheduler": "log-norm",
-                                      "inference_cfg_rate": 2.0}},
-        "audio_vae_config": {
-            "encoder_dim": 128, "encoder_rates": [2, 5, 8, 8], "latent_dim": 64, "decoder_dim": 2048,
-            "decoder_rates": [8, 6, 5, 2, 2, 2], "depthwise": True, "sample_rate": 16000, "out_sample_rate": 48000,
-            "use_noise_block": False, "sr_bin_boundaries": [20000, 30000, 40000], "cond_type": "scale_bias",
-            "cond_dim": 128, "cond_out_layer": False,
+        "dit_config": {
+            "hidden_dim": 1024,
+            "ffn_dim": 4096,
+            "num_heads": 16,
+            "num_layers": 12,
+            "kv_channels": head,
+            "dit_mean_mode": False,
+            "cfm_config": {"sigma_min": 1e-6, "solver": "euler", "t_scheduler": "log-norm", "inference_cfg_rate": 2.0},
         },
-        "max_length": 8192, "device": "cuda", "dtype": "bfloat16",
-    }  # fmt: skip
+        "audio_vae_config": {
+            "encoder_dim": 128,
+            "encoder_rates": [2, 5, 8, 8],
+            "latent_dim": 64,
+            "decoder_dim": 2048,
+            "decoder_rates": [8, 6, 5, 2, 2, 2],
+            "depthwise": True,
+            "sample_rate": 16000,
+            "out_sample_rate": 48000,
+            "use_noise_block": False,
+            "sr_bin_boundaries": [20000, 30000, 40000],
+            "cond_type": "scale_bias",
+            "cond_dim": 128,
+            "cond_out_layer": False,
+        },
+        "max_length": 8192,
+        "device": "cuda",
+        "dtype": "bfloat16",
+    }
 
 
 def _write_tokenizer(folder: Path) -> None:
@@ -127,12 +197,13 @@ def _write_tokenizer(folder: Path) -> None:
                 "add_eos_token": False,
                 "model_max_length": 4096,
             }
-        )  # fmt: skip
+        )
     )
 
 
-def build(folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0,
-          size: Literal["tiny", "full"] = "tiny") -> Path:  # fmt: skip
+def build(
+    folder: Path, stop: Literal["early", "never"] = "early", seed: int = 0, size: Literal["tiny", "full"] = "tiny"
+) -> Path:
     """Write the checkpoint into ``folder`` (created) and return it."""
     import torch
     from safetensors.torch import save_file

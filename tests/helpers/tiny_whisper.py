@@ -95,19 +95,38 @@ def build(folder: Path, seed: int = 0) -> Path:
     eot, sot = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
     no_timestamps = vocab["<|notimestamps|>"]
     config = WhisperConfig(
-        vocab_size=VOCAB_SIZE, num_mel_bins=80, d_model=32, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=eot, bos_token_id=eot,
-        eos_token_id=eot, decoder_start_token_id=sot, suppress_tokens=[], begin_suppress_tokens=[220, eot],
-    )  # fmt: skip
+        vocab_size=VOCAB_SIZE,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=sot,
+        suppress_tokens=[],
+        begin_suppress_tokens=[220, eot],
+    )
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, suppress_tokens=[],
-        begin_suppress_tokens=[220, eot], no_timestamps_token_id=no_timestamps, is_multilingual=True,
-        lang_to_id={f"<|{c}|>": vocab[f"<|{c}|>"] for c in LANGUAGES}, alignment_heads=[[0, 0], [0, 1]],
+        decoder_start_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        suppress_tokens=[],
+        begin_suppress_tokens=[220, eot],
+        no_timestamps_token_id=no_timestamps,
+        is_multilingual=True,
+        lang_to_id={f"<|{c}|>": vocab[f"<|{c}|>"] for c in LANGUAGES},
+        alignment_heads=[[0, 0], [0, 1]],
         task_to_id={"translate": vocab["<|translate|>"], "transcribe": vocab["<|transcribe|>"]},
-    )  # fmt: skip
+    )
     model.save_pretrained(hf)
     eot_text = "<|endoftext|>"
     others = [t for t in tok.get_vocab() if t.startswith("<|") and t != eot_text]

@@ -72,11 +72,18 @@ def takes(tmp_path_factory) -> Takes:
     corpus.write_wav(out / "noise.wav", corpus.add_noise(pcm, 20.0, np.random.default_rng(1)), synth.rate)
     corpus.ffmpeg("-i", clean, "-t", f"{_seconds(clean) * 0.55:.3f}", out / "cut.wav")
     return Takes(
-        folder=out, text=text, clean=clean, mp3_64=out / "mp3_64.mp3", mp3_32=out / "mp3_32.mp3",
-        noise=out / "noise.wav", cut=out / "cut.wav", missing=say("missing", " ".join((LONG[0], LONG[2]))),
-        extra=say("extra", " ".join((LONG[0], EXTRA, LONG[1], LONG[2]))), swapped=say("other", " ".join(OTHER)),
+        folder=out,
+        text=text,
+        clean=clean,
+        mp3_64=out / "mp3_64.mp3",
+        mp3_32=out / "mp3_32.mp3",
+        noise=out / "noise.wav",
+        cut=out / "cut.wav",
+        missing=say("missing", " ".join((LONG[0], LONG[2]))),
+        extra=say("extra", " ".join((LONG[0], EXTRA, LONG[1], LONG[2]))),
+        swapped=say("other", " ".join(OTHER)),
         gaps=corpus.sentence_gaps(clean),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,17 @@ def test_ids_from_an_earlier_scheme_and_hand_edits_survive(tmp_path):
     for n, row in enumerate(rows):
         row["id"] = f"legacy-{n:04d}"
     rows[3]["voice"] = "narrator"
-    rows.insert(5, {"id": "producer-note", "chapter": "", "text": "A line the producer added.", "pause_after": "0.5",
-                    "source": "", "voice": ""})  # fmt: skip
+    rows.insert(
+        5,
+        {
+            "id": "producer-note",
+            "chapter": "",
+            "text": "A line the producer added.",
+            "pause_after": "0.5",
+            "source": "",
+            "voice": "",
+        },
+    )
     columns = ["id", "chapter", "text", "pause_after", "source", "voice"]
     write_manifest(tmp_path / "out" / "book.csv", columns, rows)
     again = read_csv(import_manuscript(src, tmp_path / "out").manifest)
@@ -76,8 +85,10 @@ def test_repeated_texts_get_distinct_deterministic_ids():
 
 
 def test_write_manifest_round_trips_through_csv(tmp_path):
-    rows = [{"id": "a", "text": 'She said, "Go on, then."\nNew line; =SUM(A1)', "pause_after": 0.6},
-            {"id": "b", "text": "caf\u00e9 \u2014 na\u00efve", "chapter": "One, Two"}]  # fmt: skip
+    rows = [
+        {"id": "a", "text": 'She said, "Go on, then."\nNew line; =SUM(A1)', "pause_after": 0.6},
+        {"id": "b", "text": "caf\u00e9 \u2014 na\u00efve", "chapter": "One, Two"},
+    ]
     path = tmp_path / "m.csv"
     write_manifest(path, ["id", "chapter", "text", "pause_after"], rows)
     back = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
@@ -129,8 +140,9 @@ def test_cost_estimates_use_the_price_table_and_gpu_price(tmp_path, monkeypatch)
     chars = sum(c.chars for c in report.chapters)
     assert costs["piper"].usd == 0.0
     assert costs["pixazo"].usd == pytest.approx(0.01 * report.rows + 0.5 * chars / 1000, abs=1e-3)
-    speech = sum(c.predicted_s for c in report.chapters) - sum(float(r["pause_after"]) for r in
-                                                               read_csv(tmp_path / "out" / "book.csv"))  # fmt: skip
+    speech = sum(c.predicted_s for c in report.chapters) - sum(
+        float(r["pause_after"]) for r in read_csv(tmp_path / "out" / "book.csv")
+    )
     assert costs["voxcpm"].usd == pytest.approx(speech / 1.45 / 3600 * 3.6, rel=0.02)
     assert costs["wiro"].usd is None and "reports" in costs["wiro"].basis
     http_requests = round(costs["voxcpm-http"].usd / 0.001)
@@ -160,8 +172,11 @@ def test_manifest_loads_in_mediamill(tmp_path):
     rows = read_csv(result.manifest)
     plain = tmp_path / "plain"
     plain.mkdir()
-    write_manifest(plain / "book.csv", ["id", "chapter", "text", "pause_after"],
-                   [{k: v for k, v in r.items() if k != "source"} for r in rows])  # fmt: skip
+    write_manifest(
+        plain / "book.csv",
+        ["id", "chapter", "text", "pause_after"],
+        [{k: v for k, v in r.items() if k != "source"} for r in rows],
+    )
     shutil.copy(result.cover, plain / result.cover.name)
     import tomllib
 

@@ -129,21 +129,26 @@ def test_drm_encrypted_epub_is_refused_and_nothing_written(tmp_path):
 
 def test_font_obfuscation_is_not_drm(tmp_path):
     book = epub3_book(tmp_path / "fonts.epub")
-    enc = ('<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
-           'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
-           '<enc:EncryptionMethod Algorithm="http://www.idpf.org/2008/embedding"/>'
-           '<enc:CipherData><enc:CipherReference URI="OEBPS/fonts/a.otf"/></enc:CipherData>'
-           "</enc:EncryptedData></encryption>")  # fmt: skip
+    enc = (
+        '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+        '<enc:EncryptionMethod Algorithm="http://www.idpf.org/2008/embedding"/>'
+        '<enc:CipherData><enc:CipherReference URI="OEBPS/fonts/a.otf"/></enc:CipherData>'
+        "</enc:EncryptedData></encryption>"
+    )
     with zipfile.ZipFile(book.path, "a") as z:
         z.writestr("META-INF/encryption.xml", enc)
     assert import_manuscript(book.path, tmp_path / "out").report.rows > 10
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"),
-    (b"PK\x03\x04 not really a zip", "cannot be opened|not a readable"),
-    (b"\x00\x01binary", "cannot tell"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"PK\x03\x04 not really a zip", "cannot be opened|not a readable"),
+        (b"\x00\x01binary", "cannot tell"),
+    ],
+)
 def test_bad_input_is_refused_with_a_clear_message(tmp_path, content, message):
     path = tmp_path / ("book.epub" if content.startswith(b"PK") else "book.bin")
     path.write_bytes(content)

@@ -17,7 +17,7 @@ from tests.helpers.ingest_books import (
     docx_book,
     gutenberg_html_book,
     html_book,
-    markdown_book,  # fmt: skip
+    markdown_book,
     paragraph,
     pdf_book,
     scanned_pdf,
@@ -203,7 +203,10 @@ def test_gutenberg_html_header_gives_title_author_language_and_credits_are_skipp
             book.path.write_bytes(page)
         result = import_manuscript(book.path, tmp_path / name)
         assert (result.report.title, result.report.author, result.report.language) == (
-            "The Lamp Stories", "Edith Marlow", "en")  # fmt: skip
+            "The Lamp Stories",
+            "Edith Marlow",
+            "en",
+        )
         assert 'language = "en"' in result.sidecar.read_text(encoding="utf-8")
         texts = " ".join(r["text"] for r in read_csv(result.manifest))
         assert "Produced by" not in texts and "TRANSCRIBER" not in texts and "Spelling is" not in texts
@@ -215,10 +218,13 @@ def test_gutenberg_text_credit_line_after_the_start_marker_is_skipped(tmp_path):
     header = GUTENBERG_HEADER.format(title="The Lamp Stories", author="Edith Marlow", upper="THE LAMP STORIES")
     first, second = paragraph(rng), paragraph(rng)
     source = tmp_path / "lamp.txt"
-    source.write_text(header + "\n\n\nProduced by an anonymous Project Gutenberg volunteer and Jose\nMenendez\n\n\n"
-                      f"CHAPTER I\n\n{first}\n\nCHAPTER II\n\n{second}\n\n"
-                      "Produced by the light of the lamp, the shadows danced.\n\n"
-                      + GUTENBERG_LICENCE.format(upper="THE LAMP STORIES"), encoding="utf-8")  # fmt: skip
+    source.write_text(
+        header + "\n\n\nProduced by an anonymous Project Gutenberg volunteer and Jose\nMenendez\n\n\n"
+        f"CHAPTER I\n\n{first}\n\nCHAPTER II\n\n{second}\n\n"
+        "Produced by the light of the lamp, the shadows danced.\n\n"
+        + GUTENBERG_LICENCE.format(upper="THE LAMP STORIES"),
+        encoding="utf-8",
+    )
     result = import_manuscript(source, tmp_path / "out")
     texts = [r["text"] for r in read_csv(result.manifest)]
     assert not any("Menendez" in t for t in texts)
@@ -253,8 +259,9 @@ def test_html_centred_chapter_paragraphs_are_chapters(tmp_path):
     rng = random.Random(11)
     body = "<h1>THE LAMP STORIES</h1><h2>By Edith Marlow</h2>"
     for numeral, subtitle in (("I", "THE LAMP"), ("II", "THE FERRY"), ("III", "THE ORCHARD")):
-        body += (f'<p align="center">CHAPTER {numeral}.</p><p align="center">{subtitle}</p>'
-                 + "".join(f"<p>{paragraph(rng)}</p>" for _ in range(3)))  # fmt: skip
+        body += f'<p align="center">CHAPTER {numeral}.</p><p align="center">{subtitle}</p>' + "".join(
+            f"<p>{paragraph(rng)}</p>" for _ in range(3)
+        )
     source = tmp_path / "lamp.html"
     source.write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
     result = import_manuscript(source, tmp_path / "out")

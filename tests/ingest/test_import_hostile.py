@@ -22,26 +22,34 @@ from tests.helpers.epub_helpers import read_csv
 from tests.helpers.ingest_books import CONTAINER, docx_book, epub3_book, png_bytes
 
 MiB = 1024 * 1024
-PARAS = ["The lantern swung above the harbour wall.", "Morning came quietly over the river.",
-         "She folded the letter and left it by the window."]  # fmt: skip
+PARAS = [
+    "The lantern swung above the harbour wall.",
+    "Morning came quietly over the river.",
+    "She folded the letter and left it by the window.",
+]
 
 
 def xhtml(body: str) -> bytes:
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en">'
-            f"<head><title>t</title></head><body>{body}</body></html>").encode()  # fmt: skip
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en">'
+        f"<head><title>t</title></head><body>{body}</body></html>"
+    ).encode()
 
 
-def mini_epub(path: Path, docs: dict[str, bytes], spine: list[str] | None = None,
-              extra: dict[str, bytes] | None = None) -> Path:  # fmt: skip
+def mini_epub(
+    path: Path, docs: dict[str, bytes], spine: list[str] | None = None, extra: dict[str, bytes] | None = None
+) -> Path:
     """A minimal EPUB 3 (no TOC: one chapter per document); ``spine`` lists document names in order."""
     ids = {name: f"d{i}" for i, name in enumerate(docs)}
     items = "".join(f'<item id="{ids[n]}" href="{n}" media-type="application/xhtml+xml"/>' for n in docs)
     refs = "".join(f'<itemref idref="{ids[n]}"/>' for n in (spine or list(docs)))
-    opf = ('<?xml version="1.0" encoding="UTF-8"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
-           'unique-identifier="uid"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
-           '<dc:identifier id="uid">urn:uuid:0</dc:identifier><dc:title>Hostile</dc:title>'
-           "<dc:language>en</dc:language></metadata>"
-           f"<manifest>{items}</manifest><spine>{refs}</spine></package>")  # fmt: skip
+    opf = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
+        'unique-identifier="uid"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        '<dc:identifier id="uid">urn:uuid:0</dc:identifier><dc:title>Hostile</dc:title>'
+        "<dc:language>en</dc:language></metadata>"
+        f"<manifest>{items}</manifest><spine>{refs}</spine></package>"
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         z.writestr("META-INF/container.xml", CONTAINER)
@@ -140,8 +148,13 @@ def test_deep_nesting_in_an_epub_is_refused_not_a_recursion_error(tmp_path, tag)
 
 def test_deep_nesting_in_html_is_refused_not_silently_dropped(tmp_path):
     path = tmp_path / "deep.html"
-    path.write_text("<html><body><p>Before the deep part.</p>" + "<div>" * 100_000 + "<p>Deep words.</p>"
-                    + "</div>" * 100_000 + "<p>After the deep part.</p></body></html>")  # fmt: skip
+    path.write_text(
+        "<html><body><p>Before the deep part.</p>"
+        + "<div>" * 100_000
+        + "<p>Deep words.</p>"
+        + "</div>" * 100_000
+        + "<p>After the deep part.</p></body></html>"
+    )
     message = refused(path, tmp_path / "out", "deep.html")
     assert "deep" in message and "200" in message
 
@@ -181,8 +194,9 @@ def test_more_rows_than_a_manifest_may_have_is_refused_at_import(tmp_path, monke
     assert "makes 9 rows" in message and "at most 5" in message and "split" in message
 
 
-@pytest.mark.parametrize("name, paragraph", [("many.md", "Para {i}.\n\n"), ("many.txt", "Para {i}.\n\n"),
-                                             ("many.html", "<p>Para {i}.</p>")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, paragraph", [("many.md", "Para {i}.\n\n"), ("many.txt", "Para {i}.\n\n"), ("many.html", "<p>Para {i}.</p>")]
+)
 def test_far_more_paragraphs_than_rows_are_refused_before_parsing(tmp_path, monkeypatch, name, paragraph):
     monkeypatch.setenv("MEDIAMILL_MAX_ROWS", "10")
     path = tmp_path / name
@@ -202,12 +216,15 @@ def test_a_text_manuscript_over_the_size_cap_is_refused_before_it_is_read(tmp_pa
 # 6. Binary data posing as text -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, data, match", [
-    ("noise.txt", random.Random(6).randbytes(20_000), "binary|not text"),
-    ("picture.md", png_bytes(), "PNG"),
-    ("page.html", b"\x7fELF\x02\x01\x01" + bytes(2000), "ELF"),
-    ("gz.txt", b"\x1f\x8b\x08" + random.Random(7).randbytes(500), "gzip"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, data, match",
+    [
+        ("noise.txt", random.Random(6).randbytes(20_000), "binary|not text"),
+        ("picture.md", png_bytes(), "PNG"),
+        ("page.html", b"\x7fELF\x02\x01\x01" + bytes(2000), "ELF"),
+        ("gz.txt", b"\x1f\x8b\x08" + random.Random(7).randbytes(500), "gzip"),
+    ],
+)
 def test_binary_data_named_as_text_is_refused(tmp_path, name, data, match):
     path = tmp_path / name
     path.write_bytes(data)
@@ -236,7 +253,9 @@ def test_latin1_text_is_read_as_windows_1252_and_the_report_says_so(tmp_path):
     path.write_bytes("The naïve café owner smiled.\n\nHe served crème brûlée to the façade painter.".encode("latin-1"))
     result = import_manuscript(path, tmp_path / "out")
     assert [r["text"] for r in read_csv(result.manifest)][-2:] == [
-        "The naïve café owner smiled.", "He served crème brûlée to the façade painter."]  # fmt: skip
+        "The naïve café owner smiled.",
+        "He served crème brûlée to the façade painter.",
+    ]
     assert result.report.encoding == "Windows-1252"
     assert any("Windows-1252" in r and "UTF-8" in r for r in result.report.remarks)
     assert "Windows-1252" in result.report.to_text()
@@ -252,8 +271,9 @@ def test_utf8_is_preferred_and_named(tmp_path):
 
 def test_utf8_html_without_a_charset_is_read_as_utf8(tmp_path):
     path = tmp_path / "page.html"
-    path.write_text("<html><body><p>The naïve café owner smiled.</p><p>A second paragraph.</p></body></html>",
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        "<html><body><p>The naïve café owner smiled.</p><p>A second paragraph.</p></body></html>", encoding="utf-8"
+    )
     result = import_manuscript(path, tmp_path / "out")
     assert "The naïve café owner smiled." in [r["text"] for r in read_csv(result.manifest)]
     assert result.report.encoding == "UTF-8"
@@ -261,8 +281,10 @@ def test_utf8_html_without_a_charset_is_read_as_utf8(tmp_path):
 
 def test_html_in_its_declared_charset(tmp_path):
     path = tmp_path / "page.html"
-    path.write_bytes('<html><head><meta charset="iso-8859-15"></head><body><p>It cost 5 € at the café.</p>'
-                     "<p>A second paragraph.</p></body></html>".encode("iso-8859-15"))  # fmt: skip
+    path.write_bytes(
+        '<html><head><meta charset="iso-8859-15"></head><body><p>It cost 5 € at the café.</p>'
+        "<p>A second paragraph.</p></body></html>".encode("iso-8859-15")
+    )
     result = import_manuscript(path, tmp_path / "out")
     assert "It cost 5 € at the café." in [r["text"] for r in read_csv(result.manifest)]
     assert result.report.encoding == "ISO-8859-15"

@@ -20,14 +20,57 @@ from mediamill.plan import Plan, validate
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 KINDS = ["tts", "clone", "song", "video", "", "TTS", "speech", "../x"]
-COLUMNS = ["id", "kind", "text", "chapter", "voice", "reference", "image", "prompt", "lyrics", "options",
-           "pause_after", "speed", "seed", "order", "backend", "colour", ""]  # fmt: skip
-PATHS = ["../outside.wav", "../../etc/passwd", "/etc/passwd", "~/.ssh/id_rsa", "inside.wav", "sub/../inside.wav",
-         "link-out.wav", "nested/../../outside.wav", "sub", "CON", "inside.wav\x00.png", "~nobody-here/x.wav"]  # fmt: skip
-URLS = ["http://127.0.0.1/a.wav", "http://localhost:8080/a.wav", "http://10.1.2.3/a.png", "http://169.254.169.254/latest",
-        "http://[::1]/a.wav", "http://0x7f000001/a.wav", "http://127.1/a.wav", "http://[::ffff:192.168.0.1]/a.wav",
-        "http://metadata.google.internal/x", "http://printer/a.png", "file:///etc/passwd", "ftp://example.com/a.wav",
-        "gopher://example.com/", "javascript:alert(1)", "https://cdn.example.com/a.wav", "https://8.8.8.8/a.png"]  # fmt: skip
+COLUMNS = [
+    "id",
+    "kind",
+    "text",
+    "chapter",
+    "voice",
+    "reference",
+    "image",
+    "prompt",
+    "lyrics",
+    "options",
+    "pause_after",
+    "speed",
+    "seed",
+    "order",
+    "backend",
+    "colour",
+    "",
+]
+PATHS = [
+    "../outside.wav",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "~/.ssh/id_rsa",
+    "inside.wav",
+    "sub/../inside.wav",
+    "link-out.wav",
+    "nested/../../outside.wav",
+    "sub",
+    "CON",
+    "inside.wav\x00.png",
+    "~nobody-here/x.wav",
+]
+URLS = [
+    "http://127.0.0.1/a.wav",
+    "http://localhost:8080/a.wav",
+    "http://10.1.2.3/a.png",
+    "http://169.254.169.254/latest",
+    "http://[::1]/a.wav",
+    "http://0x7f000001/a.wav",
+    "http://127.1/a.wav",
+    "http://[::ffff:192.168.0.1]/a.wav",
+    "http://metadata.google.internal/x",
+    "http://printer/a.png",
+    "file:///etc/passwd",
+    "ftp://example.com/a.wav",
+    "gopher://example.com/",
+    "javascript:alert(1)",
+    "https://cdn.example.com/a.wav",
+    "https://8.8.8.8/a.png",
+]
 IDS = ["../evil", "..", ".", "/abs", "a/b", "a\\b", "CON", "nul.txt", "LPT1", "ok-1", "x" * 101, "-lead", "ok.mp3", "é"]
 
 

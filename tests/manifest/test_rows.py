@@ -52,15 +52,20 @@ def test_a_killed_holder_leaves_no_claim(tmp_path):
     store = Store(tmp_path)
     key = "cd" + "1" * 62
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from mediamill.store import Store
             assert Store({str(tmp_path)!r}).claim({key!r}).try_acquire()
             print("held", flush=True)
             time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert not store.claim(key).try_acquire()  # taken by a live process
@@ -79,9 +84,13 @@ def test_rows_retry_with_their_backend_policy(write_manifest, tmp_path):
     (outcome,) = asyncio.run(run_batch(groups, Store(tmp_path), RetryPolicy(retries=4, delay_s=0.01, jitter=0), LOG))
     assert outcome.ok and outcome.fresh and outcome.attempts == 3 and len(outcome.errors) == 2
     (outcome,) = asyncio.run(
-        run_batch(jobs_of(write_manifest, 1, backend=FLAKY, name="flaky2"), Store(tmp_path),
-                  RetryPolicy(retries=1, delay_s=0.01, jitter=0), LOG)
-    )  # fmt: skip
+        run_batch(
+            jobs_of(write_manifest, 1, backend=FLAKY, name="flaky2"),
+            Store(tmp_path),
+            RetryPolicy(retries=1, delay_s=0.01, jitter=0),
+            LOG,
+        )
+    )
     assert not outcome.ok and outcome.attempts == 2 and outcome.error
 
 

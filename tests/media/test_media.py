@@ -95,8 +95,9 @@ def _fake_ffmpeg(folder, version: str, delegate: bool = True, drop: str | None =
     if drop:
         rest += f" | grep -v ' {drop} '"
     script = folder / "ffmpeg"
-    script.write_text(f'#!/bin/sh\nif [ "$1" = "-version" ]; then echo "ffmpeg version {version} Copyright (c)"; '
-                      f"exit 0; fi\n{rest}\n")  # fmt: skip
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = "-version" ]; then echo "ffmpeg version {version} Copyright (c)"; exit 0; fi\n{rest}\n'
+    )
     script.chmod(0o755)
     return script
 

@@ -40,7 +40,7 @@ def pitch_hz(pcm: bytes, rate: int = RATE) -> float:
         (4.0, [2.0, 2.0]),
         (0.25, [0.5, 0.5]),
         (0.3, [0.5, 0.6]),
-    ],  # fmt: skip
+    ],
 )
 def test_ratios_beyond_one_stage_are_chained_within_its_best_range(ratio, factors):
     assert tempo_factors(ratio) == pytest.approx(factors)

@@ -134,8 +134,9 @@ def test_piper_voice_files_are_keyed_by_their_bytes_and_their_config(tmp_path, w
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_second_machine_with_its_own_copy_of_the_model_generates_nothing(tiny_voxcpm, tmp_path, monkeypatch,
-                                                                           write_manifest):  # fmt: skip
+def test_a_second_machine_with_its_own_copy_of_the_model_generates_nothing(
+    tiny_voxcpm, tmp_path, monkeypatch, write_manifest
+):
     from mediamill.flows import produce
 
     monkeypatch.setenv("VOXCPM_DEVICE", "cpu")

@@ -128,9 +128,12 @@ def test_the_sdk_streaming_helper_receives_a_whole_file(piper_server):
 def test_server_sent_events_carry_the_audio_as_openai_sends_it(piper_server, fmt):
     client = client_for(piper_server)
     with client.audio.speech.with_streaming_response.create(
-        model=MODEL, voice="alloy", input="One sentence. And another one after it.", response_format=fmt,
+        model=MODEL,
+        voice="alloy",
+        input="One sentence. And another one after it.",
+        response_format=fmt,
         stream_format="sse",
-    ) as response:  # fmt: skip
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response.iter_lines())
     *deltas, done = events
@@ -152,8 +155,10 @@ def _seconds_at(client: OpenAI, speed: float) -> float:
 def test_the_speed_of_speech_follows_speed(piper_server):
     client = client_for(piper_server)
     at_1, at_2, at_half = (_seconds_at(client, s) for s in (1.0, 2.0, 0.5))
-    print(f"piper: {at_1:.2f} s at 1.0, {at_2:.2f} s at 2.0 ({at_1 / at_2:.3f}x), {at_half:.2f} s at 0.5 "
-          f"({at_1 / at_half:.3f}x)")  # fmt: skip
+    print(
+        f"piper: {at_1:.2f} s at 1.0, {at_2:.2f} s at 2.0 ({at_1 / at_2:.3f}x), {at_half:.2f} s at 0.5 "
+        f"({at_1 / at_half:.3f}x)"
+    )
     assert at_1 / at_2 == pytest.approx(2.0, rel=SPEED_TOLERANCE)
     assert at_1 / at_half == pytest.approx(0.5, rel=SPEED_TOLERANCE)
 
@@ -165,8 +170,12 @@ def test_streams_follow_speed_too(piper_server):
         model=MODEL, voice="alloy", input=text, response_format="pcm", stream_format="sse", speed=2.0
     ) as response:
         fast = sum(len(base64.b64decode(e["audio"])) for e in sse_events(response.iter_lines())[:-1])
-    plain = httpx.post(f"{piper_server.url}/v1/audio/speech/stream", json={"input": text},
-                       headers={"Authorization": f"Bearer {KEY}"}, timeout=120)  # fmt: skip
+    plain = httpx.post(
+        f"{piper_server.url}/v1/audio/speech/stream",
+        json={"input": text},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=120,
+    )
     assert plain.status_code == 200
     assert len(plain.content) / fast == pytest.approx(2.0, rel=0.1)  # two draws of Piper, on a short text
 
@@ -221,8 +230,9 @@ def test_the_key_goes_as_the_sdk_sends_it_and_a_wrong_one_is_an_authentication_e
 def test_a_busy_server_is_a_rate_limit_error(strict_server):
     long_text = " ".join(f"Sentence {i} keeps the only slot busy for a while." for i in range(40))
     auth = {"Authorization": f"Bearer {KEY}"}
-    with httpx.stream("POST", f"{strict_server.url}/v1/audio/speech/stream", json={"input": long_text},
-                      headers=auth, timeout=120) as held:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{strict_server.url}/v1/audio/speech/stream", json={"input": long_text}, headers=auth, timeout=120
+    ) as held:
         assert held.status_code == 200
         chunks = held.iter_raw()  # kept: a dropped iterator would close the connection, and free the slot
         next(chunks)  # generating: the one slot is taken until this stream closes
@@ -235,8 +245,13 @@ def test_a_busy_server_is_a_rate_limit_error(strict_server):
 def test_a_client_leaving_an_encoded_re_timed_stream_frees_its_slot_and_its_ffmpeg(piper_server):
     # Minutes of speech, re-timed and encoded by two ffmpeg: the client leaves after the first event.
     body = {"input": " ".join([TEXT] * 6), "stream_format": "sse", "response_format": "mp3", "speed": 1.5}
-    with httpx.stream("POST", f"{piper_server.url}/v1/audio/speech", json=body,
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as response:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        f"{piper_server.url}/v1/audio/speech",
+        json=body,
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=120,
+    ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith('data: {"type":"speech.audio.delta"')
         assert psutil.Process(piper_server.proc.pid).children()  # the stream's ffmpeg, still working

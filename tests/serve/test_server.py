@@ -35,10 +35,14 @@ def server(tiny_voxcpm, tmp_path_factory):
     write_tone_wav(root / "secret.wav", 1.0)
     (prompts / "escape.wav").symlink_to(root / "secret.wav")
     env = dict(
-        VOXCPM_MODEL=str(tiny_voxcpm), VOXCPM_DEVICE="cpu", VOXCPM_CPU_THREADS="1",
-        VOXCPM_MAX_CHARS="60", MEDIAMILL_SERVE_API_KEY=KEY, MEDIAMILL_SERVE_MAX_INPUT_CHARS="3000",
+        VOXCPM_MODEL=str(tiny_voxcpm),
+        VOXCPM_DEVICE="cpu",
+        VOXCPM_CPU_THREADS="1",
+        VOXCPM_MAX_CHARS="60",
+        MEDIAMILL_SERVE_API_KEY=KEY,
+        MEDIAMILL_SERVE_MAX_INPUT_CHARS="3000",
         MEDIAMILL_SERVE_MAX_BODY_MB="1",
-    )  # fmt: skip
+    )
     with serve_process(env, ["--voices", str(voices), "--prompts", str(prompts)], root / "server.log") as served:
         yield {"url": served.url, "root": root, "voices": voices, "prompts": prompts, "proc": served.proc}
 
@@ -67,9 +71,14 @@ def test_requests_need_the_api_key(server):
 
 @pytest.mark.parametrize(
     "fmt,media_type,codec",
-    [("wav", "audio/wav", "pcm_s16le"), ("mp3", "audio/mpeg", "mp3float"), ("flac", "audio/flac", "flac"),
-     ("opus", "audio/ogg", "opus"), ("aac", "audio/aac", "aac")],
-)  # fmt: skip
+    [
+        ("wav", "audio/wav", "pcm_s16le"),
+        ("mp3", "audio/mpeg", "mp3float"),
+        ("flac", "audio/flac", "flac"),
+        ("opus", "audio/ogg", "opus"),
+        ("aac", "audio/aac", "aac"),
+    ],
+)
 def test_every_format_decodes_to_the_same_speech(server, tmp_path, fmt, media_type, codec):
     text = "The lamps came on along the street."
     reference = say(server, input=text, response_format="wav", seed=3)
@@ -96,12 +105,19 @@ def test_pcm_and_stream_carry_the_sample_rate(server):
 
 @pytest.mark.parametrize(
     "body,field",
-    [({"input": "Hi.", "cfg_value": 10.5}, "cfg_value"), ({"input": "Hi.", "inference_timesteps": 0}, "inference_timesteps"),
-     ({"input": "Hi.", "inference_timesteps": 101}, "inference_timesteps"), ({"input": "Hi.", "max_length": 2049}, "max_length"),
-     ({"input": "Hi.", "response_format": "ogg"}, "response_format"), ({"input": ""}, "input"),
-     ({"input": "x" * 3001}, "input"), ({"input": "Hi.", "voice": "nobody"}, "voice"),
-     ({"input": "Hi.", "prompt_text": "words"}, "prompt_text"), ({}, "input")],
-)  # fmt: skip
+    [
+        ({"input": "Hi.", "cfg_value": 10.5}, "cfg_value"),
+        ({"input": "Hi.", "inference_timesteps": 0}, "inference_timesteps"),
+        ({"input": "Hi.", "inference_timesteps": 101}, "inference_timesteps"),
+        ({"input": "Hi.", "max_length": 2049}, "max_length"),
+        ({"input": "Hi.", "response_format": "ogg"}, "response_format"),
+        ({"input": ""}, "input"),
+        ({"input": "x" * 3001}, "input"),
+        ({"input": "Hi.", "voice": "nobody"}, "voice"),
+        ({"input": "Hi.", "prompt_text": "words"}, "prompt_text"),
+        ({}, "input"),
+    ],
+)
 def test_invalid_requests_get_422_naming_the_field(server, body, field):
     response = say(server, **body)
     assert response.status_code == 422
@@ -109,8 +125,11 @@ def test_invalid_requests_get_422_naming_the_field(server, body, field):
 
 
 def test_bodies_are_bounded(server):
-    response = httpx.post(f"{server['url']}/v1/audio/speech", content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
-                          headers={**AUTH, "content-type": "application/json"})  # fmt: skip
+    response = httpx.post(
+        f"{server['url']}/v1/audio/speech",
+        content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+        headers={**AUTH, "content-type": "application/json"},
+    )
     assert response.status_code == 413
 
 
@@ -126,18 +145,27 @@ def test_prompt_files_are_confined_to_the_configured_folders(server):
 def test_voices_are_uploaded_listed_and_used(server, tmp_path):
     recording = write_tone_wav(tmp_path / "me.wav", 2.0)
     with recording.open("rb") as fh:
-        created = httpx.post(f"{server['url']}/v1/voices", headers=AUTH, data={"name": "narrator", "text": "This is me."},
-                             files={"file": ("me.wav", fh, "audio/wav")})  # fmt: skip
+        created = httpx.post(
+            f"{server['url']}/v1/voices",
+            headers=AUTH,
+            data={"name": "narrator", "text": "This is me."},
+            files={"file": ("me.wav", fh, "audio/wav")},
+        )
     assert created.status_code == 201 and created.json() == {"name": "narrator", "transcript": "This is me."}
     assert (server["voices"] / "narrator.wav").read_bytes() == recording.read_bytes()
     listed = httpx.get(f"{server['url']}/voices", headers=AUTH).json()
     assert "narrator" in listed["voices"]
     assert say(server, input="In my voice.", voice="narrator").status_code == 200
     assert say(server, input="Stock names mean the default voice.", voice="alloy").status_code == 200
-    bad_name = httpx.post(f"{server['url']}/v1/voices", headers=AUTH, data={"name": "../x"},
-                          files={"file": ("me.wav", recording.read_bytes())})  # fmt: skip
-    not_audio = httpx.post(f"{server['url']}/v1/voices", headers=AUTH, data={"name": "x"},
-                           files={"file": ("me.wav", b"hello")})  # fmt: skip
+    bad_name = httpx.post(
+        f"{server['url']}/v1/voices",
+        headers=AUTH,
+        data={"name": "../x"},
+        files={"file": ("me.wav", recording.read_bytes())},
+    )
+    not_audio = httpx.post(
+        f"{server['url']}/v1/voices", headers=AUTH, data={"name": "x"}, files={"file": ("me.wav", b"hello")}
+    )
     assert bad_name.status_code == 422 and not_audio.status_code == 422
     assert not (server["voices"] / "x.wav").exists()
 
@@ -151,16 +179,19 @@ def test_openai_sdk_speed_design_voices_and_events_on_voxcpm(server):
     same = {"extra_body": {"seed": 3}}  # one take at two tempos: the ratio is the tempo change's alone
     plain = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, **same)
     fast = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, speed=2.0, **same)
-    seconds = [wav.getnframes() / wav.getframerate() for wav in
-               (wave.open(io.BytesIO(r.parse().content)) for r in (plain, fast))]  # fmt: skip
+    seconds = [
+        wav.getnframes() / wav.getframerate()
+        for wav in (wave.open(io.BytesIO(r.parse().content)) for r in (plain, fast))
+    ]
     assert seconds[0] / seconds[1] == pytest.approx(2.0, rel=0.05)
     designed = speech.with_raw_response.create(model="voxcpm", voice="alloy", input=text, instructions="a warm voice")
     assert designed.status_code == 200 and "x-instructions-ignored" not in designed.headers
     write_tone_wav(server["voices"] / "reader.wav", 1.5)  # registered by hand: the registry is read per request
     (server["voices"] / "reader.txt").write_text("Hello from the reader.")
     assert speech.create(model="voxcpm", voice={"id": "reader"}, input="In the reader's voice.").content[:4] == b"RIFF"
-    with speech.with_streaming_response.create(model="voxcpm", voice="alloy", input=text, response_format="pcm",
-                                               stream_format="sse", speed=2.0) as streamed:  # fmt: skip
+    with speech.with_streaming_response.create(
+        model="voxcpm", voice="alloy", input=text, response_format="pcm", stream_format="sse", speed=2.0
+    ) as streamed:
         events = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: ")]
     assert events[-1]["type"] == "speech.audio.done" and {e["type"] for e in events[:-1]} == {"speech.audio.delta"}
     fast_stream = sum(len(base64.b64decode(e["audio"])) for e in events[:-1])

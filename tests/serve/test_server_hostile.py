@@ -78,18 +78,31 @@ def srv(tiny_voxcpm, tmp_path_factory):
     (hook / "sitecustomize.py").write_text(AUDIT_HOOK)
     audit_log = root / "audit.log"
     env = {
-        "VOXCPM_MODEL": str(tiny_voxcpm), "VOXCPM_DEVICE": "cpu", "VOXCPM_CPU_THREADS": "1", "VOXCPM_MAX_CHARS": "60",
-        "MEDIAMILL_SERVE_API_KEY": KEY, "MEDIAMILL_SERVE_MAX_BODY_MB": "1", "MEDIAMILL_SERVE_MAX_INPUT_CHARS": "2000",
-        "MEDIAMILL_SERVE_MAX_PENDING": str(MAX_PENDING), "TMPDIR": str(tmp),
+        "VOXCPM_MODEL": str(tiny_voxcpm),
+        "VOXCPM_DEVICE": "cpu",
+        "VOXCPM_CPU_THREADS": "1",
+        "VOXCPM_MAX_CHARS": "60",
+        "MEDIAMILL_SERVE_API_KEY": KEY,
+        "MEDIAMILL_SERVE_MAX_BODY_MB": "1",
+        "MEDIAMILL_SERVE_MAX_INPUT_CHARS": "2000",
+        "MEDIAMILL_SERVE_MAX_PENDING": str(MAX_PENDING),
+        "TMPDIR": str(tmp),
         "PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p),
-        "MEDIAMILL_TEST_WATCH": os.pathsep.join([str(outside), "/etc/passwd"]), "MEDIAMILL_TEST_WATCH_LOG": str(audit_log),
-    }  # fmt: skip
+        "MEDIAMILL_TEST_WATCH": os.pathsep.join([str(outside), "/etc/passwd"]),
+        "MEDIAMILL_TEST_WATCH_LOG": str(audit_log),
+    }
     args = ["--voices", str(voices), "--prompts", str(prompts)]
     with serve_process(env, args, root / "server.log") as served:
         yield SimpleNamespace(
-            url=served.url, served=served, root=root, voices=voices, prompts=prompts, outside=outside, tmp=tmp,
+            url=served.url,
+            served=served,
+            root=root,
+            voices=voices,
+            prompts=prompts,
+            outside=outside,
+            tmp=tmp,
             audited=lambda: audit_log.read_text() if audit_log.exists() else "",
-        )  # fmt: skip
+        )
 
 
 def post(srv, body=None, path="/v1/audio/speech", headers=AUTH, timeout=60, **kw) -> httpx.Response:
@@ -127,14 +140,36 @@ def assert_healthy(srv) -> None:
 # -- prompt_wav_path: only readable audio inside the voice and prompt folders ---------------------
 
 OUTSIDE_PROMPTS = [
-    "../outside/secret.wav", "../../outside/secret.wav", "./../outside/secret.wav", "sub/../../outside/secret.wav",
-    "guest.wav/../../outside/secret.wav", "{outside}/secret.wav", "/etc/passwd", "escape.wav", "linkdir/secret.wav",
-    "pipe-link.wav", "%2e%2e/outside/secret.wav", "..%2Foutside%2Fsecret.wav", "%252e%252e%252foutside/secret.wav",
-    "..\\outside\\secret.wav", "\u2024\u2024/outside/secret.wav", "..\u2215outside\u2215secret.wav",
-    "file://{outside}/secret.wav", "~/../outside/secret.wav", "guest.wav\x00/../../outside/secret.wav",
-    "../outside/secret.wav\x00.wav", "guest\x00.wav", "fifo.wav", "dir.wav", "loop.wav", ".", "sub", "notes.txt",
-    "a" * 300 + ".wav", "a/" * 3000 + "guest.wav",
-]  # fmt: skip
+    "../outside/secret.wav",
+    "../../outside/secret.wav",
+    "./../outside/secret.wav",
+    "sub/../../outside/secret.wav",
+    "guest.wav/../../outside/secret.wav",
+    "{outside}/secret.wav",
+    "/etc/passwd",
+    "escape.wav",
+    "linkdir/secret.wav",
+    "pipe-link.wav",
+    "%2e%2e/outside/secret.wav",
+    "..%2Foutside%2Fsecret.wav",
+    "%252e%252e%252foutside/secret.wav",
+    "..\\outside\\secret.wav",
+    "\u2024\u2024/outside/secret.wav",
+    "..\u2215outside\u2215secret.wav",
+    "file://{outside}/secret.wav",
+    "~/../outside/secret.wav",
+    "guest.wav\x00/../../outside/secret.wav",
+    "../outside/secret.wav\x00.wav",
+    "guest\x00.wav",
+    "fifo.wav",
+    "dir.wav",
+    "loop.wav",
+    ".",
+    "sub",
+    "notes.txt",
+    "a" * 300 + ".wav",
+    "a/" * 3000 + "guest.wav",
+]
 
 
 @pytest.mark.parametrize("value", OUTSIDE_PROMPTS, ids=lambda v: repr(v)[:40])
@@ -168,15 +203,25 @@ def test_prompt_paths_that_stay_inside_are_used(srv, value):
 
 @pytest.mark.parametrize(
     "voice",
-    ["../outside/secret", "{outside}/secret", "../prompts/guest", "narrator/../../outside/secret", "narrator\x00",
-     "..", "x" * 5000, "con", "\ud800"],
+    [
+        "../outside/secret",
+        "{outside}/secret",
+        "../prompts/guest",
+        "narrator/../../outside/secret",
+        "narrator\x00",
+        "..",
+        "x" * 5000,
+        "con",
+        "\ud800",
+    ],
     ids=lambda v: repr(v)[:30],
-)  # fmt: skip
+)
 def test_voices_are_names_never_paths(srv, voice):
     voice = voice.format(outside=srv.outside)
     body = json.dumps({"input": "Hello.", "voice": voice})  # ensure_ascii: a lone surrogate travels as \ud800
-    response = httpx.post(srv.url + "/v1/audio/speech", content=body, timeout=30,
-                          headers={**AUTH, "content-type": "application/json"})  # fmt: skip
+    response = httpx.post(
+        srv.url + "/v1/audio/speech", content=body, timeout=30, headers={**AUTH, "content-type": "application/json"}
+    )
     assert response.status_code == 422 and response.json()["error"]["param"] == "voice"
     assert "secret" not in response.text and "outside" not in response.text and "prompts" not in response.text
     assert srv.audited() == ""
@@ -259,24 +304,53 @@ def test_unauthenticated_requests_are_refused_before_their_bodies_are_read(srv):
 # -- malformed bodies: 422, never 500 ---------------------------------------------------------------
 
 MALFORMED = [
-    b'{"input":', b"not json", b'{"input": "Hi.",}', b"", b"null", b"[]", b'"Hi."', b"42", b"{}",
-    b'{"input": "Hi."} trailing', b"\xff\xfe{\x00}\x00", b'{"input": "\xc3\x28"}', b"[" * 50_000 + b"]" * 50_000,
+    b'{"input":',
+    b"not json",
+    b'{"input": "Hi.",}',
+    b"",
+    b"null",
+    b"[]",
+    b'"Hi."',
+    b"42",
+    b"{}",
+    b'{"input": "Hi."} trailing',
+    b"\xff\xfe{\x00}\x00",
+    b'{"input": "\xc3\x28"}',
+    b"[" * 50_000 + b"]" * 50_000,
     b'{"input": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
-    b'{"input": "\\ud800"}', b'{"input": "Hi.", "instructions": "\\udfff"}',
-    b'{"input": "Hi.", "prompt_wav_path": "\\ud800.wav"}', b'{"input": "Hi.", "prompt_text": "\\ud800"}',
-    b'{"input": 5}', b'{"input": ["Hi."]}', b'{"input": null}', b'{"input": {"text": "Hi."}}', b'{"input": true}',
-    b'{"input": "Hi.", "seed": "abc"}', b'{"input": "Hi.", "seed": -1}', b'{"input": "Hi.", "seed": 1.5}',
-    b'{"input": "Hi.", "seed": 1e400}', b'{"input": "Hi.", "seed": 99999999999999999999999999999999}',
-    b'{"input": "Hi.", "cfg_value": NaN}', b'{"input": "Hi.", "cfg_value": Infinity}',
-    b'{"input": "Hi.", "cfg_value": -Infinity}', b'{"input": "Hi.", "cfg_value": "high"}',
-    b'{"input": "Hi.", "inference_timesteps": 1e9}', b'{"input": "Hi.", "max_length": "long"}',
-    b'{"input": "Hi.", "response_format": 5}', b'{"input": "Hi.", "response_format": null}',
-    b'{"input": "Hi.", "response_format": "../../etc/passwd"}', b'{"input": "Hi.", "voice": 5}',
-    b'{"input": "Hi.", "voice": ["narrator"]}', b'{"input": "Hi.", "prompt_wav_path": 5}',
-    b'{"input": "Hi.", "prompt_wav_path": {"path": "guest.wav"}}', b'{"input": "Hi.", "prompt_text": 5}',
-    b'{"input": "Hi.", "instructions": ["calm"]}', b'{"input": "   \\n\\t  "}',
-    b'{"input": "* * *"}', b'{"input": "\\u2042 \\u2014"}',  # a scene break and a dash: nothing to read
-]  # fmt: skip
+    b'{"input": "\\ud800"}',
+    b'{"input": "Hi.", "instructions": "\\udfff"}',
+    b'{"input": "Hi.", "prompt_wav_path": "\\ud800.wav"}',
+    b'{"input": "Hi.", "prompt_text": "\\ud800"}',
+    b'{"input": 5}',
+    b'{"input": ["Hi."]}',
+    b'{"input": null}',
+    b'{"input": {"text": "Hi."}}',
+    b'{"input": true}',
+    b'{"input": "Hi.", "seed": "abc"}',
+    b'{"input": "Hi.", "seed": -1}',
+    b'{"input": "Hi.", "seed": 1.5}',
+    b'{"input": "Hi.", "seed": 1e400}',
+    b'{"input": "Hi.", "seed": 99999999999999999999999999999999}',
+    b'{"input": "Hi.", "cfg_value": NaN}',
+    b'{"input": "Hi.", "cfg_value": Infinity}',
+    b'{"input": "Hi.", "cfg_value": -Infinity}',
+    b'{"input": "Hi.", "cfg_value": "high"}',
+    b'{"input": "Hi.", "inference_timesteps": 1e9}',
+    b'{"input": "Hi.", "max_length": "long"}',
+    b'{"input": "Hi.", "response_format": 5}',
+    b'{"input": "Hi.", "response_format": null}',
+    b'{"input": "Hi.", "response_format": "../../etc/passwd"}',
+    b'{"input": "Hi.", "voice": 5}',
+    b'{"input": "Hi.", "voice": ["narrator"]}',
+    b'{"input": "Hi.", "prompt_wav_path": 5}',
+    b'{"input": "Hi.", "prompt_wav_path": {"path": "guest.wav"}}',
+    b'{"input": "Hi.", "prompt_text": 5}',
+    b'{"input": "Hi.", "instructions": ["calm"]}',
+    b'{"input": "   \\n\\t  "}',
+    b'{"input": "* * *"}',
+    b'{"input": "\\u2042 \\u2014"}',  # a scene break and a dash: nothing to read
+]
 
 
 @pytest.mark.parametrize("body", MALFORMED, ids=lambda b: repr(b[:30]))
@@ -291,8 +365,9 @@ def test_malformed_bodies_get_422_never_500(srv, body):
         assert "passwd" not in response.text
 
 
-@pytest.mark.parametrize("value", [b'"2"', b'"1.5"', b"true", b"false", b"null", b"NaN", b"Infinity", b"-Infinity",
-                                   b"0.2", b"4.5", b"1e400"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value", [b'"2"', b'"1.5"', b"true", b"false", b"null", b"NaN", b"Infinity", b"-Infinity", b"0.2", b"4.5", b"1e400"]
+)
 def test_speed_is_a_finite_json_number_in_openais_range(srv, value):
     body = b'{"input": "Hi.", "speed": ' + value + b"}"
     for path in ("/v1/audio/speech", "/v1/audio/speech/stream"):
@@ -311,9 +386,11 @@ def test_speed_as_an_integer_is_a_number(srv):
 
 
 def test_bodies_that_are_not_json_get_422(srv):
-    for headers, content in [({"content-type": "text/plain"}, b'{"input": "Hi."}'),
-                             ({"content-type": "application/x-www-form-urlencoded"}, b"input=Hi."),
-                             ({"content-type": "multipart/form-data; boundary=x"}, b"--x--")]:  # fmt: skip
+    for headers, content in [
+        ({"content-type": "text/plain"}, b'{"input": "Hi."}'),
+        ({"content-type": "application/x-www-form-urlencoded"}, b"input=Hi."),
+        ({"content-type": "multipart/form-data; boundary=x"}, b"--x--"),
+    ]:
         response = httpx.post(srv.url + "/v1/audio/speech", content=content, headers={**AUTH, **headers})
         assert response.status_code == 422, headers
     assert httpx.post(srv.url + "/v1/audio/speech/cancel?request_id=abc", headers=AUTH).status_code == 422
@@ -336,8 +413,9 @@ def test_bodies_over_the_limit_get_413_with_or_without_content_length(srv, tmp_p
         chunked = httpx.post(srv.url + path, content=_chunks(over), headers=json_headers)
         assert chunked.status_code == 413, chunked.text
     # A voice upload over the limit, sized and chunked: refused, and nothing lands in the registry.
-    request = httpx.Request("POST", srv.url + "/v1/voices", data={"name": "huge"},
-                            files={"file": ("huge.wav", b"\x00" * (MAX_BODY + 1))})  # fmt: skip
+    request = httpx.Request(
+        "POST", srv.url + "/v1/voices", data={"name": "huge"}, files={"file": ("huge.wav", b"\x00" * (MAX_BODY + 1))}
+    )
     multipart = request.read()
     boundary = {"content-type": request.headers["content-type"], **AUTH}
     assert httpx.post(srv.url + "/v1/voices", content=multipart, headers=boundary).status_code == 413
@@ -348,8 +426,12 @@ def test_bodies_over_the_limit_get_413_with_or_without_content_length(srv, tmp_p
 
 def test_small_chunked_bodies_are_served(srv):
     body = json.dumps({"input": "Sent in pieces."}).encode()
-    response = httpx.post(srv.url + "/v1/audio/speech", content=_chunks(body, 5),
-                          headers={**AUTH, "content-type": "application/json"}, timeout=60)  # fmt: skip
+    response = httpx.post(
+        srv.url + "/v1/audio/speech",
+        content=_chunks(body, 5),
+        headers={**AUTH, "content-type": "application/json"},
+        timeout=60,
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
 
 
@@ -381,9 +463,16 @@ def test_bad_framing_gets_a_4xx_and_the_server_carries_on(srv):
 
 
 @pytest.mark.parametrize(
-    "field,size", [("input", 900_000), ("prompt_text", 900_000), ("instructions", 900_000), ("voice", 900_000),
-                   ("prompt_wav_path", 900_000), ("model", 900_000)],
-)  # fmt: skip
+    "field,size",
+    [
+        ("input", 900_000),
+        ("prompt_text", 900_000),
+        ("instructions", 900_000),
+        ("voice", 900_000),
+        ("prompt_wav_path", 900_000),
+        ("model", 900_000),
+    ],
+)
 def test_very_long_fields_are_refused_quickly_without_echo(srv, field, size):
     marker = "Zq" * (size // 2)
     body = {"input": "Hello.", field: marker}
@@ -405,8 +494,10 @@ def test_very_long_fields_are_refused_quickly_without_echo(srv, field, size):
 def test_abandoned_streams_give_their_slots_back(srv):
     text = " ".join(f"Sentence number {i} goes on for a little while." for i in range(12))
     body = json.dumps({"input": text}).encode()
-    request = (f"POST /v1/audio/speech/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    request = (
+        f"POST /v1/audio/speech/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     host, port = srv.url.removeprefix("http://").split(":")
     for _ in range(MAX_PENDING + 2):
         with httpx.stream(
@@ -467,8 +558,11 @@ def test_rounds_of_concurrent_sse_streams_leave_the_idle_server_no_bigger(tmp_pa
             deltas = asyncio.run(sse_round(served.url, SSE_CLIENTS, "The lamps came on."))
             assert min(deltas) > 0, deltas  # every stream finished with speech.audio.done
             idle.append(_idle_rss_mb(served, served.url))
-        print(f"\nidle RSS, {SSE_CLIENTS} SSE clients a round: start {start:.0f} MB, after each round "
-              + ", ".join(f"{mb:.0f}" for mb in idle) + " MB")  # fmt: skip
+        print(
+            f"\nidle RSS, {SSE_CLIENTS} SSE clients a round: start {start:.0f} MB, after each round "
+            + ", ".join(f"{mb:.0f}" for mb in idle)
+            + " MB"
+        )
         assert idle[-1] - idle[0] < SSE_GROWTH_MB, f"idle RSS grew {idle[-1] - idle[0]:.0f} MB after round 1: {idle}"
 
 

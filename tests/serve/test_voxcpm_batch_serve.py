@@ -16,8 +16,10 @@ from mediamill.serve import BatchSpeechEngine
 from mediamill.serve.engines import Cancelled, RequestProblem, Speech
 from tests.helpers.fakes import write_tone_wav
 
-TEXT = ("The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
-        "Every evening, for forty years, he lit the lamps.")  # fmt: skip
+TEXT = (
+    "The lamplighter walked the length of Harrow Street. He carried a ladder and a small flame. "
+    "Every evening, for forty years, he lit the lamps."
+)
 
 
 def test_serve_picks_the_engine_batch_runs_use(voxcpm_env, monkeypatch):
@@ -69,8 +71,13 @@ def test_concurrent_requests_share_the_engines_batch(served):
     out: list[bytes] = []
 
     def client(i):
-        out.append(b"".join(served.read(Speech(text=f"Client {i} asks for a short line.", seed=i), threading.Event(),
-                                        Reading(kept_bad=[]))))  # fmt: skip
+        out.append(
+            b"".join(
+                served.read(
+                    Speech(text=f"Client {i} asks for a short line.", seed=i), threading.Event(), Reading(kept_bad=[])
+                )
+            )
+        )
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for t in threads:

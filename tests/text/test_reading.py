@@ -114,8 +114,16 @@ def test_ordinary_text_is_left_as_it_is(text):
 
 
 def test_roman_numerals():
-    assert [roman(x) for x in ("I", "IV", "XIV", "MCMLXXXIV", "IIII", "IC", "", "ABC")] == [1, 4, 14, 1984, None,
-                                                                                            None, None, None]  # fmt: skip
+    assert [roman(x) for x in ("I", "IV", "XIV", "MCMLXXXIV", "IIII", "IC", "", "ABC")] == [
+        1,
+        4,
+        14,
+        1984,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 @pytest.mark.timeout(60)

@@ -107,8 +107,14 @@ def test_grammar_engine_reading_is_the_reference():
 
 def test_free_engine_words_are_normalised_and_readings_chosen():
     """Whisper writes "320" and "$45"; they match the text's readings, and their time is shared out."""
-    heard = [Word("He", 0.0, 0.2), Word("sold", 0.2, 0.5), Word("320", 0.5, 1.4), Word("apples,", 1.4, 1.8),
-             Word("for", 1.8, 2.0), Word("$45.", 2.0, 2.6)]  # fmt: skip
+    heard = [
+        Word("He", 0.0, 0.2),
+        Word("sold", 0.2, 0.5),
+        Word("320", 0.5, 1.4),
+        Word("apples,", 1.4, 1.8),
+        Word("for", 1.8, 2.0),
+        Word("$45.", 2.0, 2.6),
+    ]
     t = Transcript("whisper", heard, 3.0, None, 0.1, [], 0.3)
     v = judge("He sold three hundred twenty apples for 45 dollars.", t)
     assert v.verdict == "pass"
@@ -209,9 +215,11 @@ def test_only_a_few_missing_words_are_heard_again():
     lacks, keeps the quick hearing's verdict; a passing take is heard once."""
     from mediamill.verify.judge import verify_take
 
-    for quick in (_Hearing(_without(*range(5, 12)), _Hearing(LONG_WORDS)),  # 7 of 42 words: a sentence gone
-                  _Hearing(LONG_WORDS, _Hearing(LONG_WORDS), extra_s=2.0),  # extra speech
-                  _Hearing(_without(3, 4), _Hearing(LONG_WORDS), extra_s=2.0)):  # both  # fmt: skip
+    for quick in (
+        _Hearing(_without(*range(5, 12)), _Hearing(LONG_WORDS)),  # 7 of 42 words: a sentence gone
+        _Hearing(LONG_WORDS, _Hearing(LONG_WORDS), extra_s=2.0),  # extra speech
+        _Hearing(_without(3, 4), _Hearing(LONG_WORDS), extra_s=2.0),
+    ):  # both
         assert verify_take("take.wav", LONG, quick, thresholds=STRICT).verdict == "fail"
         assert quick.careful.calls == 0
     careful = _Hearing(_without(3, 4))

@@ -61,8 +61,14 @@ def _cover_stamp(plan: Plan) -> list | None:
     return [str(cover), cover.stat().st_size, cover.stat().st_mtime_ns] if cover and cover.is_file() else None
 
 
-def master_m4b(plan: Plan, chapters: list[tuple[str, Path, float]], m4b: Path, work: Path,
-               adjust_db: float = 0.0, limit_db: float = AUDIOBOOK.limit_db) -> None:  # fmt: skip
+def master_m4b(
+    plan: Plan,
+    chapters: list[tuple[str, Path, float]],
+    m4b: Path,
+    work: Path,
+    adjust_db: float = 0.0,
+    limit_db: float = AUDIOBOOK.limit_db,
+) -> None:
     """The M4B with one gain for the whole book, decided on all of it, so chapters keep their relative loudness."""
     book_lufs = master.integrated_lufs([path for _, path, _ in chapters], work)
     gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0  # type: ignore[operator]

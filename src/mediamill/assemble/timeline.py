@@ -67,8 +67,9 @@ def build_timeline(plan: Plan, entries: dict[str, Entry]) -> Timeline:
         spans = []
         for segment in chapter.segments:
             duration = entries[segment.job.key].duration_s
-            spans.append(RowSpan(segment.job.id, chapter.number, round(at, 4), round(at + duration, 4),
-                                 round(book + at, 4)))  # fmt: skip
+            spans.append(
+                RowSpan(segment.job.id, chapter.number, round(at, 4), round(at + duration, 4), round(book + at, 4))
+            )
             at += duration + segment.pause_after
         chapters.append(ChapterSpan(chapter.number, chapter.title, round(book, 4), round(at, 4), spans))
         book += at

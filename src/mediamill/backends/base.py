@@ -24,8 +24,17 @@ from ..manifest import Row
 from ..store import Journal
 from ..verify.takes import PieceCheck
 
-__all__ = ["Backend", "BackendError", "CostEstimate", "Generated", "Job", "JobSpec", "NotInstalledError", "PermanentError",
-           "ThreadedBackend"]  # fmt: skip
+__all__ = [
+    "Backend",
+    "BackendError",
+    "CostEstimate",
+    "Generated",
+    "Job",
+    "JobSpec",
+    "NotInstalledError",
+    "PermanentError",
+    "ThreadedBackend",
+]
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,12 @@ def sentences(voice: Any, text: str, config: Any, most: int = MAX_PIECE_PHONEMES
     for phonemes in voice.phonemize(text):
         if not phonemes:
             continue
-        audio = np.concatenate([np.atleast_1d(voice.phoneme_ids_to_audio(voice.phonemes_to_ids(piece), config))
-                                for piece in pieces(phonemes, most)])  # fmt: skip
+        audio = np.concatenate(
+            [
+                np.atleast_1d(voice.phoneme_ids_to_audio(voice.phonemes_to_ids(piece), config))
+                for piece in pieces(phonemes, most)
+            ]
+        )
         if config.normalize_audio:
             peak = float(np.max(np.abs(audio), initial=0.0))
             audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak

@@ -78,8 +78,15 @@ class PixazoClient:
         url = f"{self.settings.base_url.rstrip('/')}/voxcpm/v1/{operation}"
         where = f"pixazo {operation}"
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            response = await post(self.clients, url, where, setting="PIXAZO_BASE_URL", timeout=self.settings.timeout_s,
-                                  headers=self._headers(), json=body)  # fmt: skip
+            response = await post(
+                self.clients,
+                url,
+                where,
+                setting="PIXAZO_BASE_URL",
+                timeout=self.settings.timeout_s,
+                headers=self._headers(),
+                json=body,
+            )
             status = response.status_code
             if status == 429 and attempt < RATE_LIMIT_RETRIES:
                 await asyncio.sleep(retry_wait(response, attempt, base=2.0))

@@ -59,16 +59,26 @@ def batch_problems(cfg: VoxcpmSettings, row: Row) -> list[tuple[str | None, str]
     problems: list[tuple[str | None, str]] = []
     if row.model and row.model != cfg.model:
         # One model per process: a second engine would need a second share of every GPU.
-        problems.append(("model", "the batched engine serves VOXCPM_MODEL only; run rows of other models with "
-                         "VOXCPM_ENGINE=plain or in another worker"))  # fmt: skip
+        problems.append(
+            (
+                "model",
+                "the batched engine serves VOXCPM_MODEL only; run rows of other models with "
+                "VOXCPM_ENGINE=plain or in another worker",
+            )
+        )
     steps = row.inference_timesteps or 10
     try:
         served = served_timesteps(cfg)
     except PermanentError as exc:
         return [*problems, ("inference_timesteps", str(exc))]
     if steps not in served:
-        problems.append(("inference_timesteps", f"the batched engine serves {', '.join(map(str, served))} steps, "
-                         f"not {steps}: add it to VOXCPM_BATCH_TIMESTEPS or set VOXCPM_ENGINE=plain"))  # fmt: skip
+        problems.append(
+            (
+                "inference_timesteps",
+                f"the batched engine serves {', '.join(map(str, served))} steps, "
+                f"not {steps}: add it to VOXCPM_BATCH_TIMESTEPS or set VOXCPM_ENGINE=plain",
+            )
+        )
     return problems
 
 
@@ -86,13 +96,30 @@ async def generate_batched(job: Job, workdir: Path, cfg: VoxcpmSettings) -> Gene
 
     def request_for(index: int, attempt: int):
         # Each retake gets its own seed; the first take of every piece uses the row's (as on plain).
-        return piece_request(engine, pieces[index].text, voice, plan.seed_of(attempt), check, timesteps=p["inference_timesteps"], cfg_value=p["cfg_value"], normalize=normalize)  # fmt: skip
+        return piece_request(
+            engine,
+            pieces[index].text,
+            voice,
+            plan.seed_of(attempt),
+            check,
+            timesteps=p["inference_timesteps"],
+            cfg_value=p["cfg_value"],
+            normalize=normalize,
+        )
 
     out = workdir / "speech.wav"
     sink = WavSink(out)
     try:
-        reading = await read_row(engine, pieces, request_for, check, sink, cfg.max_takes, cfg.keep_bad,
-                                 hear=hearing(job.check_piece, workdir))  # fmt: skip
+        reading = await read_row(
+            engine,
+            pieces,
+            request_for,
+            check,
+            sink,
+            cfg.max_takes,
+            cfg.keep_bad,
+            hear=hearing(job.check_piece, workdir),
+        )
     except BadCaseError as exc:
         raise PermanentError(f"implausible speech: {exc}") from None
     finally:
@@ -112,7 +139,7 @@ async def generate_batched(job: Job, workdir: Path, cfg: VoxcpmSettings) -> Gene
             "kept_bad": reading.kept_bad,
             "engine": engine.identity,
             "check": join(reading.checks) if reading.checks else None,
-        },  # fmt: skip
+        },
     )
 
 

@@ -95,8 +95,9 @@ class VoxcpmHttpBackend(ThreadedBackend):
         cfg = self.settings
         requests = sum(len(pieces_of(text, cfg)) for text in texts)  # one request per piece, cut as a run cuts it
         free = CostEstimate(self.name, 0.0, f"{requests} requests, not priced in MEDIAMILL_PRICES (free by default)")
-        return priced(self.name, lookup_price(self.name, cfg.model or "default", {}), requests,
-                      sum(map(len, texts)), free)  # fmt: skip
+        return priced(
+            self.name, lookup_price(self.name, cfg.model or "default", {}), requests, sum(map(len, texts)), free
+        )
 
     # -- checks and keys -------------------------------------------------
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
@@ -151,8 +152,9 @@ class VoxcpmHttpBackend(ThreadedBackend):
         where = f"voxcpm-http {method} {path}"
         for attempt in range(cfg.retries + 1):
             try:
-                response = request_sync(client, method, path, where, setting="VOXCPM_HTTP_URL",
-                                        max_bytes=max_download_bytes(), **kw)  # fmt: skip
+                response = request_sync(
+                    client, method, path, where, setting="VOXCPM_HTTP_URL", max_bytes=max_download_bytes(), **kw
+                )
             except ServiceError as exc:  # a speech server's reading is not paid for: sending it again is safe
                 if attempt == cfg.retries:
                     raise BackendError(f"voxcpm-http: cannot reach {_split_url(cfg.url)[0]}: {exc}") from None
@@ -192,8 +194,11 @@ class VoxcpmHttpBackend(ThreadedBackend):
         voice = p["voice"]
         if "reference" in job.spec.inputs:
             voice = self._upload(cfg, job.spec.inputs["reference"], p.get("reference_text"))
-        base: dict[str, Any] = {"response_format": "wav", "cfg_value": p["cfg_value"],
-                                "inference_timesteps": p["inference_timesteps"]}  # fmt: skip
+        base: dict[str, Any] = {
+            "response_format": "wav",
+            "cfg_value": p["cfg_value"],
+            "inference_timesteps": p["inference_timesteps"],
+        }
         for field, value in (("model", cfg.model), ("voice", voice), ("instructions", p["style"])):
             if value:
                 base[field] = value
@@ -215,8 +220,15 @@ class VoxcpmHttpBackend(ThreadedBackend):
         pieces = pieces_of(p["text"], cfg)
         out = workdir / "speech.wav"
         try:
-            reading = read_aloud(pieces, take, out, check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
-                                 hear=hearing(job.check_piece, workdir))  # fmt: skip
+            reading = read_aloud(
+                pieces,
+                take,
+                out,
+                check,
+                max_takes=cfg.max_takes,
+                keep_bad=cfg.keep_bad,
+                hear=hearing(job.check_piece, workdir),
+            )
         except BadCaseError as exc:
             raise PermanentError(f"implausible speech: {exc}") from None
         # The server reports no cost; MEDIAMILL_PRICES may price it per request and characters.
@@ -226,9 +238,12 @@ class VoxcpmHttpBackend(ThreadedBackend):
             cost_usd=price.cost(len(p["text"])) if price else 0.0,
             cost_source="price table" if price else "free",
             attempts_inside=reading.generations,
-            extra={"pieces": reading.pieces, "kept_bad": reading.kept_bad,
-                   "check": join(reading.checks) if reading.checks else None},
-        )  # fmt: skip
+            extra={
+                "pieces": reading.pieces,
+                "kept_bad": reading.kept_bad,
+                "check": join(reading.checks) if reading.checks else None,
+            },
+        )
 
     async def close(self) -> None:
         with self._lock:

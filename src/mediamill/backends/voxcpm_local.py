@@ -75,9 +75,12 @@ class VoxcpmBackend(ThreadedBackend):
     def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
         rate = self.settings.price_per_hour
         gpu_s = speech_s / AUDIO_S_PER_GPU_S
-        return CostEstimate(self.name, round(gpu_s / 3600 * rate, 4),
-                            f"{gpu_s / 3600:.2f} device-hours (at {AUDIO_S_PER_GPU_S} s of audio per GPU second, "
-                            f"one H200) x VOXCPM_PRICE_PER_HOUR ${rate:g}")  # fmt: skip
+        return CostEstimate(
+            self.name,
+            round(gpu_s / 3600 * rate, 4),
+            f"{gpu_s / 3600:.2f} device-hours (at {AUDIO_S_PER_GPU_S} s of audio per GPU second, "
+            f"one H200) x VOXCPM_PRICE_PER_HOUR ${rate:g}",
+        )
 
     # -- checks and keys -------------------------------------------------
     def _voicing(self, row: SpeechRow, base_dir: Path) -> tuple[Path | None, str | None]:
@@ -169,9 +172,12 @@ class VoxcpmBackend(ThreadedBackend):
                     plan.pieces,
                     # Each retake of a piece gets its own seed; the first take of every piece uses the row's.
                     lambda text, attempt: replica.take(text, voicing, knobs, plan.seed_of(attempt), plan.check),
-                    out, plan.check, max_takes=cfg.max_takes, keep_bad=cfg.keep_bad,
+                    out,
+                    plan.check,
+                    max_takes=cfg.max_takes,
+                    keep_bad=cfg.keep_bad,
                     hear=hearing(job.check_piece, workdir),  # each piece is checked as it is made
-                )  # fmt: skip
+                )
             except BadCaseError as exc:
                 raise PermanentError(f"implausible speech: {exc}") from None
             compute_s = time.perf_counter() - started
@@ -184,7 +190,11 @@ class VoxcpmBackend(ThreadedBackend):
             cost_usd=round(compute_s / 3600.0 * price, 6),
             cost_source="gpu time" if device.startswith("cuda") else "cpu time",
             attempts_inside=reading.generations,
-            extra={"device": device, "pieces": reading.pieces, "regenerated": reading.regenerated,
-                   "check": join(reading.checks) if reading.checks else None,
-                   "kept_bad": reading.kept_bad},
-        )  # fmt: skip
+            extra={
+                "device": device,
+                "pieces": reading.pieces,
+                "regenerated": reading.regenerated,
+                "check": join(reading.checks) if reading.checks else None,
+                "kept_bad": reading.kept_bad,
+            },
+        )

@@ -115,6 +115,7 @@ def caption_rows(p: Production, in_book: bool, chapter: int | None = None) -> li
             job = jobs[row.id]
             start = base + row.start_s
             until = base + (span.rows[i + 1].start_s if i + 1 < len(span.rows) else span.duration_s)
-            rows.append(CaptionRow(job.row.text, start, base + row.end_s, until, row_words(p, job.key, start),
-                                   job.language))  # fmt: skip
+            rows.append(
+                CaptionRow(job.row.text, start, base + row.end_s, until, row_words(p, job.key, start), job.language)
+            )
     return rows

@@ -140,9 +140,17 @@ def cues(rows: Sequence[CaptionRow]) -> list[Cue]:
 
 def shifted(rows: Sequence[CaptionRow], offset_s: float) -> list[CaptionRow]:
     """The rows moved later by ``offset_s`` (speech placed after an intro, room tone added at the head)."""
-    return [CaptionRow(r.text, r.start_s + offset_s, r.end_s + offset_s, r.until_s + offset_s,
-                       tuple((w, s + offset_s, e + offset_s) for w, s, e in r.words) if r.words else None,
-                       r.language) for r in rows]  # fmt: skip
+    return [
+        CaptionRow(
+            r.text,
+            r.start_s + offset_s,
+            r.end_s + offset_s,
+            r.until_s + offset_s,
+            tuple((w, s + offset_s, e + offset_s) for w, s, e in r.words) if r.words else None,
+            r.language,
+        )
+        for r in rows
+    ]
 
 
 def _clock(seconds: float) -> str:
@@ -158,8 +166,10 @@ def vtt_text(cue_list: Sequence[Cue]) -> str:
 
 
 def srt_text(cue_list: Sequence[Cue]) -> str:
-    subs = [srt.Subtitle(i, datetime.timedelta(seconds=c.start_s), datetime.timedelta(seconds=c.end_s), c.text)
-            for i, c in enumerate(cue_list, 1)]  # fmt: skip
+    subs = [
+        srt.Subtitle(i, datetime.timedelta(seconds=c.start_s), datetime.timedelta(seconds=c.end_s), c.text)
+        for i, c in enumerate(cue_list, 1)
+    ]
     return srt.compose(subs)
 
 

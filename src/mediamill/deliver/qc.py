@@ -73,8 +73,9 @@ def _file_doc(file: DeliveredFile, out_dir: Path, profile: str, target: float | 
     }
 
 
-def write_qc(out_dir: Path, name: str, deliveries: list[Delivery], flagged: list[dict[str, Any]] | None = None,
-             checked: int = 0) -> dict[str, Any]:  # fmt: skip
+def write_qc(
+    out_dir: Path, name: str, deliveries: list[Delivery], flagged: list[dict[str, Any]] | None = None, checked: int = 0
+) -> dict[str, Any]:
     profiles: dict[str, Any] = {}
     for d in deliveries:
         if d.doc is not None:
@@ -85,13 +86,22 @@ def write_qc(out_dir: Path, name: str, deliveries: list[Delivery], flagged: list
         for f in d.files:
             target = profile.lufs_for(f.measurement.channels or 1)
             files.append(_file_doc(f, out_dir, d.profile, target))
-        profiles[d.profile] = {"ok": d.ok, "description": profile.description, "problems": d.problems,
-                               "failures": d.failures(), "files": files,
-                               "outputs": [o.relative_to(out_dir).as_posix() for o in d.outputs],
-                               "notes": d.notes}  # fmt: skip
-    doc = {"name": name, "ok": all(p["ok"] for p in profiles.values()), "profiles": profiles,
-           # Rows kept although no take said their text (MEDIAMILL_VERIFY_KEEP_FAILED): what to listen to.
-           "verification": {"checked": checked, "failed": flagged or []}}  # fmt: skip
+        profiles[d.profile] = {
+            "ok": d.ok,
+            "description": profile.description,
+            "problems": d.problems,
+            "failures": d.failures(),
+            "files": files,
+            "outputs": [o.relative_to(out_dir).as_posix() for o in d.outputs],
+            "notes": d.notes,
+        }
+    doc = {
+        "name": name,
+        "ok": all(p["ok"] for p in profiles.values()),
+        "profiles": profiles,
+        # Rows kept although no take said their text (MEDIAMILL_VERIFY_KEEP_FAILED): what to listen to.
+        "verification": {"checked": checked, "failed": flagged or []},
+    }
     write_json_atomic(out_dir / "qc.json", doc)
     write_bytes_atomic(out_dir / "qc.md", qc_markdown(doc).encode("utf-8"))
     return doc
@@ -105,10 +115,15 @@ def qc_markdown(doc: dict[str, Any], images: bool = True) -> str:
     lines = [f"# QC: {doc['name']}", "", f"**{'PASS' if doc['ok'] else 'FAIL'}**", ""]
     verification = doc.get("verification") or {}
     if verification.get("failed"):
-        lines += [f"## Verification: {len(verification['failed'])} of {verification['checked']} takes to listen to",
-                  "", "A flagged take has a short extra sound in every take made (kept, the book delivered); a failed "
-                  "one was kept by MEDIAMILL_VERIFY_KEEP_FAILED.", "",
-                  "| row | verdict | missing (where) | extra speech (where) | why |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## Verification: {len(verification['failed'])} of {verification['checked']} takes to listen to",
+            "",
+            "A flagged take has a short extra sound in every take made (kept, the book delivered); a failed "
+            "one was kept by MEDIAMILL_VERIFY_KEEP_FAILED.",
+            "",
+            "| row | verdict | missing (where) | extra speech (where) | why |",
+            "|---|---|---|---|---|",
+        ]
         for row in verification["failed"]:
             lines.append(
                 f"| {row['id']} | {row.get('verified') or 'fail'} | {_fmt(row.get('missing'))} | "

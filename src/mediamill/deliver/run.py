@@ -76,12 +76,22 @@ def _caption_inputs(plan: Plan, entries: dict[str, Entry]) -> dict:
 
 
 # Inputs only some profiles depend on (kept out of the others' fingerprints).
-PROFILE_INPUTS = {"readalong": _readalong_inputs, "audiobook": _caption_inputs, "podcast": _caption_inputs,
-                  "video": _caption_inputs}  # fmt: skip
+PROFILE_INPUTS = {
+    "readalong": _readalong_inputs,
+    "audiobook": _caption_inputs,
+    "podcast": _caption_inputs,
+    "video": _caption_inputs,
+}
 
 
-def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path, scratch: Path,
-            profiles: list[str] | None = None) -> list[Delivery]:  # fmt: skip
+def deliver(
+    plan: Plan,
+    book: BookOutputs,
+    entries: dict[str, Entry],
+    out_dir: Path,
+    scratch: Path,
+    profiles: list[str] | None = None,
+) -> list[Delivery]:
     """Master and measure every profile the manifest (or the run) asks for; write the QC report."""
     names = profiles or list(plan.manifest.meta.profiles)
     production = Production(plan, book, entries, out_dir)
@@ -101,9 +111,18 @@ def deliver(plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: P
         write_json_atomic(out_dir / f".deliver-{name}.json", {"fingerprint": fingerprint})
     checked = [(j, entries[j.key]) for j in plan.jobs if j.key in entries and entries[j.key].meta.get("verified")]
     # "flagged": a short extra sound in every take, kept for a listen; "fail": kept by MEDIAMILL_VERIFY_KEEP_FAILED.
-    flagged = [{"id": j.id, "verified": e.meta.get("verified"), "missing": e.meta.get("missing"),
-                "extra": e.meta.get("extra"), "reason": e.meta.get("verify_reason"), "wer": e.meta.get("wer")}
-               for j, e in checked if e.meta.get("verified") in ("fail", "flagged")]  # fmt: skip
+    flagged = [
+        {
+            "id": j.id,
+            "verified": e.meta.get("verified"),
+            "missing": e.meta.get("missing"),
+            "extra": e.meta.get("extra"),
+            "reason": e.meta.get("verify_reason"),
+            "wer": e.meta.get("wer"),
+        }
+        for j, e in checked
+        if e.meta.get("verified") in ("fail", "flagged")
+    ]
     judged = sum(e.meta.get("verified") in ("pass", "fail", "flagged") for _, e in checked)
     write_qc(out_dir, plan.name, deliveries, flagged, judged)
     return deliveries

@@ -45,8 +45,16 @@ def deliver_video(p: Production, work: Path) -> Delivery:
     cue_list = _video_cues(p, clips, narrated=cfg.track == "speech")
     vtt, subtitles = dest.with_suffix(".vtt"), dest.with_suffix(".srt")
     write_srt(subtitles, cue_list)
-    master.video_cut(clips, dest, track, cfg.mode, VIDEO.target_lufs, VIDEO.limit_db, work,  # type: ignore[arg-type]
-                     subtitles=subtitles if cue_list else None)  # fmt: skip
+    master.video_cut(
+        clips,
+        dest,
+        track,
+        cfg.mode,
+        VIDEO.target_lufs,
+        VIDEO.limit_db,
+        work,  # type: ignore[arg-type]
+        subtitles=subtitles if cue_list else None,
+    )
     delivery.outputs += [write_vtt(vtt, cue_list), subtitles]
     info = probe(dest)
     delivery.files.append(

@@ -202,8 +202,14 @@ def silence(seconds: float, sample_rate: int) -> bytes:
     return b"\0\0" * round(seconds * sample_rate)
 
 
-def _best_take(piece: Piece, take: Callable[[str, int], Take], check: DurationCheck, max_takes: int,
-               reading: Reading, hear: Hear | None = None) -> tuple[Take, TakeCheck | None]:  # fmt: skip
+def _best_take(
+    piece: Piece,
+    take: Callable[[str, int], Take],
+    check: DurationCheck,
+    max_takes: int,
+    reading: Reading,
+    hear: Hear | None = None,
+) -> tuple[Take, TakeCheck | None]:
     """The first take of plausible length that says its text; else the best: said best, then closest in length."""
     expected = max(predicted_seconds(piece.text), 1e-3)
     best: tuple[tuple, Take, TakeCheck | None] | None = None

@@ -33,8 +33,10 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, keep: 
     """How many bytes the entry inflates to, and them if ``keep``; more than ``MAX_ENTRY_BYTES`` is refused."""
     limit = MAX_ENTRY_BYTES
     if info.file_size > limit:
-        raise BookError(f"{label}: {info.filename} inflates to {info.file_size:,} bytes; an entry may inflate "
-                          f"to at most {_size(limit)} (a ZIP bomb?)")  # fmt: skip
+        raise BookError(
+            f"{label}: {info.filename} inflates to {info.file_size:,} bytes; an entry may inflate "
+            f"to at most {_size(limit)} (a ZIP bomb?)"
+        )
     parts: list[bytes] = []
     count = 0
     try:
@@ -42,8 +44,10 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, keep: 
             while chunk := fh.read(_CHUNK):
                 count += len(chunk)
                 if count > limit:
-                    raise BookError(f"{label}: {info.filename} inflates to more than {_size(limit)}, the most an "
-                                      "entry may inflate to (a ZIP bomb?)")  # fmt: skip
+                    raise BookError(
+                        f"{label}: {info.filename} inflates to more than {_size(limit)}, the most an "
+                        "entry may inflate to (a ZIP bomb?)"
+                    )
                 if keep:
                     parts.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
@@ -63,8 +67,10 @@ def check_archive(archive: zipfile.ZipFile, label: str) -> None:
             continue
         total += _inflate(archive, info, label, keep=False)[0]  # counted, not kept
         if total > MAX_TOTAL_BYTES:
-            raise BookError(f"{label}: its files inflate to more than {_size(MAX_TOTAL_BYTES)} altogether, the most "
-                              "a manuscript may hold (a ZIP bomb?)")  # fmt: skip
+            raise BookError(
+                f"{label}: its files inflate to more than {_size(MAX_TOTAL_BYTES)} altogether, the most "
+                "a manuscript may hold (a ZIP bomb?)"
+            )
 
 
 def read_member(archive: zipfile.ZipFile, name: str, label: str) -> bytes:

@@ -18,9 +18,15 @@ from .package import Package, parse_xml
 from .xhtml import check_depth, epub_types, local, parse_xhtml
 
 NCX_NS = "http://www.daisy.org/z3986/2005/ncx/"
-_GUIDE_TYPES = {"title-page": "titlepage", "text": "bodymatter", "copyright-page": "copyright-page",
-                "acknowledgements": "acknowledgments", "notes": "endnotes", "other.backmatter": "backmatter",
-                "other.frontmatter": "frontmatter"}  # fmt: skip
+_GUIDE_TYPES = {
+    "title-page": "titlepage",
+    "text": "bodymatter",
+    "copyright-page": "copyright-page",
+    "acknowledgements": "acknowledgments",
+    "notes": "endnotes",
+    "other.backmatter": "backmatter",
+    "other.frontmatter": "frontmatter",
+}
 
 
 @dataclass

@@ -140,8 +140,13 @@ def _read_opf(archive: zipfile.ZipFile, opf_path: str, opf: etree._ElementTree) 
         entry = (
             posixpath.normpath(posixpath.join(opf_dir, unquote(url))) if opf_dir else posixpath.normpath(unquote(url))
         )
-        items[el.get("id")] = Item(el.get("id"), entry, (el.get("media-type") or "").strip().lower(),
-                                   frozenset((el.get("properties") or "").split()), el.get("fallback"))  # fmt: skip
+        items[el.get("id")] = Item(
+            el.get("id"),
+            entry,
+            (el.get("media-type") or "").strip().lower(),
+            frozenset((el.get("properties") or "").split()),
+            el.get("fallback"),
+        )
     spine_el = root.find("opf:spine", NS)
     spine: list[tuple[Item, bool]] = []
     ncx = None
@@ -161,8 +166,9 @@ def _read_opf(archive: zipfile.ZipFile, opf_path: str, opf: etree._ElementTree) 
         main = [t for t in titles if _refined(metadata, t, "title-type") == "main"]
         package.title = _text((main or titles or [None])[0])
         creators = metadata.findall("dc:creator", NS)
-        authors = [c for c in creators
-                   if (c.get(f"{{{OPF_NS}}}role") or _refined(metadata, c, "role") or "aut") == "aut"]  # fmt: skip
+        authors = [
+            c for c in creators if (c.get(f"{{{OPF_NS}}}role") or _refined(metadata, c, "role") or "aut") == "aut"
+        ]
         package.author = _text((authors or creators or [None])[0])
         package.language = _text(metadata.find("dc:language", NS))
         uid = root.get("unique-identifier")

@@ -36,14 +36,34 @@ _XML_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
 MAX_DEPTH = 200
 _CFI = re.compile(r"^epubcfi\(((?:/\d+)+)\)$")
 # ARIA DPUB roles, for documents that say what they are with role= instead of epub:type.
-_ROLE_TYPES = {"doc-footnote": "footnote", "doc-endnote": "endnote", "doc-endnotes": "endnotes",
-               "doc-noteref": "noteref", "doc-pagebreak": "pagebreak", "doc-chapter": "chapter",
-               "doc-toc": "toc", "doc-index": "index", "doc-glossary": "glossary", "doc-bibliography": "bibliography",
-               "doc-colophon": "colophon", "doc-dedication": "dedication", "doc-epigraph": "epigraph",
-               "doc-foreword": "foreword", "doc-preface": "preface", "doc-prologue": "prologue",
-               "doc-epilogue": "epilogue", "doc-afterword": "afterword", "doc-acknowledgments": "acknowledgments",
-               "doc-appendix": "appendix", "doc-part": "part", "doc-cover": "cover", "doc-credits": "credits",
-               "doc-introduction": "introduction", "doc-conclusion": "conclusion", "doc-backlink": "backlink"}  # fmt: skip
+_ROLE_TYPES = {
+    "doc-footnote": "footnote",
+    "doc-endnote": "endnote",
+    "doc-endnotes": "endnotes",
+    "doc-noteref": "noteref",
+    "doc-pagebreak": "pagebreak",
+    "doc-chapter": "chapter",
+    "doc-toc": "toc",
+    "doc-index": "index",
+    "doc-glossary": "glossary",
+    "doc-bibliography": "bibliography",
+    "doc-colophon": "colophon",
+    "doc-dedication": "dedication",
+    "doc-epigraph": "epigraph",
+    "doc-foreword": "foreword",
+    "doc-preface": "preface",
+    "doc-prologue": "prologue",
+    "doc-epilogue": "epilogue",
+    "doc-afterword": "afterword",
+    "doc-acknowledgments": "acknowledgments",
+    "doc-appendix": "appendix",
+    "doc-part": "part",
+    "doc-cover": "cover",
+    "doc-credits": "credits",
+    "doc-introduction": "introduction",
+    "doc-conclusion": "conclusion",
+    "doc-backlink": "backlink",
+}
 
 
 def _entity_ref(match: re.Match[bytes]) -> bytes:
@@ -72,8 +92,10 @@ def check_depth(root: etree._Element, what: str) -> None:
             continue
         depth += 1
         if depth > MAX_DEPTH:
-            raise BookError(f"{what} nests elements more than {MAX_DEPTH} levels deep (line {el.sourceline}); "
-                              "no book needs that many, so the file is damaged or made to break readers")  # fmt: skip
+            raise BookError(
+                f"{what} nests elements more than {MAX_DEPTH} levels deep (line {el.sourceline}); "
+                "no book needs that many, so the file is damaged or made to break readers"
+            )
 
 
 def local(el: etree._Element) -> str:

@@ -60,9 +60,15 @@ __all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
 
 
 @task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
-async def generate_rows(label: str, groups: list[list[Job]], outputs: str, policy: RetryPolicy,
-                        on_done: Callable[[RowOutcome], Awaitable[None]],
-                        verification: Verification | None = None, turn: Turn | None = None) -> Any:  # fmt: skip
+async def generate_rows(
+    label: str,
+    groups: list[list[Job]],
+    outputs: str,
+    policy: RetryPolicy,
+    on_done: Callable[[RowOutcome], Awaitable[None]],
+    verification: Verification | None = None,
+    turn: Turn | None = None,
+) -> Any:
     """One batch of rows (usually one row): failed rows fail the task run, with their ids in its message.
 
     In its lane's ``turn``: the lane's next batch starts once this one's rows have generated."""
@@ -102,8 +108,15 @@ async def stitch(name: str, plan: Plan, entries: dict[str, Entry], out_dir: Path
 
 
 @task(name="deliver", task_run_name="deliver:{name}", cache_policy=NO_CACHE, persist_result=False)
-async def deliver_task(name: str, plan: Plan, book: BookOutputs, entries: dict[str, Entry], out_dir: Path,
-                       scratch: Path, profiles: list[str] | None) -> list[Delivery]:  # fmt: skip
+async def deliver_task(
+    name: str,
+    plan: Plan,
+    book: BookOutputs,
+    entries: dict[str, Entry],
+    out_dir: Path,
+    scratch: Path,
+    profiles: list[str] | None,
+) -> list[Delivery]:
     return await anyio.to_thread.run_sync(deliver, plan, book, entries, out_dir, scratch, profiles)
 
 
@@ -133,8 +146,9 @@ async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested
                 return
 
 
-async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
-                   verification: Verification | None) -> tuple[bool, dict[str, Any]]:  # fmt: skip
+async def _run_rows(
+    run: ProductionRun, waiting: list[list[Job]], bar: Progress, verification: Verification | None
+) -> tuple[bool, dict[str, Any]]:
     """Generate what the store lacks, under each backend's limit.
 
     Returns whether the run was cancelled in Prefect, and what each backend's slots cost (for the summary).
@@ -142,8 +156,9 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
     logger = get_run_logger()
     cfg = settings()
     engines = run.plan.backends()
-    slots = await open_slots({name: engines[name] for name in {j[0].backend for j in waiting}},
-                             cfg.concurrency, cfg.limits)  # fmt: skip
+    slots = await open_slots(
+        {name: engines[name] for name in {j[0].backend for j in waiting}}, cfg.concurrency, cfg.limits
+    )
     for limit in slots.values():
         logger.info("limit %s", limit.describe())
     sizes = {name: cfg.batch_rows.get(name, engine.batch_rows) for name, engine in engines.items()}
@@ -160,8 +175,9 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
 
     async def as_task(groups: list[list[Job]], turn: Turn) -> str | None:
         policy = cfg.retry_policy(groups[0][0].backend)
-        state = await generate_rows(batch_label(groups), groups, str(run.root), policy, record, verification, turn,
-                                    return_state=True)  # fmt: skip
+        state = await generate_rows(
+            batch_label(groups), groups, str(run.root), policy, record, verification, turn, return_state=True
+        )
         return None if state.is_completed() else (state.message or "the task did not finish")
 
     rows = asyncio.ensure_future(run_lanes(batches, slots, as_task, fail_unreached, logger))
@@ -181,8 +197,9 @@ async def _run_rows(run: ProductionRun, waiting: list[list[Job]], bar: Progress,
     return cancel_requested.is_set(), {name: limit.usage() for name, limit in sorted(slots.items())}
 
 
-def _final_state(run: ProductionRun, summary: dict[str, Any], book: BookOutputs, undelivered: list[str],
-                 profiles: list[str] | None) -> Any:  # fmt: skip
+def _final_state(
+    run: ProductionRun, summary: dict[str, Any], book: BookOutputs, undelivered: list[str], profiles: list[str] | None
+) -> Any:
     if summary["failed"]:
         message = f"{summary['failed']} of {summary['rows']} rows failed"
         if book.incomplete:
@@ -254,11 +271,24 @@ async def produce(
         deliveries = await deliver_task(plan.name, plan, book, run.entries, run.out_dir, run.store.tmp, profiles)
     undelivered = [f"{d.profile}: {failure}" for d in deliveries for failure in d.failures()]
 
-    phases = {"plan": planned - started, "generate": generated - planned, "stitch": stitched - generated,
-              "deliver": time.perf_counter() - stitched}  # fmt: skip
-    summary = production_summary(plan.name, ordered, time.perf_counter() - started, run.out_dir, book.m4b,
-                                 book.chapters, phases, {d.profile: d.ok for d in deliveries}, undelivered,
-                                 limits)  # fmt: skip
+    phases = {
+        "plan": planned - started,
+        "generate": generated - planned,
+        "stitch": stitched - generated,
+        "deliver": time.perf_counter() - stitched,
+    }
+    summary = production_summary(
+        plan.name,
+        ordered,
+        time.perf_counter() - started,
+        run.out_dir,
+        book.m4b,
+        book.chapters,
+        phases,
+        {d.profile: d.ok for d in deliveries},
+        undelivered,
+        limits,
+    )
     await publish(key_prefix, plan.name, ordered, summary, run.out_dir / "qc.json" if deliveries else None)
     write_json_atomic(run.out_dir / "summary.json", summary)
     progress.emit("finished", summary=summary)

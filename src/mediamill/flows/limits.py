@@ -154,8 +154,9 @@ async def open_slots(backends: dict[str, Backend], configured: dict[str, int], m
                         raise SlotUnavailable(f"could not read limit {gcl}: {error_line(exc)}") from None
                     await asyncio.sleep(doubling(attempt, jitter=0.5))
             if active:
-                pool = LeasedSlots(gcl, limit, prefect_leases(gcl, _lease_holder()), lease_s=lease_s,
-                                   renew_s=min(RENEW_S, lease_s / 4))  # fmt: skip
+                pool = LeasedSlots(
+                    gcl, limit, prefect_leases(gcl, _lease_holder()), lease_s=lease_s, renew_s=min(RENEW_S, lease_s / 4)
+                )
                 slots[name] = Slots(name, limit, gcl, pool)
             else:
                 slots[name] = Slots(name, wanted[name])

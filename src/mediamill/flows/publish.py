@@ -43,8 +43,9 @@ class Progress:
             await aupdate_progress_artifact(artifact_id=self.id, progress=self.percent)
 
 
-async def publish(key_prefix: str, name: str, results: list[RowResult], summary: dict[str, Any],
-                  qc_file: Path | None) -> None:  # fmt: skip
+async def publish(
+    key_prefix: str, name: str, results: list[RowResult], summary: dict[str, Any], qc_file: Path | None
+) -> None:
     """The results table, the summary and (when something was delivered) the QC report, as artifacts."""
     await acreate_table_artifact(
         key=f"{key_prefix}-results",

@@ -69,8 +69,14 @@ class RowOutcome:
         return self.entry is not None
 
 
-async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: logging.Logger | logging.LoggerAdapter,
-                      verification: Verification | None = None, engine: Engine | None = None) -> RowOutcome:  # fmt: skip
+async def attempt_row(
+    jobs: list[Job],
+    store: Store,
+    policy: RetryPolicy,
+    log: logging.Logger | logging.LoggerAdapter,
+    verification: Verification | None = None,
+    engine: Engine | None = None,
+) -> RowOutcome:
     """Generate one key (the caller holds its claim), retrying what may succeed on another try.
 
     ``engine``, when given, is held around each generation (the lane's engine: one at a time)."""
@@ -92,7 +98,9 @@ async def attempt_row(jobs: list[Job], store: Store, policy: RetryPolicy, log: l
                 log.error("row %s on %s failed after %d attempt(s): %s", job.id, job.backend, attempt, message)
                 return outcome
             delay = retry_delay(policy, attempt)
-            log.warning("row %s on %s, attempt %d failed: %s; retrying in %.1f s", job.id, job.backend, attempt, message, delay)  # fmt: skip
+            log.warning(
+                "row %s on %s, attempt %d failed: %s; retrying in %.1f s", job.id, job.backend, attempt, message, delay
+            )
             await asyncio.sleep(delay)
             continue
         outcome.entry, outcome.fresh, outcome.elapsed_s = got.entry, got.generated is not None, got.elapsed_s

@@ -84,8 +84,12 @@ def _sum(values: list[float | None]) -> float | None:
     return exact_sum(values)  # what was billed, to the last digit the provider gave
 
 
-async def generate_job(job: Job, store: Store, verification: Verification | None = None,
-                       engine: contextlib.AbstractAsyncContextManager | None = None) -> Outcome:  # fmt: skip
+async def generate_job(
+    job: Job,
+    store: Store,
+    verification: Verification | None = None,
+    engine: contextlib.AbstractAsyncContextManager | None = None,
+) -> Outcome:
     """Return the stored media for a job, generating it only if the store lacks it.
 
     With ``verification``, a speech take is checked against its text; one that

@@ -60,8 +60,9 @@ class Engine:
     async def __aenter__(self) -> None:
         await self._lock.acquire()
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:  # fmt: skip
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._lock.release()
         self.generated.set()
 
@@ -109,8 +110,13 @@ async def finish(tasks: list[asyncio.Task], cancel: bool = False) -> None:
         await asyncio.gather(*left, return_exceptions=True)
 
 
-async def run_lanes(batches: list[Batch], slots: dict[str, Slots], run_batch: BatchRunner,
-                    fail_unreached: Unreached, log: logging.Logger | logging.LoggerAdapter) -> None:  # fmt: skip
+async def run_lanes(
+    batches: list[Batch],
+    slots: dict[str, Slots],
+    run_batch: BatchRunner,
+    fail_unreached: Unreached,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> None:
     """Run every batch, each backend's in its lanes; returns when all are done (or failed)."""
     queues: dict[str, deque[Batch]] = {}
     for groups in batches:

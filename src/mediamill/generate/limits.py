@@ -228,8 +228,12 @@ class LeasedSlots:
             return
         done, _ = await asyncio.wait({self._keeper}, timeout=CLOSE_S)
         if not done:
-            log.warning("slots of %s: the server did not take the leases back within %.0f s; they end within %.0f s",
-                        self.name, CLOSE_S, self.lease_s)  # fmt: skip
+            log.warning(
+                "slots of %s: the server did not take the leases back within %.0f s; they end within %.0f s",
+                self.name,
+                CLOSE_S,
+                self.lease_s,
+            )
             self._keeper.cancel()
             await asyncio.wait({self._keeper}, timeout=5.0)
 
@@ -272,8 +276,13 @@ class LeasedSlots:
         if self._leases.pop(lease.id, None) is None:
             return
         self.lost += lease.slots
-        log.warning("slots of %s: a lease of %d slots is lost (%s); rows running on it finish, new rows wait "
-                    "until the server leases slots again", self.name, lease.slots, why)  # fmt: skip
+        log.warning(
+            "slots of %s: a lease of %d slots is lost (%s); rows running on it finish, new rows wait "
+            "until the server leases slots again",
+            self.name,
+            lease.slots,
+            why,
+        )
         self._poke()
 
     def _drop_expired(self) -> None:
@@ -452,8 +461,13 @@ class LeasedSlots:
             try:  # the slots stop counting here, before the call, so no lane starts on them meanwhile
                 await self._call("release", api.release(lease.id))
             except Exception as exc:  # noqa: BLE001 - the server takes them back when the lease ends
-                log.warning("slots of %s: could not give back %d slots (%s); their lease ends within %.0f s",
-                            self.name, lease.slots, error_line(exc), self.lease_s)  # fmt: skip
+                log.warning(
+                    "slots of %s: could not give back %d slots (%s); their lease ends within %.0f s",
+                    self.name,
+                    lease.slots,
+                    error_line(exc),
+                    self.lease_s,
+                )
 
     async def _renew(self, api: LeaseApi) -> None:
         """Renew every lease before it ends, from this one loop."""
@@ -522,8 +536,12 @@ class Slots:
         """What the run's slots cost: for the run's summary."""
         doc: dict[str, Any] = {"limit": self.limit, "server_limit": self.server_limit}
         if self.pool is not None:
-            doc.update(server_calls=dict(sorted(self.pool.calls.items())), peak_leased=self.pool.peak_granted,
-                       peak_in_use=self.pool.peak_in_use, lost=self.pool.lost)  # fmt: skip
+            doc.update(
+                server_calls=dict(sorted(self.pool.calls.items())),
+                peak_leased=self.pool.peak_granted,
+                peak_in_use=self.pool.peak_in_use,
+                lost=self.pool.lost,
+            )
         return doc
 
     def describe(self) -> str:

@@ -64,10 +64,15 @@ class ProductionRun:
             self.entries[first.key] = outcome.entry
             for job in outcome.jobs:
                 fresh = outcome.fresh and job is first
-                self.results[job.id] = stored_result(job, outcome.entry, "done" if fresh else "cached",
-                                                     self._link(outcome.entry, job),
-                                                     outcome.attempts if fresh else 0, outcome.elapsed_s,
-                                                     outcome.retakes)  # fmt: skip
+                self.results[job.id] = stored_result(
+                    job,
+                    outcome.entry,
+                    "done" if fresh else "cached",
+                    self._link(outcome.entry, job),
+                    outcome.attempts if fresh else 0,
+                    outcome.elapsed_s,
+                    outcome.retakes,
+                )
         else:
             for i, job in enumerate(outcome.jobs):
                 # What the failed takes cost belongs to the row that made them (rows sharing its key made nothing).
@@ -81,8 +86,13 @@ class ProductionRun:
                     if i == 0
                     else {"verified": outcome.verified}
                 )
-                self.results[job.id] = row_result(job, "failed", attempts=outcome.attempts, error=outcome.error,
-                                                  **{k: v for k, v in spent.items() if v is not None})  # fmt: skip
+                self.results[job.id] = row_result(
+                    job,
+                    "failed",
+                    attempts=outcome.attempts,
+                    error=outcome.error,
+                    **{k: v for k, v in spent.items() if v is not None},
+                )
         return [self.results[job.id] for job in outcome.jobs]
 
     def unreached(self, groups: list[list[Job]], message: str) -> list[RowOutcome]:
@@ -91,8 +101,10 @@ class ProductionRun:
 
     def ordered(self) -> list[RowResult]:
         """Every row's result in manifest order; a row never reached failed."""
-        return [self.results.get(j.id) or row_result(j, "failed", error="cancelled before it finished")
-                for j in self.plan.jobs]  # fmt: skip
+        return [
+            self.results.get(j.id) or row_result(j, "failed", error="cancelled before it finished")
+            for j in self.plan.jobs
+        ]
 
     def sweep(self) -> int:
         """Remove what killed runs left of this production: scratch folders and temporary files no live run holds."""

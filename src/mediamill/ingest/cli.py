@@ -79,10 +79,19 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"mediamill import: unknown --keep kind(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     try:
-        options = ImportOptions(unit=args.unit, max_chars=args.max_chars, notes=args.notes, alt_text=args.alt_text,
-                                tables=args.tables, headings=not args.no_headings, keep=frozenset(keep),
-                                toc_depth=args.toc_depth, backends=tuple(args.backends or ["piper"]), name=args.name,
-                                format=args.format)  # fmt: skip
+        options = ImportOptions(
+            unit=args.unit,
+            max_chars=args.max_chars,
+            notes=args.notes,
+            alt_text=args.alt_text,
+            tables=args.tables,
+            headings=not args.no_headings,
+            keep=frozenset(keep),
+            toc_depth=args.toc_depth,
+            backends=tuple(args.backends or ["piper"]),
+            name=args.name,
+            format=args.format,
+        )
         result = import_manuscript(args.source, args.out, options)
     except (IngestError, ValueError) as exc:
         print(f"mediamill import: {exc}", file=sys.stderr)

@@ -155,9 +155,15 @@ def _runs(body: etree._Element, targets: dict[str, etree._Element], own: str):
     return runs
 
 
-def _judge(run: list[etree._Element], run_words: int, targets: dict[str, etree._Element],
-           order: dict[etree._Element, int], body: etree._Element, own: str,
-           words: _Words) -> Contents | None:  # fmt: skip
+def _judge(
+    run: list[etree._Element],
+    run_words: int,
+    targets: dict[str, etree._Element],
+    order: dict[etree._Element, int],
+    body: etree._Element,
+    own: str,
+    words: _Words,
+) -> Contents | None:
     links: list[tuple[str, str]] = []
     seen: set[str] = set()
     for a in run:
@@ -189,8 +195,9 @@ def _judge(run: list[etree._Element], run_words: int, targets: dict[str, etree._
     return contents
 
 
-def _region(run: list[etree._Element], run_words: int, body: etree._Element,
-            words: _Words) -> list[etree._Element] | None:  # fmt: skip
+def _region(
+    run: list[etree._Element], run_words: int, body: etree._Element, words: _Words
+) -> list[etree._Element] | None:
     """The elements the run occupies: one element, or the siblings from the first link's to the last's."""
     shared = set(run[0].iterancestors())
     for a in run[1:]:
@@ -221,8 +228,9 @@ def _region(run: list[etree._Element], run_words: int, body: etree._Element,
 
 def _leaf_blocks(el: etree._Element) -> list[etree._Element]:
     """The text-holding blocks in ``el`` (itself included) that hold no other, in document order."""
-    blocks = [d for d in el.iter() if isinstance(d.tag, str) and local(d) in _TEXT_BLOCKS
-              and clean_text(d.text_content())]  # fmt: skip
+    blocks = [
+        d for d in el.iter() if isinstance(d.tag, str) and local(d) in _TEXT_BLOCKS and clean_text(d.text_content())
+    ]
     members = set(blocks)
     holders = {anc for b in blocks for anc in b.iterancestors() if anc in members}
     return [b for b in blocks if b not in holders]

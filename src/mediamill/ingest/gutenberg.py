@@ -26,21 +26,51 @@ _FIELD = re.compile(r"^[ \t]*(Title|Author|Language):[ \t]*(\S.*)((?:\n[ \t]+\S.
 _TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 # The languages Project Gutenberg's catalogue names most, by their English names.
 _LANGUAGES = {
-    "afrikaans": "af", "arabic": "ar", "bulgarian": "bg", "catalan": "ca", "chinese": "zh", "czech": "cs",
-    "danish": "da", "dutch": "nl", "english": "en", "esperanto": "eo", "estonian": "et", "finnish": "fi",
-    "french": "fr", "galician": "gl", "german": "de", "greek": "el", "hebrew": "he", "hungarian": "hu",
-    "icelandic": "is", "irish": "ga", "italian": "it", "japanese": "ja", "korean": "ko", "latin": "la",
-    "norwegian": "no", "polish": "pl", "portuguese": "pt", "romanian": "ro", "russian": "ru", "serbian": "sr",
-    "slovenian": "sl", "spanish": "es", "swedish": "sv", "tagalog": "tl", "turkish": "tr", "ukrainian": "uk",
+    "afrikaans": "af",
+    "arabic": "ar",
+    "bulgarian": "bg",
+    "catalan": "ca",
+    "chinese": "zh",
+    "czech": "cs",
+    "danish": "da",
+    "dutch": "nl",
+    "english": "en",
+    "esperanto": "eo",
+    "estonian": "et",
+    "finnish": "fi",
+    "french": "fr",
+    "galician": "gl",
+    "german": "de",
+    "greek": "el",
+    "hebrew": "he",
+    "hungarian": "hu",
+    "icelandic": "is",
+    "irish": "ga",
+    "italian": "it",
+    "japanese": "ja",
+    "korean": "ko",
+    "latin": "la",
+    "norwegian": "no",
+    "polish": "pl",
+    "portuguese": "pt",
+    "romanian": "ro",
+    "russian": "ru",
+    "serbian": "sr",
+    "slovenian": "sl",
+    "spanish": "es",
+    "swedish": "sv",
+    "tagalog": "tl",
+    "turkish": "tr",
+    "ukrainian": "uk",
     "welsh": "cy",
-}  # fmt: skip
+}
 _CREDIT = re.compile(
     r"^(?:produced by|prepared by|proofread by|digiti[sz]ed by|html version by|scanned (?:and \w+ )?by"
     r"|transcribed (?:from .{0,120}?)?by|(?:this )?e-?(?:text|book)s? (?:was |were )?"
     r"(?:produced|prepared|created|transcribed|scanned) (?:\w+ )?by|note: project gutenberg also has"
     r"|images of the original pages|transcriber[\u2019']?s? notes?\b)",
     re.I,
-)  # fmt: skip
+)
 
 
 def language_tag(value: str | None) -> str | None:

@@ -80,8 +80,11 @@ def title_case(line: str) -> str:
         return line
     words = []
     for word in line.split():
-        words.append(word if _ROMAN_WORD.match(word) and word not in ("I", "MIX", "DID", "MID", "LID", "CIVIL")
-                     else word.capitalize())  # fmt: skip
+        words.append(
+            word
+            if _ROMAN_WORD.match(word) and word not in ("I", "MIX", "DID", "MID", "LID", "CIVIL")
+            else word.capitalize()
+        )
     return " ".join(words)
 
 

@@ -42,8 +42,10 @@ BLOCK = frozenset(
     "figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr li main nav ol p pre section summary table tbody "
     "td tfoot th thead tr ul legend".split()
 )
-SKIP = frozenset("script style head template noscript rt rp svg audio video object iframe canvas button "
-                 "input select textarea map area".split())  # fmt: skip
+SKIP = frozenset(
+    "script style head template noscript rt rp svg audio video object iframe canvas button "
+    "input select textarea map area".split()
+)
 NOTE_TYPES = frozenset({"footnote", "endnote", "rearnote", "note", "footnotes", "endnotes", "rearnotes"})
 _NOTE_CLASS = re.compile(r"(?:^|[\s_-])(?:foot|end)?notes?(?:$|[\s_-])|fnote|footnote|endnote", re.I)
 _REF_CLASS = re.compile(r"noteref|fnref|footnote-?ref|note-?ref|^fn\d*$|ftn", re.I)
@@ -91,8 +93,11 @@ class _Run:
 
     def trailing_marks(self) -> list[Mark]:
         """Marks that come after all of the block's text (an anchor closing the paragraph before a chapter)."""
-        return [m for m, at in zip(self.marks, self.marks_at)
-                if "".join(self.parts[:at]).strip() and not "".join(self.parts[at:]).strip()]  # fmt: skip
+        return [
+            m
+            for m, at in zip(self.marks, self.marks_at)
+            if "".join(self.parts[:at]).strip() and not "".join(self.parts[at:]).strip()
+        ]
 
 
 _LINE_NUMBER = re.compile(r"(?:^|\s)(?:lnum|linenum|line-?num(?:ber)?|lineno)(?:\s|$)", re.I)
@@ -152,8 +157,14 @@ class Walker:
             if text:
                 self._add_note(run.note_ids, text, self.anchor(el, steps), self._note_label)
                 self._note_label = ""
-                self.result.skipped.append(Skipped("note", "note text (read at the chapter's end with --notes end)",
-                                                   self.anchor(el, steps), word_count(text)))  # fmt: skip
+                self.result.skipped.append(
+                    Skipped(
+                        "note",
+                        "note text (read at the chapter's end with --notes end)",
+                        self.anchor(el, steps),
+                        word_count(text),
+                    )
+                )
         elif text:
             if kind == "para" and is_scene_break(text):
                 self._scene_break()
@@ -185,8 +196,11 @@ class Walker:
         if tag == "nav":
             text = clean_text("".join(el.itertext()))
             if text:
-                self.result.skipped.append(Skipped("navigation list", "a navigation list inside the text",
-                                                   self.anchor(el, steps), word_count(text)))  # fmt: skip
+                self.result.skipped.append(
+                    Skipped(
+                        "navigation list", "a navigation list inside the text", self.anchor(el, steps), word_count(text)
+                    )
+                )
             return
         if is_note_container(el):
             self._notes(el, steps)
@@ -251,8 +265,14 @@ class Walker:
             if alt:
                 run.parts.append(alt)
             else:
-                self.result.skipped.append(Skipped("math", "MathML without alttext is not read",
-                                                   self.anchor(el, steps), word_count(" ".join(el.itertext()))))  # fmt: skip
+                self.result.skipped.append(
+                    Skipped(
+                        "math",
+                        "MathML without alttext is not read",
+                        self.anchor(el, steps),
+                        word_count(" ".join(el.itertext())),
+                    )
+                )
             return
         if self._is_backlink(el) and (run.note_ids or self._in_note):
             if not self._note_label:
@@ -280,7 +300,8 @@ class Walker:
                 return True
             parent = el.getparent()
             in_sup = (parent is not None and local(parent) == "sup") or any(
-                local(c) == "sup" for c in el if isinstance(c.tag, str))  # fmt: skip
+                local(c) == "sup" for c in el if isinstance(c.tag, str)
+            )
             if _MARKER_TEXT.match(text) and (in_sup or self.o.resolve_ref(el.get("href"))):
                 return True
         if tag == "sup" and _MARKER_TEXT.match(text) and not re.fullmatch(r"(?i)(st|nd|rd|th|er|e|o|a)", text):
@@ -331,8 +352,14 @@ class Walker:
         text = clean_text(" ".join(el.itertext()))
         if self.o.tables != "read":
             if text:
-                self.result.skipped.append(Skipped("table", "tables are skipped (--tables read reads them)",
-                                                   self.anchor(el, steps), word_count(text)))  # fmt: skip
+                self.result.skipped.append(
+                    Skipped(
+                        "table",
+                        "tables are skipped (--tables read reads them)",
+                        self.anchor(el, steps),
+                        word_count(text),
+                    )
+                )
             return
 
         def rows(node: etree._Element, node_steps: list[int]):
@@ -359,8 +386,9 @@ class Walker:
                         cells.append(run.text())
             if cells:
                 text = ", ".join(cells)
-                self.result.stream.append(Block("table", text if text[-1] in ".!?" else text + ".",
-                                                self.anchor(tr, tr_steps)))  # fmt: skip
+                self.result.stream.append(
+                    Block("table", text if text[-1] in ".!?" else text + ".", self.anchor(tr, tr_steps))
+                )
 
     def _notes(self, el: etree._Element, steps: list[int]) -> None:
         """A notes container: its outermost elements with ids (list items, paragraphs, asides) are the notes;
@@ -398,7 +426,14 @@ class Walker:
             ids = [item.get("id")] if item.get("id") else []
             ids += [d.get("id") for d in item.iterdescendants() if isinstance(d.tag, str) and d.get("id")]
             if text:
-                self._add_note(ids or [f"note-{len(self.result.notes) + 1}"], text, self.anchor(item, item_steps),
-                               self._note_label)  # fmt: skip
-                self.result.skipped.append(Skipped("note", "note text (read at the chapter's end with --notes end)",
-                                                   self.anchor(item, item_steps), word_count(text)))  # fmt: skip
+                self._add_note(
+                    ids or [f"note-{len(self.result.notes) + 1}"], text, self.anchor(item, item_steps), self._note_label
+                )
+                self.result.skipped.append(
+                    Skipped(
+                        "note",
+                        "note text (read at the chapter's end with --notes end)",
+                        self.anchor(item, item_steps),
+                        word_count(text),
+                    )
+                )

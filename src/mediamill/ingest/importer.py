@@ -39,8 +39,19 @@ from .units import PAUSE_CHAPTER, PAUSE_PARAGRAPH, RowText, chapter_rows
 
 COLUMNS = ["id", "chapter", "text", "pause_after", "source"]
 IMPORTER_VERSION = 1
-_SUFFIXES = {".epub": "epub", ".docx": "docx", ".md": "markdown", ".markdown": "markdown", ".mdown": "markdown",
-             ".html": "html", ".htm": "html", ".xhtml": "html", ".txt": "text", ".text": "text", ".pdf": "pdf"}  # fmt: skip
+_SUFFIXES = {
+    ".epub": "epub",
+    ".docx": "docx",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".txt": "text",
+    ".text": "text",
+    ".pdf": "pdf",
+}
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
 
 
@@ -129,8 +140,9 @@ def _merge_heading_only(chapters: list[tuple[Chapter, bool]]) -> list[tuple[Chap
             continue
         if read and carry:
             # The opening's headings (the book's title) are read first but do not name the chapter.
-            prefix = ": ".join(c.title for c in carry if c.title and c.title != chapter.title
-                               and "opening" not in c.hints)  # fmt: skip
+            prefix = ": ".join(
+                c.title for c in carry if c.title and c.title != chapter.title and "opening" not in c.hints
+            )
             chapter.blocks = [b for c in carry for b in c.blocks] + chapter.blocks
             chapter.title = f"{prefix}: {chapter.title}" if prefix else chapter.title
             carry = []
@@ -190,8 +202,15 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
             judged.append((chapter, True))  # headings alone: they open the next chapter (see _merge_heading_only)
             continue
         headings = [b.text for b in chapter.blocks if b.kind == "heading"]
-        verdict = classify(chapter.title, texts, chapter.hints, book_title=title, keep=options.keep,
-                           headings=headings, author=ms.author)  # fmt: skip
+        verdict = classify(
+            chapter.title,
+            texts,
+            chapter.hints,
+            book_title=title,
+            keep=options.keep,
+            headings=headings,
+            author=ms.author,
+        )
         if not verdict.read:
             words = sum(word_count(b.text) for b in chapter.blocks)
             skipped.append(Skipped(chapter.title or "(untitled)", verdict.reason(), chapter.source, words))
@@ -218,8 +237,9 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     manifest_path = out_dir / f"{name}.csv"
     prev_header, prev_rows = _read_previous(manifest_path)
     imported_prev = [r for r in prev_rows if (r.get("source") or "").strip()]
-    ids, kept = assign_ids([(n, r.text) for n, r in drafts],
-                           [(r.get("id", "").strip(), r.get("text", "")) for r in imported_prev])  # fmt: skip
+    ids, kept = assign_ids(
+        [(n, r.text) for n, r in drafts], [(r.get("id", "").strip(), r.get("text", "")) for r in imported_prev]
+    )
     extra_columns = [c for c in prev_header if c and c not in COLUMNS]
     prev_by_id = {r.get("id", "").strip(): r for r in imported_prev}
 
@@ -227,8 +247,13 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     last_chapter = None
     for row_id, (number, draft) in zip(ids, drafts):
         chapter_title = chapters[number - 1].title
-        row: dict[str, Any] = {"id": row_id, "chapter": chapter_title if number != last_chapter else None,
-                               "text": draft.text, "pause_after": draft.pause_after, "source": draft.source}  # fmt: skip
+        row: dict[str, Any] = {
+            "id": row_id,
+            "chapter": chapter_title if number != last_chapter else None,
+            "text": draft.text,
+            "pause_after": draft.pause_after,
+            "source": draft.source,
+        }
         last_chapter = number
         previous = prev_by_id.get(row_id)
         if previous and normalise(previous.get("text", "")) == normalise(draft.text):
@@ -242,18 +267,38 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     gone = len({r.get("id", "").strip() for r in imported_prev} - set(ids))
 
     # The report.
-    report = ImportReport(source.name, ms.format, name, title, ms.author, ms.language, skipped=skipped, remarks=remarks,
-                          rows=len(rows), ids_kept=kept, ids_new=len(ids) - kept, ids_gone=gone,
-                          encoding=ms.encoding)  # fmt: skip
+    report = ImportReport(
+        source.name,
+        ms.format,
+        name,
+        title,
+        ms.author,
+        ms.language,
+        skipped=skipped,
+        remarks=remarks,
+        rows=len(rows),
+        ids_kept=kept,
+        ids_new=len(ids) - kept,
+        ids_gone=gone,
+        encoding=ms.encoding,
+    )
     by_chapter: dict[int, list[RowText]] = {}
     for number, draft in drafts:
         by_chapter.setdefault(number, []).append(draft)
     speech = {id(d): predicted_seconds(d.text) for _, d in drafts}
     for number, chapter in enumerate(chapters, 1):
         mine = by_chapter.get(number, [])
-        report.chapters.append(ChapterSummary(
-            number, chapter.title, len(mine), sum(word_count(d.text) for d in mine), sum(len(d.text) for d in mine),
-            round(sum(speech[id(d)] + d.pause_after for d in mine), 1), chapter.source))  # fmt: skip
+        report.chapters.append(
+            ChapterSummary(
+                number,
+                chapter.title,
+                len(mine),
+                sum(word_count(d.text) for d in mine),
+                sum(len(d.text) for d in mine),
+                round(sum(speech[id(d)] + d.pause_after for d in mine), 1),
+                chapter.source,
+            )
+        )
     _coverage(report, ms, chapters, judged, [d for _, d in drafts], notes_read=options.notes == "end")
     speech_s = sum(speech.values())
     report.costs = [estimate(b, [d.text for _, d in drafts], speech_s) for b in options.backends]
@@ -266,11 +311,22 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
         cover_path = out_dir / f"{name}-cover{ext}"
         outputs.append((cover_path, data))
     sidecar_path = out_dir / f"{name}.toml"
-    generated = {"title": title, "author": ms.author, "language": ms.language,
-                 "cover": cover_path.name if cover_path else None,
-                 "pause_after": PAUSE_PARAGRAPH, "chapter_pause": PAUSE_CHAPTER}  # fmt: skip
-    source_table = {"file": source.name, "format": ms.format, "sha256": file_digest(source), "unit": options.unit,
-                    "max_chars": options.max_chars, "importer": IMPORTER_VERSION}  # fmt: skip
+    generated = {
+        "title": title,
+        "author": ms.author,
+        "language": ms.language,
+        "cover": cover_path.name if cover_path else None,
+        "pause_after": PAUSE_PARAGRAPH,
+        "chapter_pause": PAUSE_CHAPTER,
+    }
+    source_table = {
+        "file": source.name,
+        "format": ms.format,
+        "sha256": file_digest(source),
+        "unit": options.unit,
+        "max_chars": options.max_chars,
+        "importer": IMPORTER_VERSION,
+    }
     outputs.append((sidecar_path, render_sidecar(sidecar_path, manifest_path.name, generated, source_table)))
     columns = COLUMNS + extra_columns
     outputs.append((manifest_path, csv_bytes(columns, rows)))
@@ -303,8 +359,9 @@ def _write_together(out_dir: Path, outputs: list[tuple[Path, bytes]]) -> None:
         raise IngestError(f"cannot write {where}: {exc.strerror or exc}; the import was not written") from None
 
 
-def _keep_hand_rows(rows: list[dict[str, Any]], previous: list[dict[str, str]], extra: list[str],
-                    remarks: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+def _keep_hand_rows(
+    rows: list[dict[str, Any]], previous: list[dict[str, str]], extra: list[str], remarks: list[str]
+) -> list[dict[str, Any]]:
     """Rows a producer added by hand (no ``source``) stay, after the row they followed."""
     after: dict[str | None, list[dict[str, Any]]] = {}
     anchor = None
@@ -335,8 +392,14 @@ def _keep_hand_rows(rows: list[dict[str, Any]], previous: list[dict[str, str]], 
     return out
 
 
-def _coverage(report: ImportReport, ms: Manuscript, chapters: list[Chapter], judged: list[tuple[Chapter, bool]],
-              drafts: list[RowText], notes_read: bool) -> None:  # fmt: skip
+def _coverage(
+    report: ImportReport,
+    ms: Manuscript,
+    chapters: list[Chapter],
+    judged: list[tuple[Chapter, bool]],
+    drafts: list[RowText],
+    notes_read: bool,
+) -> None:
     parts = {part_of(b.source) for c in chapters for b in c.blocks}
     raw = word_bag(ms.raw_parts.get(p, "") for p in sorted(parts))
     if not notes_read:  # notes are not body text; read at chapter ends, they count like any row

@@ -22,15 +22,58 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SKIPPED_KINDS = ("cover", "titlepage", "halftitlepage", "copyright-page", "toc", "dedication", "epigraph",
-                 "acknowledgments", "contributors", "seriespage", "index", "glossary", "bibliography",
-                 "colophon", "appendix", "endnotes", "frontmatter", "backmatter", "image-page")  # fmt: skip
-READ_KINDS = ("foreword", "preface", "introduction", "prologue", "chapter", "part", "interlude", "epilogue",
-              "afterword", "conclusion", "bodymatter")  # fmt: skip
-_ALIASES = {"imprint": "copyright-page", "loi": "toc", "lot": "toc", "loa": "toc", "lov": "toc",
-            "landmarks": "toc", "halftitle": "halftitlepage", "title-page": "titlepage", "rearnotes": "endnotes",
-            "footnotes": "endnotes", "errata": "backmatter", "credits": "contributors", "other-credits": "contributors",
-            "acknowledgements": "acknowledgments", "volume": "part", "division": "part"}  # fmt: skip
+SKIPPED_KINDS = (
+    "cover",
+    "titlepage",
+    "halftitlepage",
+    "copyright-page",
+    "toc",
+    "dedication",
+    "epigraph",
+    "acknowledgments",
+    "contributors",
+    "seriespage",
+    "index",
+    "glossary",
+    "bibliography",
+    "colophon",
+    "appendix",
+    "endnotes",
+    "frontmatter",
+    "backmatter",
+    "image-page",
+)
+READ_KINDS = (
+    "foreword",
+    "preface",
+    "introduction",
+    "prologue",
+    "chapter",
+    "part",
+    "interlude",
+    "epilogue",
+    "afterword",
+    "conclusion",
+    "bodymatter",
+)
+_ALIASES = {
+    "imprint": "copyright-page",
+    "loi": "toc",
+    "lot": "toc",
+    "loa": "toc",
+    "lov": "toc",
+    "landmarks": "toc",
+    "halftitle": "halftitlepage",
+    "title-page": "titlepage",
+    "rearnotes": "endnotes",
+    "footnotes": "endnotes",
+    "errata": "backmatter",
+    "credits": "contributors",
+    "other-credits": "contributors",
+    "acknowledgements": "acknowledgments",
+    "volume": "part",
+    "division": "part",
+}
 _TITLES = [
     ("cover", r"(front )?cover( page| image)?"),
     ("halftitlepage", r"half[- ]?title( page)?"),
@@ -104,15 +147,24 @@ def classify(
     return verdict
 
 
-def _judge(title: str, texts: list[str], hints: frozenset[str], book_title: str | None,
-           link_share: float, images: int, headings: list[str], author: str | None) -> Verdict:  # fmt: skip
+def _judge(
+    title: str,
+    texts: list[str],
+    hints: frozenset[str],
+    book_title: str | None,
+    link_share: float,
+    images: int,
+    headings: list[str],
+    author: str | None,
+) -> Verdict:
     # Hints are "kind" (epub:type, role, style), "landmark=kind" or "content=kind" (judged by the reader).
     origin = {normalise_kind(h.split("=", 1)[-1]): (h.split("=", 1)[0] if "=" in h else "epub:type") for h in hints}
     kinds = set(origin)
     by_title = kind_from_title(title) if title else None
     # A specific semantic wins over a generic one ("frontmatter" + title "Foreword" is a foreword).
-    specific = [k for k in kinds if k in SKIPPED_KINDS + READ_KINDS and k not in ("frontmatter", "backmatter",
-                                                                                  "bodymatter")]  # fmt: skip
+    specific = [
+        k for k in kinds if k in SKIPPED_KINDS + READ_KINDS and k not in ("frontmatter", "backmatter", "bodymatter")
+    ]
     if specific:
         # The source's own markup outranks landmarks, which outrank the reader's content guesses;
         # at the same rank a skip kind outranks "chapter".
@@ -134,8 +186,12 @@ def _judge(title: str, texts: list[str], hints: frozenset[str], book_title: str 
         return Verdict("toc", False, "content: mostly links")
     everything = " ".join([*headings, joined])
     names = [n for n in (book_title, author) if n and _squash(n)]
-    if names and words <= 40 and any(_squash(n) in _squash(everything) for n in names) and (
-            "opening" in kinds or _squash(book_title or "") in _squash(everything)):  # fmt: skip
+    if (
+        names
+        and words <= 40
+        and any(_squash(n) in _squash(everything) for n in names)
+        and ("opening" in kinds or _squash(book_title or "") in _squash(everything))
+    ):
         return Verdict("titlepage", False, "content: the book's title and author alone")
     if "bodymatter" in kinds:
         return Verdict("bodymatter", True, origin["bodymatter"])

@@ -81,14 +81,18 @@ class ImportReport:
             f"({self.body_words_in_manifest:,} of {self.body_words:,})",
         ]
         if self.ids_kept or self.ids_gone:
-            lines.append(f"  ids: {self.ids_kept:,} kept from the previous import, {self.ids_new:,} new, "
-                         f"{self.ids_gone:,} no longer present")  # fmt: skip
+            lines.append(
+                f"  ids: {self.ids_kept:,} kept from the previous import, {self.ids_new:,} new, "
+                f"{self.ids_gone:,} no longer present"
+            )
         lines.append("Chapters")
         width = max((len(c.title) for c in self.chapters), default=10)
         width = min(width, 48)
         for c in self.chapters:
-            lines.append(f"  {c.number:>3}  {_cut(c.title, width):<{width}}  {c.rows:>5} rows  {c.words:>7,} words  "
-                         f"{_duration(c.predicted_s):>10}")  # fmt: skip
+            lines.append(
+                f"  {c.number:>3}  {_cut(c.title, width):<{width}}  {c.rows:>5} rows  {c.words:>7,} words  "
+                f"{_duration(c.predicted_s):>10}"
+            )
         if self.skipped:
             lines.append("Skipped")
             grouped: dict[str, list[Skipped]] = defaultdict(list)
@@ -100,8 +104,9 @@ class ImportReport:
                     for s in items:
                         lines.append(f"  {_cut(s.what, 40)}: {reason}, at {s.source}, {s.words:,} words")
                 else:
-                    lines.append(f"  {len(items)} x {items[0].what}: {reason}, {words:,} words "
-                                 f"(first at {items[0].source})")  # fmt: skip
+                    lines.append(
+                        f"  {len(items)} x {items[0].what}: {reason}, {words:,} words (first at {items[0].source})"
+                    )
         if self.costs:
             lines.append("Cost")
             for cost in self.costs:

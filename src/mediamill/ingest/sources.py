@@ -36,13 +36,22 @@ MAX_SOURCE_BYTES = 1024 * 1024 * 1024
 _MiB = 1024 * 1024
 
 _MAGIC = [
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"), (b"%PDF", "a PDF"), (b"PK\x03\x04", "a ZIP archive (an EPUB or DOCX?)"),
-    (b"\x1f\x8b", "gzip-compressed data"), (b"\xfd7zXZ\x00", "xz-compressed data"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"\x7fELF", "an ELF executable"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file (.doc?)"),
-    (b"SQLite format 3\x00", "an SQLite database"), (b"OggS", "Ogg audio"), (b"fLaC", "FLAC audio"),
-]  # fmt: skip
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF", "a PDF"),
+    (b"PK\x03\x04", "a ZIP archive (an EPUB or DOCX?)"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file (.doc?)"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"OggS", "Ogg audio"),
+    (b"fLaC", "FLAC audio"),
+]
 # Control characters a text file does not hold (tab, line feed, vertical tab, form feed and CR are fine).
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
@@ -55,8 +64,10 @@ _NAMES = {"utf-8": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
 def check_source(path: Path) -> None:
     """Refuse a symbolic link, anything but a regular file, and an empty file."""
     if path.is_symlink():
-        raise IngestError(f"{path} is a symbolic link (to {os.readlink(path)}); mediamill imports only a file "
-                          "named directly: give the path of the file itself")  # fmt: skip
+        raise IngestError(
+            f"{path} is a symbolic link (to {os.readlink(path)}); mediamill imports only a file "
+            "named directly: give the path of the file itself"
+        )
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     if not path.is_file():
@@ -71,9 +82,11 @@ def check_size(path: Path, fmt: str) -> None:
     size = path.stat().st_size
     cap = MAX_TEXT_BYTES if fmt in TEXT_FORMATS else MAX_SOURCE_BYTES
     if size > cap:
-        raise IngestError(f"{path.name} is {size / _MiB:,.1f} MiB; mediamill imports a {fmt} manuscript of at "
-                          f"most {cap / _MiB:g} MiB: split it into parts (volumes, or groups of chapters) and "
-                          "import each")  # fmt: skip
+        raise IngestError(
+            f"{path.name} is {size / _MiB:,.1f} MiB; mediamill imports a {fmt} manuscript of at "
+            f"most {cap / _MiB:g} MiB: split it into parts (volumes, or groups of chapters) and "
+            "import each"
+        )
 
 
 def refuse_binary(data: bytes, name: str) -> None:
@@ -114,11 +127,14 @@ def decode_text(data: bytes, name: str, declared: bool = False) -> tuple[str, st
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
-        raise IngestError(f"{name} is neither UTF-8 nor Windows-1252 (Latin-1) text: save it as UTF-8 and "
-                          "import it again") from None  # fmt: skip
+        raise IngestError(
+            f"{name} is neither UTF-8 nor Windows-1252 (Latin-1) text: save it as UTF-8 and import it again"
+        ) from None
     if _foreign(text):
-        raise IngestError(f"{name} is not UTF-8 and reads as another 8-bit encoding (Cyrillic, Greek...?): save "
-                          "it as UTF-8 and import it again")  # fmt: skip
+        raise IngestError(
+            f"{name} is not UTF-8 and reads as another 8-bit encoding (Cyrillic, Greek...?): save "
+            "it as UTF-8 and import it again"
+        )
     return text, "Windows-1252"
 
 
@@ -132,8 +148,10 @@ def encoding_remark(name: str, encoding: str) -> str | None:
     """What the report says about a text source that was not UTF-8 (None for UTF-8 and UTF-16)."""
     if encoding in ("UTF-8", "UTF-16"):
         return None
-    return (f"{name} is not UTF-8: it was read as {encoding}; if letters look wrong in the manifest, save it "
-            "as UTF-8 and import it again")  # fmt: skip
+    return (
+        f"{name} is not UTF-8: it was read as {encoding}; if letters look wrong in the manifest, save it "
+        "as UTF-8 and import it again"
+    )
 
 
 def read_text_source(path: Path, fmt: str) -> tuple[str, str]:
@@ -147,9 +165,11 @@ def read_text_source(path: Path, fmt: str) -> tuple[str, str]:
     paragraphs = len((_HTML_PARAGRAPH if fmt == "html" else _BLANK_LINES).findall(text))
     limit = max_rows()
     if paragraphs > 2 * limit:
-        raise IngestError(f"{path.name} has some {paragraphs:,} paragraphs, far more than the {limit:,} rows a "
-                          "manifest may have at most (MEDIAMILL_MAX_ROWS): split the manuscript into parts and import "
-                          "each")  # fmt: skip
+        raise IngestError(
+            f"{path.name} has some {paragraphs:,} paragraphs, far more than the {limit:,} rows a "
+            "manifest may have at most (MEDIAMILL_MAX_ROWS): split the manuscript into parts and import "
+            "each"
+        )
     return text, encoding
 
 
@@ -157,5 +177,7 @@ def check_rows(count: int, name: str) -> None:
     """Refuse an import that makes more rows than the manifest loader accepts."""
     limit = max_rows()
     if count > limit:
-        raise IngestError(f"{name} makes {count:,} rows; a manifest may have at most {limit:,} "
-                          "(MEDIAMILL_MAX_ROWS): split the manuscript into parts and import each")  # fmt: skip
+        raise IngestError(
+            f"{name} makes {count:,} rows; a manifest may have at most {limit:,} "
+            "(MEDIAMILL_MAX_ROWS): split the manuscript into parts and import each"
+        )

@@ -61,8 +61,13 @@ class Meta(BaseModel):
 
     def files(self) -> dict[str, str]:
         """Settings that name files, by setting name: checked when the manifest is loaded."""
-        named = {"cover": self.cover, "podcast.intro": self.podcast.intro, "podcast.outro": self.podcast.outro,
-                 "podcast.bed": self.podcast.bed, "lexicon": self.lexicon}  # fmt: skip
+        named = {
+            "cover": self.cover,
+            "podcast.intro": self.podcast.intro,
+            "podcast.outro": self.podcast.outro,
+            "podcast.bed": self.podcast.bed,
+            "lexicon": self.lexicon,
+        }
         return {k: v for k, v in named.items() if v}
 
 

@@ -33,10 +33,29 @@ MIN_MAJOR = 7
 # What mediamill asks of ffmpeg, by ffmpeg's own listing (-encoders, -filters, -muxers).
 REQUIRED = {
     "encoders": ("aac", "libmp3lame", "libopus", "flac", "pcm_s16le", "mov_text", "libx264", "mjpeg"),
-    "filters": ("loudnorm", "ebur128", "sidechaincompress", "acrossfade", "alimiter", "atempo", "amix", "aresample",
-                "apad", "adelay", "anullsrc", "atrim", "aformat", "asplit", "volume", "concat", "scale", "pad", "fps"),
+    "filters": (
+        "loudnorm",
+        "ebur128",
+        "sidechaincompress",
+        "acrossfade",
+        "alimiter",
+        "atempo",
+        "amix",
+        "aresample",
+        "apad",
+        "adelay",
+        "anullsrc",
+        "atrim",
+        "aformat",
+        "asplit",
+        "volume",
+        "concat",
+        "scale",
+        "pad",
+        "fps",
+    ),
     "muxers": ("mp4", "mp3", "flac", "adts", "ogg", "wav", "null"),
-}  # fmt: skip
+}
 _VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -71,8 +90,15 @@ class Capability:
 def _listed(exe: str, what: str) -> set[str] | None:
     """The names in ``ffmpeg -<what>`` (second column, comma lists split), or None when it could not be run."""
     try:
-        proc = subprocess.run([exe, "-hide_banner", f"-{what}"], stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, errors="replace", timeout=30, **child_options())  # fmt: skip
+        proc = subprocess.run(
+            [exe, "-hide_banner", f"-{what}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            **child_options(),
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     names: set[str] = set()
@@ -86,8 +112,15 @@ def _listed(exe: str, what: str) -> set[str] | None:
 def capability(exe: str) -> Capability:
     """Ask ``exe`` for its version and for the encoders, filters and muxers mediamill uses."""
     try:
-        proc = subprocess.run([exe, "-version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=30, **child_options())  # fmt: skip
+        proc = subprocess.run(
+            [exe, "-version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            **child_options(),
+        )
         first = (proc.stdout.strip().splitlines() or [""])[0]
     except (OSError, subprocess.SubprocessError):
         first = ""
@@ -132,8 +165,12 @@ def _resolve() -> str:
             raise MediaError(f"MEDIAMILL_FFMPEG={configured} is not an executable file")
         found = capability(configured)
         if not found.usable:  # chosen on purpose: respected, but what may fail is said now
-            log.warning("MEDIAMILL_FFMPEG=%s (ffmpeg %s) is %s; using it as configured", configured,
-                        found.version_text, found.shortfall())  # fmt: skip
+            log.warning(
+                "MEDIAMILL_FFMPEG=%s (ffmpeg %s) is %s; using it as configured",
+                configured,
+                found.version_text,
+                found.shortfall(),
+            )
         return configured
     on_path = shutil.which("ffmpeg")
     if on_path:
@@ -142,12 +179,21 @@ def _resolve() -> str:
             return on_path
         bundled = _bundled()
         if bundled is not None and capability(bundled).usable:
-            log.warning("ffmpeg on PATH (%s, version %s) is %s; using the bundled imageio-ffmpeg build %s "
-                        "instead (set MEDIAMILL_FFMPEG to choose)",
-                        on_path, found.version_text, found.shortfall(), bundled)  # fmt: skip
+            log.warning(
+                "ffmpeg on PATH (%s, version %s) is %s; using the bundled imageio-ffmpeg build %s "
+                "instead (set MEDIAMILL_FFMPEG to choose)",
+                on_path,
+                found.version_text,
+                found.shortfall(),
+                bundled,
+            )
             return bundled
-        log.warning("ffmpeg on PATH (%s, version %s) is %s, and no better one is bundled; using it anyway",
-                    on_path, found.version_text, found.shortfall())  # fmt: skip
+        log.warning(
+            "ffmpeg on PATH (%s, version %s) is %s, and no better one is bundled; using it anyway",
+            on_path,
+            found.version_text,
+            found.shortfall(),
+        )
         return on_path
     bundled = _bundled()
     if bundled is None:

@@ -58,8 +58,15 @@ class RoomTone:
     max_tail_s: float = 5.0
 
 
-def acx_chapter(src: Path, dest: Path, gain_db: float, limit_db: float, head_silence: float,
-                tail_silence: float, tone: RoomTone = RoomTone()) -> None:  # fmt: skip
+def acx_chapter(
+    src: Path,
+    dest: Path,
+    gain_db: float,
+    limit_db: float,
+    head_silence: float,
+    tail_silence: float,
+    tone: RoomTone = RoomTone(),
+) -> None:
     """One chapter as an ACX MP3: room tone trimmed or padded to the targets, gain, limiter, 44.1 kHz mono CBR."""
     duration = probe(src).duration_s
     start = max(0.0, head_silence - tone.head_s)
@@ -76,8 +83,24 @@ def acx_chapter(src: Path, dest: Path, gain_db: float, limit_db: float, head_sil
     # Resample before the limiter: upsampling after it would draw new peaks between the limited samples.
     filters += ["aformat=channel_layouts=mono", "aresample=44100", gain_chain(gain_db, limit_db)]
     with atomic_path(dest) as tmp:
-        run_ffmpeg("-i", src, "-vn", "-af", ",".join(filters), "-ac", "1", "-ar", "44100",
-                   "-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3", tmp)  # fmt: skip
+        run_ffmpeg(
+            "-i",
+            src,
+            "-vn",
+            "-af",
+            ",".join(filters),
+            "-ac",
+            "1",
+            "-ar",
+            "44100",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "192k",
+            "-f",
+            "mp3",
+            tmp,
+        )
 
 
 # -- podcast ----------------------------------------------------------------
@@ -91,8 +114,19 @@ class Bed:
 
 
 def _loudnorm_measure(args: list[str], target: float, tp: float) -> dict:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args, "-vn",
-           "-af", f"loudnorm=I={target}:TP={tp}:LRA=11:print_format=json", "-f", "null", "-"]  # fmt: skip
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        *args,
+        "-vn",
+        "-af",
+        f"loudnorm=I={target}:TP={tp}:LRA=11:print_format=json",
+        "-f",
+        "null",
+        "-",
+    ]
     proc = subprocess.run(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace", **child_options()
     )
@@ -111,8 +145,16 @@ def loudnorm_two_pass(args: list[str], target: float, tp: float) -> str:
     )
 
 
-def podcast_mix(speech: Path, dest: Path, stereo: bool, intro: Path | None, outro: Path | None,
-                bed: Bed | None, crossfade_s: float, speech_rms_db: float) -> None:  # fmt: skip
+def podcast_mix(
+    speech: Path,
+    dest: Path,
+    stereo: bool,
+    intro: Path | None,
+    outro: Path | None,
+    bed: Bed | None,
+    crossfade_s: float,
+    speech_rms_db: float,
+) -> None:
     """Intro, speech over a ducked music bed, outro, crossfaded; written as lossless FLAC."""
     layout = "stereo" if stereo else "mono"
     fmt = f"aresample=44100,aformat=sample_fmts=fltp:channel_layouts={layout}"
@@ -153,8 +195,21 @@ def encode_episode(mix: Path, dest: Path, target: float, tp: float, stereo: bool
     """Two-pass loudness normalisation of the mix, limited, as MP3."""
     second = loudnorm_two_pass(["-i", str(mix)], target, tp)
     with atomic_path(dest) as tmp:
-        run_ffmpeg("-i", mix, "-af", f"{second},{limiter(tp - 0.5)},aresample=44100", "-ac", 2 if stereo else 1,
-                   "-c:a", "libmp3lame", "-b:a", "192k" if stereo else "128k", "-f", "mp3", tmp)  # fmt: skip
+        run_ffmpeg(
+            "-i",
+            mix,
+            "-af",
+            f"{second},{limiter(tp - 0.5)},aresample=44100",
+            "-ac",
+            2 if stereo else 1,
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "192k" if stereo else "128k",
+            "-f",
+            "mp3",
+            tmp,
+        )
 
 
 # -- video ------------------------------------------------------------------
@@ -169,8 +224,16 @@ def _frame_rate(path: Path) -> float:
         return float(rate)
 
 
-def video_cut(clips: Sequence[Path], dest: Path, track: Path | None, mode: str, target_lufs: float,
-              limit_db: float, workdir: Path, subtitles: Path | None = None) -> None:  # fmt: skip
+def video_cut(
+    clips: Sequence[Path],
+    dest: Path,
+    track: Path | None,
+    mode: str,
+    target_lufs: float,
+    limit_db: float,
+    workdir: Path,
+    subtitles: Path | None = None,
+) -> None:
     """Clips in order as one H.264/AAC MP4; a track (narration, song) replaces or is mixed under their audio.
 
     ``subtitles`` (an SRT file) goes in as a ``mov_text`` subtitle stream, which players list as captions.
@@ -184,8 +247,10 @@ def video_cut(clips: Sequence[Path], dest: Path, track: Path | None, mode: str, 
     for n, clip in enumerate(clips):
         info = probe(clip)
         inputs += ["-i", str(clip)]
-        graph.append(f"[{n}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,"
-                     f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}[v{n}]")  # fmt: skip
+        graph.append(
+            f"[{n}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}[v{n}]"
+        )
         if info.audio_codec:
             graph.append(f"[{n}:a]{fmt},apad,atrim=duration={info.duration_s:.3f}[a{n}]")
         else:
@@ -205,14 +270,51 @@ def video_cut(clips: Sequence[Path], dest: Path, track: Path | None, mode: str, 
             audio = "mixed"
     # First pass: the picture encoded once, the sound kept lossless for measuring.
     draft = workdir / "cut.mkv"
-    run_ffmpeg(*inputs, "-filter_complex", ";".join(graph), "-map", "[v]", "-map", f"[{audio}]",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-               "-c:a", "flac", draft)  # fmt: skip
+    run_ffmpeg(
+        *inputs,
+        "-filter_complex",
+        ";".join(graph),
+        "-map",
+        "[v]",
+        "-map",
+        f"[{audio}]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "flac",
+        draft,
+    )
     second = loudnorm_two_pass(["-i", str(draft)], target_lufs, limit_db + 0.5)
     subs: list[str | Path] = []
     if subtitles is not None:
         subs = ["-i", subtitles, "-map", "1:s", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
     with atomic_path(dest) as tmp:
-        run_ffmpeg("-i", draft, *subs[:2], "-map", "0:v", "-map", "0:a", *subs[2:], "-c:v", "copy",
-                   "-af", f"{second},{limiter(limit_db)},aresample=48000", "-c:a", "aac", "-b:a", "192k",
-                   "-movflags", "+faststart", "-f", "mp4", tmp)  # fmt: skip
+        run_ffmpeg(
+            "-i",
+            draft,
+            *subs[:2],
+            "-map",
+            "0:v",
+            "-map",
+            "0:a",
+            *subs[2:],
+            "-c:v",
+            "copy",
+            "-af",
+            f"{second},{limiter(limit_db)},aresample=48000",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            tmp,
+        )

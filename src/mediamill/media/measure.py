@@ -78,9 +78,21 @@ def loudness(
     ``input_args`` replaces ``-i path``, e.g. a concat list to measure a whole book at once.
     """
     inputs = input_args or ["-i", str(path)]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose" if timeline else "info",
-           *inputs, "-vn", "-af", f"ebur128=peak={'true' if true_peak else 'none'}" + (":framelog=verbose" if timeline else ""),
-           "-f", "null", "-"]  # fmt: skip
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "verbose" if timeline else "info",
+        *inputs,
+        "-vn",
+        "-af",
+        f"ebur128=peak={'true' if true_peak else 'none'}" + (":framelog=verbose" if timeline else ""),
+        "-f",
+        "null",
+        "-",
+    ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace", **child_options()
     )

@@ -57,8 +57,25 @@ def pipe_pcm(chunks: Iterable[bytes], sample_rate: int, args: Sequence[str]) -> 
     ``args`` must name the output format (``-f``): a pipe has no file name to guess it from.
     Raises MediaError when ffmpeg fails, with the end of its log.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "s16le", "-ar", str(sample_rate),
-           "-ac", "1", "-i", "pipe:0", *args, "-flush_packets", "1", "pipe:1"]  # fmt: skip
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-f",
+        "s16le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        "1",
+        "-i",
+        "pipe:0",
+        *args,
+        "-flush_packets",
+        "1",
+        "pipe:1",
+    ]
     log = tempfile.TemporaryFile()  # a file, not a pipe: nobody has to read it while ffmpeg runs
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
     assert proc.stdin is not None and proc.stdout is not None

@@ -124,16 +124,46 @@ def build_m4b(
     metadata.write_text(chapters_metadata(meta, [(t, d) for t, _, d in chapters]), encoding="utf-8")
     art: list[str | Path] = []
     if cover is not None:
-        art = ["-i", cover, "-map", "2:v", "-c:v", "mjpeg", "-vf", "scale='min(1400,iw)':-2",
-               "-disposition:v", "attached_pic"]  # fmt: skip
+        art = [
+            "-i",
+            cover,
+            "-map",
+            "2:v",
+            "-c:v",
+            "mjpeg",
+            "-vf",
+            "scale='min(1400,iw)':-2",
+            "-disposition:v",
+            "attached_pic",
+        ]
     with atomic_path(dest) as tmp:
         run_ffmpeg(
-            "-f", "concat", "-safe", "0", "-i", listing,
-            "-f", "ffmetadata", "-i", metadata,
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            listing,
+            "-f",
+            "ffmetadata",
+            "-i",
+            metadata,
             *art[:2],
-            "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
+            "-map",
+            "0:a",
+            "-map_metadata",
+            "1",
+            "-map_chapters",
+            "1",
             *art[2:],
             *(["-af", audio_filter] if audio_filter else []),
-            "-c:a", "aac", "-b:a", bitrate,
-            "-movflags", "+faststart", "-f", "mp4", tmp,
-        )  # fmt: skip
+            "-c:a",
+            "aac",
+            "-b:a",
+            bitrate,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            tmp,
+        )

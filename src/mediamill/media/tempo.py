@@ -28,8 +28,11 @@ MIN_RATIO, MAX_RATIO = 0.01, 100.0
 PAD_S = 0.25
 LOSSLESS = ("pcm_", "flac")
 # A lossy source is encoded again, by its decoder's name, at a quality that adds no audible second loss.
-REENCODE = {"mp3": ["-c:a", "libmp3lame", "-q:a", "2"], "aac": ["-c:a", "aac", "-b:a", "192k"],
-            "opus": ["-c:a", "libopus", "-b:a", "96k"]}  # fmt: skip
+REENCODE = {
+    "mp3": ["-c:a", "libmp3lame", "-q:a", "2"],
+    "aac": ["-c:a", "aac", "-b:a", "192k"],
+    "opus": ["-c:a", "libopus", "-b:a", "96k"],
+}
 
 
 def tempo_factors(ratio: float) -> list[float]:

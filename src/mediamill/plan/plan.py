@@ -188,8 +188,11 @@ def _check_profiles(manifest: Manifest) -> list[Problem]:
     track = meta.video.track
     songs = {r.id for r in manifest.rows if r.kind == "song"}
     if track and track != "speech" and track not in songs:
-        problems.append(Problem(f"{side}: video.track must be 'speech' or the id of a song row, not '{track}'",
-                                column="video.track"))  # fmt: skip
+        problems.append(
+            Problem(
+                f"{side}: video.track must be 'speech' or the id of a song row, not '{track}'", column="video.track"
+            )
+        )
     return problems
 
 

@@ -45,8 +45,11 @@ def summary_markdown(name: str, s: dict[str, Any]) -> str:
         f"| {s['cost_usd']:.4f} | {s['compute_s']:.1f} | {s['elapsed_s']:.1f} |",
     ]
     if s.get("cost_not_reported"):
-        lines += ["", f"{s['cost_not_reported']} generated row(s) had no reported cost and no price in "
-                  "MEDIAMILL_PRICES: the cost above leaves them out."]  # fmt: skip
+        lines += [
+            "",
+            f"{s['cost_not_reported']} generated row(s) had no reported cost and no price in "
+            "MEDIAMILL_PRICES: the cost above leaves them out.",
+        ]
     if len(s["cost_by_backend"]) > 1 or len(s["cost_by_kind"]) > 1:
         lines += ["", "| cost by | | USD |", "|---|---|---:|"]
         lines += [f"| backend | {k} | {v:.4f} |" for k, v in sorted(s["cost_by_backend"].items())]
@@ -59,9 +62,18 @@ def summary_markdown(name: str, s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def production_summary(name: str, results: list[Any], wall_s: float, out_dir: Path, m4b: Path | None,
-                       chapters: list[Path], phases_s: dict[str, float], qc: dict[str, bool],
-                       undelivered: list[str], limits: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def production_summary(
+    name: str,
+    results: list[Any],
+    wall_s: float,
+    out_dir: Path,
+    m4b: Path | None,
+    chapters: list[Path],
+    phases_s: dict[str, float],
+    qc: dict[str, bool],
+    undelivered: list[str],
+    limits: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``summary.json``: the totals of ``summarise`` plus where everything went and how long each phase took."""
     summary = summarise([r.__dict__ for r in results], wall_s=wall_s)
     summary.update(

@@ -71,8 +71,9 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
         svc.stop()
 
     # Without a key the documentation is open like the rest; with one, the guard asks for it there too.
-    app = FastAPI(title="mediamill speech", lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  default_response_class=SafeJSON)  # fmt: skip
+    app = FastAPI(
+        title="mediamill speech", lifespan=lifespan, docs_url="/docs", redoc_url=None, default_response_class=SafeJSON
+    )
     app.state.service = svc
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

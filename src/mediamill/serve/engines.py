@@ -169,8 +169,9 @@ class PiperEngine:
                 # Readings take turns on the model thread, and onnxruntime's workers spinning between one
                 # reading's operators made them cost ~60% more CPU (eight short readings: 4.4 s, not 2.7 s).
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = onnxruntime.InferenceSession(str(path), sess_options=options,
-                                                       providers=["CPUExecutionProvider"])  # fmt: skip
+                session = onnxruntime.InferenceSession(
+                    str(path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
                 config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
                 self._voices[name] = PiperVoice(session=session, config=config)
             return self._voices[name]
@@ -248,8 +249,9 @@ class BatchSpeechEngine:
             raise RequestProblem("voice", f"unknown voice '{speech.engine_voice}'")
         served = served_timesteps(self.settings)
         if speech.inference_timesteps not in served:
-            raise RequestProblem("inference_timesteps", f"this server runs {', '.join(map(str, served))} steps "
-                                 "(VOXCPM_BATCH_TIMESTEPS)")  # fmt: skip
+            raise RequestProblem(
+                "inference_timesteps", f"this server runs {', '.join(map(str, served))} steps (VOXCPM_BATCH_TIMESTEPS)"
+            )
 
     # -- generation --------------------------------------------------------------------
     async def _voice(self, speech: Speech) -> BatchVoice:
@@ -293,16 +295,24 @@ class BatchSpeechEngine:
             voice = await self._voice(speech)
 
             def request_for(index: int, attempt: int):
-                return piece_request(engine, pieces[index].text, voice, plan.seed_of(attempt), check,
-                                     timesteps=speech.inference_timesteps, cfg_value=speech.cfg_value,
-                                     max_len=speech.max_length)  # fmt: skip
+                return piece_request(
+                    engine,
+                    pieces[index].text,
+                    voice,
+                    plan.seed_of(attempt),
+                    check,
+                    timesteps=speech.inference_timesteps,
+                    cfg_value=speech.cfg_value,
+                    max_len=speech.max_length,
+                )
 
             async def sink(piece, take) -> None:
                 push(take.pcm)
                 push(silence(piece.pause_after, take.sample_rate))
 
-            done = await read_row(engine, pieces, request_for, check, sink, self.settings.max_takes,
-                                  self.settings.keep_bad)  # fmt: skip
+            done = await read_row(
+                engine, pieces, request_for, check, sink, self.settings.max_takes, self.settings.keep_bad
+            )
             for name in ("pieces", "generations", "regenerated", "sample_rate"):
                 setattr(reading, name, getattr(done, name))
             reading.kept_bad.extend(done.kept_bad or [])
@@ -317,8 +327,19 @@ class BatchSpeechEngine:
 
         async def make(push: Push) -> None:
             voice = await self._voice(speech)
-            requests = [piece_request(engine, piece.text, voice, seed, check, timesteps=speech.inference_timesteps,
-                                      cfg_value=speech.cfg_value, max_len=speech.max_length) for piece in pieces]  # fmt: skip
+            requests = [
+                piece_request(
+                    engine,
+                    piece.text,
+                    voice,
+                    seed,
+                    check,
+                    timesteps=speech.inference_timesteps,
+                    cfg_value=speech.cfg_value,
+                    max_len=speech.max_length,
+                )
+                for piece in pieces
+            ]
             # Later pieces generate alongside the first; the first streams as it is made.
             later = [asyncio.ensure_future(engine.generate_piece(r, None, keep=True)) for r in requests[1:]]
             try:

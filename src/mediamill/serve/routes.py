@@ -48,15 +48,21 @@ async def speech(req: SpeechRequest, svc: Service = Depends(service)) -> Respons
         reading = Reading(kept_bad=[])
         wav_path = folder / "speech.wav"
         try:
-            await svc.on_model_thread(write_wav, engine.read(prepared.speech, cancel, reading), wav_path,
-                                      engine.sample_rate)  # fmt: skip
+            await svc.on_model_thread(
+                write_wav, engine.read(prepared.speech, cancel, reading), wav_path, engine.sample_rate
+            )
         except Cancelled:
             raise api_error(409, "cancelled") from None
         except BadCaseError as exc:
             raise HTTPException(500, {"message": f"implausible speech: {exc}", "type": "server_error"}) from None
         media_type, body = await anyio.to_thread.run_sync(encode, wav_path, req.response_format, prepared.tempo)
-        headers = {"X-Sample-Rate": str(engine.sample_rate), "X-Request-Id": str(job), "X-Pieces": str(reading.pieces),
-                   "X-Takes": str(reading.generations), **prepared.headers}  # fmt: skip
+        headers = {
+            "X-Sample-Rate": str(engine.sample_rate),
+            "X-Request-Id": str(job),
+            "X-Pieces": str(reading.pieces),
+            "X-Takes": str(reading.generations),
+            **prepared.headers,
+        }
         return Response(body, media_type=media_type, headers=headers)
     finally:
         svc.jobs.done(job)
@@ -76,8 +82,9 @@ async def _streamed(req: SpeechRequest, svc: Service, fmt: str, sse: bool) -> St
     job, cancel = svc.jobs.admit()
     sample_rate = svc.engine.sample_rate
     # Generated (and encoded) on a model thread, like a whole-file answer: see ModelStream.
-    chunks = svc.stream(lambda: encode_stream(svc.engine.stream(prepared.speech, cancel), sample_rate, fmt,
-                                              prepared.tempo), cancel)  # fmt: skip
+    chunks = svc.stream(
+        lambda: encode_stream(svc.engine.stream(prepared.speech, cancel), sample_rate, fmt, prepared.tempo), cancel
+    )
 
     async def body():
         try:
@@ -131,8 +138,9 @@ async def voices(svc: Service = Depends(service)) -> dict:
 
 
 @router.post("/v1/voices", status_code=201)
-async def create_voice(name: str = Form(...), file: UploadFile = File(...), text: str | None = Form(None),
-                       svc: Service = Depends(service)) -> dict:  # fmt: skip
+async def create_voice(
+    name: str = Form(...), file: UploadFile = File(...), text: str | None = Form(None), svc: Service = Depends(service)
+) -> dict:
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in AUDIO_SUFFIXES:
         raise api_error(422, f"file: a recording must be one of {', '.join(AUDIO_SUFFIXES)}", "file")

@@ -116,8 +116,11 @@ class Jobs:
 
     def check(self) -> None:
         if len(self.active) >= self.limit:
-            raise HTTPException(429, {"message": "server busy: too many requests in flight; retry shortly",
-                                      "type": "rate_limit_error"}, headers={"Retry-After": "1"})  # fmt: skip
+            raise HTTPException(
+                429,
+                {"message": "server busy: too many requests in flight; retry shortly", "type": "rate_limit_error"},
+                headers={"Retry-After": "1"},
+            )
 
     def admit(self) -> tuple[int, threading.Event]:
         with self.lock:
@@ -213,8 +216,11 @@ class Service:
 
     # -- what a request names --------------------------------------------
     def resolve_prompt(self, value: str) -> Path:
-        refused = api_error(403, "prompt_wav_path must name an audio file inside the server's voice or prompt folders",
-                            "prompt_wav_path")  # fmt: skip
+        refused = api_error(
+            403,
+            "prompt_wav_path must name an audio file inside the server's voice or prompt folders",
+            "prompt_wav_path",
+        )
         if "\x00" in value or len(value) > MAX_PROMPT_PATH:
             raise refused
         for root in self.prompt_roots:
@@ -273,10 +279,15 @@ class Service:
         if not text.strip():
             raise api_error(422, "input: nothing to read (no words once prepared for reading)", "input")
         speech = Speech(
-            text=text, voice=voice, style=style, cfg_value=req.cfg_value,
-            inference_timesteps=req.inference_timesteps, max_length=req.max_length, seed=req.seed,
+            text=text,
+            voice=voice,
+            style=style,
+            cfg_value=req.cfg_value,
+            inference_timesteps=req.inference_timesteps,
+            max_length=req.max_length,
+            seed=req.seed,
             engine_voice=engine_voice,
-        )  # fmt: skip
+        )
         try:
             engine.check(speech)
         except RequestProblem as exc:

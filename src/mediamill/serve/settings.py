@@ -16,8 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # OpenAI clients always send one of these; they mean "the server's default voice" here.
-STOCK_VOICES = {"alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer",
-                "verse"}  # fmt: skip
+STOCK_VOICES = {
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "fable",
+    "marin",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+}
 # Reachable without the API key (GET only): the health check and the playground page.
 OPEN_PATHS = {"/", "/health"}
 MAX_PROMPT_PATH = 4096
@@ -47,14 +60,25 @@ class SpeechRequest(BaseModel):
     voice: str | None = Field(None, description='A voice name, or OpenAI\'s custom-voice form {"id": name}.')
     prompt_wav_path: str | None = None
     prompt_text: str | None = None
-    instructions: str | None = Field(None, max_length=1000, description=(
-        "Voice design / style (VoxCPM2); an engine without voice design ignores it, saying so in "
-        "X-Instructions-Ignored, unless the server is strict (422)."))  # fmt: skip
+    instructions: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "Voice design / style (VoxCPM2); an engine without voice design ignores it, saying so in "
+            "X-Instructions-Ignored, unless the server is strict (422)."
+        ),
+    )
     response_format: Literal["wav", "mp3", "flac", "opus", "aac", "pcm"] = "wav"
     # A JSON number, as OpenAI's API takes it: strict refuses "2" and true (ints still pass), and a NaN or an
     # infinity is refused as not finite rather than as past a bound it is not past.
-    speed: float = Field(1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False,
-                         description="Speed of speech, 1 = the voice's own (OpenAI's range).")  # fmt: skip
+    speed: float = Field(
+        1.0,
+        ge=0.25,
+        le=4.0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Speed of speech, 1 = the voice's own (OpenAI's range).",
+    )
     stream_format: Literal["audio", "sse"] = Field("audio", description="sse: OpenAI's server-sent audio events.")
     max_length: int = Field(2048, ge=1, le=2048, description="Longest generation per piece, in model steps.")
     cfg_value: float = Field(2.0, ge=0, le=10)

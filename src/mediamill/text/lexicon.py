@@ -121,9 +121,12 @@ class Lexicon:
             nonlocal size
             size += len(new) - len(old)
             if size > limit:
-                raise self._fail(entry, f"makes the spoken text longer than {limit} characters ({MAX_GROWTH} x the "
-                                        f"text's {len(text)} + {GROWTH_SLACK}): does its say repeat what it matches?",
-                                 "say")  # fmt: skip
+                raise self._fail(
+                    entry,
+                    f"makes the spoken text longer than {limit} characters ({MAX_GROWTH} x the "
+                    f"text's {len(text)} + {GROWTH_SLACK}): does its say repeat what it matches?",
+                    "say",
+                )
             return new
 
         def form(m: regex.Match) -> str:
@@ -146,8 +149,12 @@ class Lexicon:
                 # Regex entries say what they say (phonemes are per word); expanded here to count the growth.
                 text = pattern.sub(lambda m, e=entry: grown(e, m.group(0), m.expand(e.say)), text, timeout=seconds)
             except TimeoutError:
-                raise self._fail(entry, f"the regex took over {seconds:g} s on this text (it backtracks: "
-                                        "nested repeats like (a+)+ or (a|aa)+?)", "word") from None  # fmt: skip
+                raise self._fail(
+                    entry,
+                    f"the regex took over {seconds:g} s on this text (it backtracks: "
+                    "nested repeats like (a+)+ or (a|aa)+?)",
+                    "word",
+                ) from None
             except (regex.error, IndexError) as exc:  # a say that loading could not check
                 raise self._fail(entry, f"cannot be expanded: {exc}", "say") from None
         return text
@@ -238,8 +245,10 @@ def load_lexicon(path: Path) -> tuple[Lexicon, list[LexiconProblem]]:
         controls = [(name, m) for name, value in cell.items() if (m := _CONTROL.search(value))]
         if controls:
             # A NUL or an escape code would pass here and fail every take of the row at the engine.
-            problems += [LexiconProblem(f"contains the control character U+{ord(m.group()):04X}", line, name)
-                         for name, m in controls]  # fmt: skip
+            problems += [
+                LexiconProblem(f"contains the control character U+{ord(m.group()):04X}", line, name)
+                for name, m in controls
+            ]
             continue
         word, say, match = cell["word"], cell["say"], (cell.get("match") or "word").lower()
         if not word:
@@ -251,8 +260,14 @@ def load_lexicon(path: Path) -> tuple[Lexicon, list[LexiconProblem]]:
         if match == "regex":
             size = _unrolled_size(word)
             if size > MAX_UNROLLED:
-                problems.append(LexiconProblem(f"the regex spells out about {size} elements once its counted repeats "
-                                               f"are unrolled; at most {MAX_UNROLLED}", line, "word"))  # fmt: skip
+                problems.append(
+                    LexiconProblem(
+                        f"the regex spells out about {size} elements once its counted repeats "
+                        f"are unrolled; at most {MAX_UNROLLED}",
+                        line,
+                        "word",
+                    )
+                )
                 continue
             try:
                 pattern = regex.compile(word)
@@ -260,8 +275,9 @@ def load_lexicon(path: Path) -> tuple[Lexicon, list[LexiconProblem]]:
                 problems.append(LexiconProblem(f"the regex does not compile: {exc}", line, "word"))
                 continue
             if not say:
-                problems.append(LexiconProblem("is empty: a regex entry is said as its say (phonemes are per word)",
-                                               line, "say"))  # fmt: skip
+                problems.append(
+                    LexiconProblem("is empty: a regex entry is said as its say (phonemes are per word)", line, "say")
+                )
                 continue
             wrong = _template_problem(pattern, say)
             if wrong:

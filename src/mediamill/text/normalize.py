@@ -51,10 +51,24 @@ class Span:
 
 
 _ABBREVIATIONS = {
-    "mr": "mister", "mrs": "missus", "ms": "miz", "dr": "doctor", "prof": "professor", "st": "saint",
-    "jr": "junior", "sr": "senior", "mt": "mount", "vs": "versus", "etc": "et cetera", "no": "number",
-    "approx": "approximately", "capt": "captain", "sgt": "sergeant", "lt": "lieutenant", "gen": "general",
-}  # fmt: skip
+    "mr": "mister",
+    "mrs": "missus",
+    "ms": "miz",
+    "dr": "doctor",
+    "prof": "professor",
+    "st": "saint",
+    "jr": "junior",
+    "sr": "senior",
+    "mt": "mount",
+    "vs": "versus",
+    "etc": "et cetera",
+    "no": "number",
+    "approx": "approximately",
+    "capt": "captain",
+    "sgt": "sergeant",
+    "lt": "lieutenant",
+    "gen": "general",
+}
 # Abbreviations that are also ordinary words are only expanded where they cannot be the word.
 _ABBREVIATION_NEEDS = {"no": re.compile(r"\s*\d"), "st": re.compile(r"\s+[A-Z]")}
 _SYMBOLS = {
@@ -66,8 +80,12 @@ _SYMBOLS = {
     "pt": {"&": "e", "%": "por cento", "+": "mais", "@": "arroba", "=": "igual"},
     "nl": {"&": "en", "%": "procent", "+": "plus", "@": "apenstaartje", "=": "is"},
 }
-_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
-             "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", "sen", "sen")}  # fmt: skip
+_CURRENCY = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "¥": ("yen", "yen", "sen", "sen"),
+}
 _SCALES = ("thousand", "million", "billion", "trillion")
 
 _TOKEN = re.compile(

@@ -128,17 +128,72 @@ def _number(text: str) -> str:
 
 # Words that title a numbered part: "Chapter IV" -> "Chapter four", "Ch. 4" -> "Chapter four".
 _PARTS = {
-    "chapter": "Chapter", "ch": "Chapter", "chap": "Chapter", "book": "Book", "bk": "Book", "part": "Part",
-    "pt": "Part", "volume": "Volume", "vol": "Volume", "act": "Act", "scene": "Scene", "sc": "Scene",
-    "section": "Section", "sect": "Section", "sec": "Section", "canto": "Canto", "stave": "Stave",
-    "letter": "Letter", "psalm": "Psalm", "article": "Article", "art": "Article", "appendix": "Appendix",
-    "figure": "Figure", "fig": "Figure", "plate": "Plate", "table": "Table", "number": "Number", "no": "Number",
-    "nos": "Numbers", "page": "Page", "p": "page", "pp": "pages", "line": "Line", "l": "line", "ll": "lines",
-    "verse": "Verse", "v": "verse", "vv": "verses", "column": "Column", "col": "Column", "note": "Note", "n": "note",
-}  # fmt: skip
+    "chapter": "Chapter",
+    "ch": "Chapter",
+    "chap": "Chapter",
+    "book": "Book",
+    "bk": "Book",
+    "part": "Part",
+    "pt": "Part",
+    "volume": "Volume",
+    "vol": "Volume",
+    "act": "Act",
+    "scene": "Scene",
+    "sc": "Scene",
+    "section": "Section",
+    "sect": "Section",
+    "sec": "Section",
+    "canto": "Canto",
+    "stave": "Stave",
+    "letter": "Letter",
+    "psalm": "Psalm",
+    "article": "Article",
+    "art": "Article",
+    "appendix": "Appendix",
+    "figure": "Figure",
+    "fig": "Figure",
+    "plate": "Plate",
+    "table": "Table",
+    "number": "Number",
+    "no": "Number",
+    "nos": "Numbers",
+    "page": "Page",
+    "p": "page",
+    "pp": "pages",
+    "line": "Line",
+    "l": "line",
+    "ll": "lines",
+    "verse": "Verse",
+    "v": "verse",
+    "vv": "verses",
+    "column": "Column",
+    "col": "Column",
+    "note": "Note",
+    "n": "note",
+}
 # Only these abbreviations need their full stop; the rest are words that stand alone too.
-_ABBREVIATED_PARTS = {"ch", "chap", "bk", "pt", "vol", "sc", "sect", "sec", "art", "fig", "no", "nos", "p", "pp",
-                      "l", "ll", "v", "vv", "col", "n"}  # fmt: skip
+_ABBREVIATED_PARTS = {
+    "ch",
+    "chap",
+    "bk",
+    "pt",
+    "vol",
+    "sc",
+    "sect",
+    "sec",
+    "art",
+    "fig",
+    "no",
+    "nos",
+    "p",
+    "pp",
+    "l",
+    "ll",
+    "v",
+    "vv",
+    "col",
+    "n",
+}
 _NUMERAL = r"(?:\d+|[IVXLCDM]+\b|[ivxlc]+\b)"
 _PART = re.compile(
     r"\b(?P<word>[A-Za-z]+)(?:(?P<dot>\.)\s*|\s+)(?P<num>"
@@ -158,8 +213,24 @@ def _numeral(value: str, lower_ok: bool) -> int | None:
 
 
 # Parts whose number may be "I": elsewhere "I" after the word is the pronoun ("the book I bought").
-_PARTS_NUMBERED_ONE = {"chapter", "ch", "chap", "book", "bk", "part", "pt", "volume", "vol", "act", "scene", "sc",
-                       "canto", "stave", "psalm", "appendix"}  # fmt: skip
+_PARTS_NUMBERED_ONE = {
+    "chapter",
+    "ch",
+    "chap",
+    "book",
+    "bk",
+    "part",
+    "pt",
+    "volume",
+    "vol",
+    "act",
+    "scene",
+    "sc",
+    "canto",
+    "stave",
+    "psalm",
+    "appendix",
+}
 
 
 def _part(m: re.Match[str]) -> str:
@@ -196,18 +267,113 @@ def _part(m: re.Match[str]) -> str:
 # Regnal and ordinal names: "Henry VIII" -> "Henry the Eighth". Only after a capitalised name, and "I"
 # only after a known monarch's name (it is the pronoun everywhere else).
 _MONARCHS = {
-    "Adrian", "Albert", "Alexander", "Alexius", "Alfonso", "Alphonso", "Amadeus", "Anne", "Antiochus", "Augustus",
-    "Basil", "Benedict", "Boniface", "Canute", "Carlos", "Casimir", "Catherine", "Celestine", "Charles", "Christian",
-    "Clement", "Conrad", "Constantine", "Cosimo", "Cyrus", "Darius", "David", "Duncan", "Edmund", "Edward",
-    "Elizabeth", "Eric", "Erik", "Ernest", "Felipe", "Ferdinand", "Fernando", "Francis", "Franz", "Frederic",
-    "Frederick", "Friedrich", "George", "Gregory", "Gustav", "Gustavus", "Haakon", "Hadrian", "Harald", "Harold",
-    "Henri", "Henry", "Honorius", "Innocent", "Isabel", "Isabella", "Ivan", "Jaime", "James", "Joanna", "John",
-    "Joseph", "Juan", "Julius", "Justinian", "Kenneth", "Leo", "Leopold", "Lothair", "Louis", "Ludwig", "Magnus",
-    "Malcolm", "Manuel", "Mary", "Maximilian", "Michael", "Napoleon", "Nicholas", "Olaf", "Otto", "Paul", "Pedro",
-    "Peter", "Philip", "Pius", "Ptolemy", "Rameses", "Ramesses", "Richard", "Robert", "Rudolf", "Sancho",
-    "Sigismund", "Sixtus", "Stephen", "Theodosius", "Umberto", "Urban", "Valentinian", "Victor", "Vittorio",
-    "Wenceslaus", "Wilhelm", "William", "Xerxes",
-}  # fmt: skip
+    "Adrian",
+    "Albert",
+    "Alexander",
+    "Alexius",
+    "Alfonso",
+    "Alphonso",
+    "Amadeus",
+    "Anne",
+    "Antiochus",
+    "Augustus",
+    "Basil",
+    "Benedict",
+    "Boniface",
+    "Canute",
+    "Carlos",
+    "Casimir",
+    "Catherine",
+    "Celestine",
+    "Charles",
+    "Christian",
+    "Clement",
+    "Conrad",
+    "Constantine",
+    "Cosimo",
+    "Cyrus",
+    "Darius",
+    "David",
+    "Duncan",
+    "Edmund",
+    "Edward",
+    "Elizabeth",
+    "Eric",
+    "Erik",
+    "Ernest",
+    "Felipe",
+    "Ferdinand",
+    "Fernando",
+    "Francis",
+    "Franz",
+    "Frederic",
+    "Frederick",
+    "Friedrich",
+    "George",
+    "Gregory",
+    "Gustav",
+    "Gustavus",
+    "Haakon",
+    "Hadrian",
+    "Harald",
+    "Harold",
+    "Henri",
+    "Henry",
+    "Honorius",
+    "Innocent",
+    "Isabel",
+    "Isabella",
+    "Ivan",
+    "Jaime",
+    "James",
+    "Joanna",
+    "John",
+    "Joseph",
+    "Juan",
+    "Julius",
+    "Justinian",
+    "Kenneth",
+    "Leo",
+    "Leopold",
+    "Lothair",
+    "Louis",
+    "Ludwig",
+    "Magnus",
+    "Malcolm",
+    "Manuel",
+    "Mary",
+    "Maximilian",
+    "Michael",
+    "Napoleon",
+    "Nicholas",
+    "Olaf",
+    "Otto",
+    "Paul",
+    "Pedro",
+    "Peter",
+    "Philip",
+    "Pius",
+    "Ptolemy",
+    "Rameses",
+    "Ramesses",
+    "Richard",
+    "Robert",
+    "Rudolf",
+    "Sancho",
+    "Sigismund",
+    "Sixtus",
+    "Stephen",
+    "Theodosius",
+    "Umberto",
+    "Urban",
+    "Valentinian",
+    "Victor",
+    "Vittorio",
+    "Wenceslaus",
+    "Wilhelm",
+    "William",
+    "Xerxes",
+}
 _REGNAL = re.compile(r"\b(?P<name>[A-Z][a-z]+)\s+(?:the\s+)?(?P<num>[IVXL]{1,6})\b(?!['\u2019]\w|\.\w)")
 # A Roman numeral standing alone as a list mark or in brackets: "[VIII]", "II., the BLACK FISH", "(iv)".
 _LONE_NUMERAL = re.compile(
@@ -296,14 +462,20 @@ def _lsd(m: re.Match[str]) -> str:
     if pence:
         parts.append(_pence(pence))
     spoken = " and ".join(parts) if len(parts) < 3 else f"{parts[0]}, {parts[1]} and {parts[2]}"
-    return spoken + (" " if m.group(0).endswith(".") and m.end() < len(m.string) and m.string[m.end()].isupper()
-                     else "")  # fmt: skip
+    return spoken + (
+        " " if m.group(0).endswith(".") and m.end() < len(m.string) and m.string[m.end()].isupper() else ""
+    )
 
 
-_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
-               "¥": ("yen", "yen", "sen", "sen")}  # fmt: skip
-_MONEY = re.compile(r"(?P<sign>[$€¥])\s?(?P<amount>" + _AMOUNT + r")(?:\.(?P<cents>\d{2}))?(?!\d)"
-                    r"(?:\s(?P<scale>thousand|million|billion|trillion)\b)?")  # fmt: skip
+_CURRENCIES = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "¥": ("yen", "yen", "sen", "sen"),
+}
+_MONEY = re.compile(
+    r"(?P<sign>[$€¥])\s?(?P<amount>" + _AMOUNT + r")(?:\.(?P<cents>\d{2}))?(?!\d)"
+    r"(?:\s(?P<scale>thousand|million|billion|trillion)\b)?"
+)
 
 
 def _money(m: re.Match[str]) -> str:
@@ -318,8 +490,18 @@ def _money(m: re.Match[str]) -> str:
 
 
 # Fractions: "1/2" is "one slash two" to espeak, "3 1/2" "three one slash two".
-_VULGAR = {"\u00bd": (1, 2), "\u00bc": (1, 4), "\u00be": (3, 4), "\u2153": (1, 3), "\u2154": (2, 3), "\u215b": (1, 8),
-           "\u215c": (3, 8), "\u215d": (5, 8), "\u215e": (7, 8), "\u2155": (1, 5)}  # fmt: skip
+_VULGAR = {
+    "\u00bd": (1, 2),
+    "\u00bc": (1, 4),
+    "\u00be": (3, 4),
+    "\u2153": (1, 3),
+    "\u2154": (2, 3),
+    "\u215b": (1, 8),
+    "\u215c": (3, 8),
+    "\u215d": (5, 8),
+    "\u215e": (7, 8),
+    "\u2155": (1, 5),
+}
 _FRACTION = re.compile(
     r"(?<![\d/])(?:(?P<whole>\d+)(?:\s+|-)?)?(?:(?P<num>\d{1,3})\s?/\s?(?P<den>\d{1,3})(?:ths|th|ds|d|nds|nd|rds|rd)?(?![\d/\w])"
     r"|(?P<vulgar>[" + "".join(_VULGAR) + r"]))"
@@ -355,9 +537,11 @@ def _fraction(m: re.Match[str]) -> str:
 # Years: espeak reads "1850" as "one thousand eight hundred fifty". A four-digit number from 1100 to 1999
 # is a year unless a counted noun follows ("1500 men", "1200 pounds"), or a sign or comma says amount.
 _YEAR = re.compile(r"(?<![\d,.$£€¥#/])(?P<year>1[1-9]\d\d)(?P<s>['\u2019]?s)?(?![\d,]\d|[./]\d|%)")
-_COUNTED = re.compile(r"\s+(?:[a-z]+s\b(?<!\bwas)(?<!\bis)(?<!\bhas)(?<!\bas)(?<!\bhis)(?<!\bits)(?<!\bthis)"
-                      r"(?<!\bthus)(?<!\bus)(?<!\byes)|[a-z]*men\b|of\b|head\b|feet\b|foot\b|people\b|sheep\b|"
-                      r"deer\b|fish\b|cattle\b|quarters\b|per\b)")  # fmt: skip
+_COUNTED = re.compile(
+    r"\s+(?:[a-z]+s\b(?<!\bwas)(?<!\bis)(?<!\bhas)(?<!\bas)(?<!\bhis)(?<!\bits)(?<!\bthis)"
+    r"(?<!\bthus)(?<!\bus)(?<!\byes)|[a-z]*men\b|of\b|head\b|feet\b|foot\b|people\b|sheep\b|"
+    r"deer\b|fish\b|cattle\b|quarters\b|per\b)"
+)
 
 
 def _year(m: re.Match[str]) -> str:
@@ -399,18 +583,43 @@ def _old_ordinal(m: re.Match[str]) -> str:
 
 # Abbreviations espeak reads letter by letter, as another word or with a sentence break after them.
 _ABBREVIATIONS: list[tuple[str, str]] = [
-    (r"&c\.?", "et cetera"), (r"\betc\.", "et cetera"), (r"\bi\.\s?e\.", "that is"), (r"\bviz\.", "namely"),
-    (r"\bcf\.", "compare"), (r"\bvs\.", "versus"), (r"\bca\.(?=\s*\d)", "circa"), (r"\bc\.(?=\s*1\d{3}\b)", "circa"),
-    (r"\bMr\.", "Mister"), (r"\bMrs\.", "Missus"), (r"\bMessrs\.", "Messieurs"), (r"\bDr\.(?=\s*[A-Z])", "Doctor"),
-    (r"\bProf\.", "Professor"), (r"\bCapt\.", "Captain"), (r"\bCol\.(?=\s*[A-Z])", "Colonel"),
-    (r"\bGen\.(?=\s*[A-Z])", "General"), (r"\bLieut\.", "Lieutenant"), (r"\bSgt\.", "Sergeant"),
-    (r"\bRev\.(?=\s*[A-Z])", "Reverend"), (r"\bHon\.(?=\s*[A-Z])", "Honourable"), (r"\bGov\.(?=\s*[A-Z])", "Governor"),
-    (r"\bMt\.(?=\s*[A-Z])", "Mount"), (r"\bMme\.?(?=\s*[A-Z])", "Madame"), (r"\bMlle\.?(?=\s*[A-Z])", "Mademoiselle"),
-    (r"\bSt\.(?=\s*[A-Z])", "Saint"), (r"(?<=[A-Z][a-z]\s|[a-z]{2}\s)St\.", "Street"), (r"\bAve\.", "Avenue"),
-    (r"\bJr\.(?=,|\s+[a-z])", "Junior"), (r"\bSr\.(?=,|\s+[a-z])", "Senior"), (r"\bEsq\.", "Esquire"),
-    (r"\bCo\.(?=,|\s+[a-z]|$)", "Company"), (r"\bDept\.", "Department"), (r"\bapprox\.", "approximately"),
-    (r"\bibid\.", "ibidem"), (r"\bop\.\s?cit\.", "opere citato"), (r"\bet al\.", "et al"),
-]  # fmt: skip
+    (r"&c\.?", "et cetera"),
+    (r"\betc\.", "et cetera"),
+    (r"\bi\.\s?e\.", "that is"),
+    (r"\bviz\.", "namely"),
+    (r"\bcf\.", "compare"),
+    (r"\bvs\.", "versus"),
+    (r"\bca\.(?=\s*\d)", "circa"),
+    (r"\bc\.(?=\s*1\d{3}\b)", "circa"),
+    (r"\bMr\.", "Mister"),
+    (r"\bMrs\.", "Missus"),
+    (r"\bMessrs\.", "Messieurs"),
+    (r"\bDr\.(?=\s*[A-Z])", "Doctor"),
+    (r"\bProf\.", "Professor"),
+    (r"\bCapt\.", "Captain"),
+    (r"\bCol\.(?=\s*[A-Z])", "Colonel"),
+    (r"\bGen\.(?=\s*[A-Z])", "General"),
+    (r"\bLieut\.", "Lieutenant"),
+    (r"\bSgt\.", "Sergeant"),
+    (r"\bRev\.(?=\s*[A-Z])", "Reverend"),
+    (r"\bHon\.(?=\s*[A-Z])", "Honourable"),
+    (r"\bGov\.(?=\s*[A-Z])", "Governor"),
+    (r"\bMt\.(?=\s*[A-Z])", "Mount"),
+    (r"\bMme\.?(?=\s*[A-Z])", "Madame"),
+    (r"\bMlle\.?(?=\s*[A-Z])", "Mademoiselle"),
+    (r"\bSt\.(?=\s*[A-Z])", "Saint"),
+    (r"(?<=[A-Z][a-z]\s|[a-z]{2}\s)St\.", "Street"),
+    (r"\bAve\.", "Avenue"),
+    (r"\bJr\.(?=,|\s+[a-z])", "Junior"),
+    (r"\bSr\.(?=,|\s+[a-z])", "Senior"),
+    (r"\bEsq\.", "Esquire"),
+    (r"\bCo\.(?=,|\s+[a-z]|$)", "Company"),
+    (r"\bDept\.", "Department"),
+    (r"\bapprox\.", "approximately"),
+    (r"\bibid\.", "ibidem"),
+    (r"\bop\.\s?cit\.", "opere citato"),
+    (r"\bet al\.", "et al"),
+]
 _ABBREVIATION_RULES: list[Rule] = [(re.compile(p), s) for p, s in _ABBREVIATIONS]
 
 # Initials: "J. R. R. Tolkien" — a full stop after each letter makes espeak end a sentence there.

@@ -15,9 +15,37 @@ from dataclasses import dataclass
 
 # Words after which a full stop does not end a sentence.
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "no", "vol", "fig", "mt", "capt", "col",
-    "gen", "lt", "sgt", "rev", "hon", "e.g", "i.e", "cf", "approx", "dept", "est", "inc", "ltd", "co",
-}  # fmt: skip
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "st",
+    "sr",
+    "jr",
+    "vs",
+    "etc",
+    "no",
+    "vol",
+    "fig",
+    "mt",
+    "capt",
+    "col",
+    "gen",
+    "lt",
+    "sgt",
+    "rev",
+    "hon",
+    "e.g",
+    "i.e",
+    "cf",
+    "approx",
+    "dept",
+    "est",
+    "inc",
+    "ltd",
+    "co",
+}
 _SENTENCE_END = re.compile(r"([.!?\u2026]+[\"'\u201d\u2019)\]]*)(\s+)|([\u3002\uff01\uff1f\uff1b]+[\u201d\u300d]?)")
 
 

@@ -56,16 +56,24 @@ class Thresholds:
 # same value serves every engine.
 THRESHOLDS: dict[str, Thresholds] = {
     "pocketsphinx": Thresholds(
-        max_missing_run=1, max_missing_share=0.25, max_extra_s=0.2, max_wer=1.0, min_trailing_silence_s=0.03,
+        max_missing_run=1,
+        max_missing_share=0.25,
+        max_extra_s=0.2,
+        max_wer=1.0,
+        min_trailing_silence_s=0.03,
         note="calibrated on Piper takes (bench/verify.py --seed 7): see README, Verification",
     ),
     # Not measured: no Whisper weights can be had here. Conservative values for a free engine,
     # which also mishears single words: runs of several words, or a high WER, fail.
     "whisper": Thresholds(
-        max_missing_run=3, max_missing_share=0.3, max_extra_s=1.5, max_wer=0.35, min_trailing_silence_s=0.03,
+        max_missing_run=3,
+        max_missing_share=0.3,
+        max_extra_s=1.5,
+        max_wer=0.35,
+        min_trailing_silence_s=0.03,
         note="not measured",
     ),
-}  # fmt: skip
+}
 UNCHECKED_WORD_S = 1.0  # speech that may stand for one word the engine could not listen for
 DEFAULT = Thresholds(
     max_missing_run=3, max_missing_share=0.3, max_extra_s=1.5, max_wer=0.35, note="default, not measured"
@@ -146,8 +154,10 @@ def _heard_words(transcript: Transcript, language: str, expected: list[Span]) ->
         else:
             parts = _choose_readings(spans(word.text, language), list(bag.elements()))
         step = (word.end_s - word.start_s) / max(1, len(parts))
-        out += [Word(p, round(word.start_s + i * step, 3), round(word.start_s + (i + 1) * step, 3), word.confidence)
-                for i, p in enumerate(parts)]  # fmt: skip
+        out += [
+            Word(p, round(word.start_s + i * step, 3), round(word.start_s + (i + 1) * step, 3), word.confidence)
+            for i, p in enumerate(parts)
+        ]
     return out
 
 
@@ -269,9 +279,19 @@ def judge(
     if not ref and heard:
         reasons.insert(0, "speech where the text has no words to say")
     return Verdict(
-        "fail" if reasons else "pass", reasons, round(wer, 4), round(cer, 4), missing, extra, timings,
-        transcript.engine, end, transcript.elapsed_s, list(transcript.notes), asdict(limits),
-    )  # fmt: skip
+        "fail" if reasons else "pass",
+        reasons,
+        round(wer, 4),
+        round(cer, 4),
+        missing,
+        extra,
+        timings,
+        transcript.engine,
+        end,
+        transcript.elapsed_s,
+        list(transcript.notes),
+        asdict(limits),
+    )
 
 
 # The careful hearing may overturn a failed quick one only when all it found wrong is a few missing words
@@ -281,9 +301,13 @@ CAREFUL_MAX_MISSING_SHARE = 0.1
 
 
 def verify_take(
-    audio_path: str | Path, text: str, recogniser: Recogniser, language: str = "en",
-    say: Lexicon = None, thresholds: Thresholds | None = None,
-) -> Verdict:  # fmt: skip
+    audio_path: str | Path,
+    text: str,
+    recogniser: Recogniser,
+    language: str = "en",
+    say: Lexicon = None,
+    thresholds: Thresholds | None = None,
+) -> Verdict:
     """Recognise ``audio_path`` with ``text`` as the hint, and judge it.
 
     A take that fails only for a few missing words (``CAREFUL_MAX_MISSING_SHARE``) is heard again by the

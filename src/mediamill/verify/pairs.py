@@ -60,8 +60,10 @@ def _audio_problem(value: str, target: Path, base: Path, max_seconds: float) -> 
     except MediaError as exc:
         return f"cannot read the audio: {exc}"
     if seconds > max_seconds:
-        return (f"the take is {seconds:.0f} s long; takes over {max_seconds:g} s are not verified "
-                "(MEDIAMILL_VERIFY_MAX_SECONDS): split it")  # fmt: skip
+        return (
+            f"the take is {seconds:.0f} s long; takes over {max_seconds:g} s are not verified "
+            "(MEDIAMILL_VERIFY_MAX_SECONDS): split it"
+        )
     return None
 
 

@@ -93,12 +93,18 @@ class TakeCheck:
         return [(0.0, self.verdict)] if self.verdict is not None else []
 
     def missing_runs(self) -> list[Run]:
-        return [dataclasses.replace(r, start_s=r.start_s + at, end_s=r.end_s + at)
-                for at, v in self._verdicts() for r in v.missing]  # fmt: skip
+        return [
+            dataclasses.replace(r, start_s=r.start_s + at, end_s=r.end_s + at)
+            for at, v in self._verdicts()
+            for r in v.missing
+        ]
 
     def extra_runs(self) -> list[Run]:
-        return [dataclasses.replace(r, start_s=r.start_s + at, end_s=r.end_s + at)
-                for at, v in self._verdicts() for r in v.extra]  # fmt: skip
+        return [
+            dataclasses.replace(r, start_s=r.start_s + at, end_s=r.end_s + at)
+            for at, v in self._verdicts()
+            for r in v.extra
+        ]
 
     def badness(self) -> tuple[float, float, float]:
         """How far a take is from saying its text (lower is better), to keep the best of several takes."""
@@ -119,8 +125,14 @@ class TakeCheck:
             missing = "all of the text"
         missing = "; ".join([missing] * bool(missing) + [f"all of the piece at {at:.1f} s" for at in self.unheard])
         extra = "; ".join(f"{r.seconds:.1f} s at {r.start_s:.1f} s" for r in self.extra_runs())
-        return {"verified": self.status, "wer": wer, "missing": missing or None, "extra": extra or None,
-                "verify_engine": self.engine, "verify_reason": self.reason}  # fmt: skip
+        return {
+            "verified": self.status,
+            "wer": wer,
+            "missing": missing or None,
+            "extra": extra or None,
+            "verify_engine": self.engine,
+            "verify_reason": self.reason,
+        }
 
     def words(self) -> list[dict[str, Any]]:
         """Word timings (seconds from the take's start) for every expected word the recogniser placed."""
@@ -128,8 +140,14 @@ class TakeCheck:
         for at, verdict in self._verdicts():
             for t in verdict.timings:
                 if t.start_s is not None and t.end_s is not None:
-                    out.append({"word": t.word, "start_s": round(at + t.start_s, 3), "end_s": round(at + t.end_s, 3),
-                                "confidence": t.confidence})  # fmt: skip
+                    out.append(
+                        {
+                            "word": t.word,
+                            "start_s": round(at + t.start_s, 3),
+                            "end_s": round(at + t.end_s, 3),
+                            "confidence": t.confidence,
+                        }
+                    )
         return out
 
     def detail(self) -> dict[str, Any]:

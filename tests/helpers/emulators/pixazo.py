@@ -30,13 +30,19 @@ from .server import HOSTILE_DOWNLOADS, Emulator, add_elsewhere, sample_media
 from .wiro import TruncatedResponse
 
 CALL_FAULTS = {
-    "http400", "http401", "http402", "http403", "http429", "http500", "http502",
+    "http400",
+    "http401",
+    "http402",
+    "http403",
+    "http429",
+    "http500",
+    "http502",
     "malformed",  # HTTP 200 with broken JSON
     "timeout",  # answers only after slow_s (other requests are not blocked)
     "drip",  # HTTP 200 headers, then one space every drip_s, forever (slow-loris)
     "redirect",  # 307 to /elsewhere on another host name (records what arrives there)
     "html_200",  # HTTP 200 with an HTML page, not JSON
-}  # fmt: skip
+}
 # The synthesis runs, then its answer comes back in the wrong shape.
 SHAPE_FAULTS = {
     "list": lambda answer: [answer],  # a JSON list, not an object
@@ -188,8 +194,13 @@ class PixazoEmulator(Emulator):
         else:
             elapsed = round(time.monotonic() - started, 3)
             # [INF] the full shape is undocumented; url/audio_url are seen in third-party clients
-            answer = {"url": url, "audio_url": url, "sample_rate": SAMPLE_RATE, "elapsed_s": elapsed,
-                      "status": "success"}  # fmt: skip
+            answer = {
+                "url": url,
+                "audio_url": url,
+                "sample_rate": SAMPLE_RATE,
+                "elapsed_s": elapsed,
+                "status": "success",
+            }
         if fault == "malformed":
             text = json.dumps(answer)
             return Response(text[: len(text) // 2], media_type="application/json")

@@ -50,16 +50,33 @@ def sample_media(kind: str) -> bytes:
     MEDIA_DIR.mkdir(exist_ok=True)
     recipes = {
         "wav": (["-f", "lavfi", "-i", "sine=frequency=220:duration=1.5:sample_rate=48000"], "speech.wav"),
-        "mp3": (["-f", "lavfi", "-i", "sine=frequency=330:duration=3:sample_rate=44100", "-ac", "2", "-b:a", "128k"], "song.mp3"),
+        "mp3": (
+            ["-f", "lavfi", "-i", "sine=frequency=330:duration=3:sample_rate=44100", "-ac", "2", "-b:a", "128k"],
+            "song.mp3",
+        ),
         "mp4": (
             [
-                "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=2",
-                "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=44100",
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x180:rate=24:duration=2",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=2:sample_rate=44100",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-preset",
+                "ultrafast",
+                "-c:a",
+                "aac",
+                "-shortest",
             ],
             "clip.mp4",
         ),
-    }  # fmt: skip
+    }
     args, name = recipes[kind]
     path = MEDIA_DIR / name
     if not path.exists():
@@ -140,8 +157,13 @@ class Emulator:
 
     def _visit(self, request: Request) -> None:
         with self._lock:
-            self._visits.append({"host": request.headers.get("host", ""), "path": request.url.path,
-                                 "headers": {k.lower(): v for k, v in request.headers.items()}})  # fmt: skip
+            self._visits.append(
+                {
+                    "host": request.headers.get("host", ""),
+                    "path": request.url.path,
+                    "headers": {k.lower(): v for k, v in request.headers.items()},
+                }
+            )
 
     def _other_host(self, request: Request, path: str) -> str:
         """The same server under another host name (localhost for 127.0.0.1): another origin to clients."""

@@ -208,9 +208,23 @@ def _token() -> str:
 class Task:
     """One Wiro task. Its status is a function of the time since Run (and of Cancel/Kill)."""
 
-    def __init__(self, *, taskid: str, owner: str, slug: str, spec: ModelSpec, inputs: dict, files: dict,
-                 file_names: dict, queue_s: float, run_s: float, shape: str | None, cost: float,
-                 base_url: str, lock: threading.RLock):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        taskid: str,
+        owner: str,
+        slug: str,
+        spec: ModelSpec,
+        inputs: dict,
+        files: dict,
+        file_names: dict,
+        queue_s: float,
+        run_s: float,
+        shape: str | None,
+        cost: float,
+        base_url: str,
+        lock: threading.RLock,
+    ):
         self.taskid = taskid
         self.token = _token()  # socketaccesstoken; also the "tasktoken" of Detail/Cancel/Kill
         self.owner, self.slug = owner, slug
@@ -481,12 +495,20 @@ class WiroEmulator(Emulator):
     name = "Wiro"
     FAULTS = frozenset(FAULTS)
 
-    def __init__(self, *, api_key: str = "wiro-test-key-0123456789",
-                 api_secret: str | None = "wiro-test-secret-abcdefghij",
-                 queue_s: float = 0.2, run_s: float = 0.5, max_concurrent: int | None = None,
-                 balance_usd: float = 100.0, cost_per_task: float = 0.0123, slow_s: float = 5.0,
-                 durations: Callable[[str, dict], tuple[float, float]] | None = None,
-                 detail_style: str = "documented"):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        api_key: str = "wiro-test-key-0123456789",
+        api_secret: str | None = "wiro-test-secret-abcdefghij",
+        queue_s: float = 0.2,
+        run_s: float = 0.5,
+        max_concurrent: int | None = None,
+        balance_usd: float = 100.0,
+        cost_per_task: float = 0.0123,
+        slow_s: float = 5.0,
+        durations: Callable[[str, dict], tuple[float, float]] | None = None,
+        detail_style: str = "documented",
+    ):
         super().__init__(slow_s)
         if detail_style not in DETAIL_STYLES:
             raise ValueError(f"detail_style must be one of {DETAIL_STYLES}")
@@ -653,8 +675,9 @@ class WiroEmulator(Emulator):
             if body is None:
                 return _err(0, "Request parameters are invalid.")
 
-            fault = self._take("run_http500", "run_code96", "run_code97", "run_timeout", "run_redirect",
-                               "run_html_200", *RUN_SHAPES)  # fmt: skip
+            fault = self._take(
+                "run_http500", "run_code96", "run_code97", "run_timeout", "run_redirect", "run_html_200", *RUN_SHAPES
+            )
             if fault == "run_redirect":
                 return self.redirect_elsewhere(request)
             if fault == "run_http500":
@@ -680,11 +703,20 @@ class WiroEmulator(Emulator):
                 shape_fault = self._take(*TASK_FAULTS)
                 owner_slug, project_slug = slug.split("/")
                 task = Task(
-                    taskid=str(next(self._ids)), owner=owner_slug, slug=project_slug, spec=spec, inputs=inputs,
-                    files=files, file_names=file_names, queue_s=queue_s, run_s=run_s,
-                    shape=TASK_FAULTS[shape_fault] if shape_fault else None, cost=self.cost_per_task,
-                    base_url=self.root or "", lock=self._lock,
-                )  # fmt: skip
+                    taskid=str(next(self._ids)),
+                    owner=owner_slug,
+                    slug=project_slug,
+                    spec=spec,
+                    inputs=inputs,
+                    files=files,
+                    file_names=file_names,
+                    queue_s=queue_s,
+                    run_s=run_s,
+                    shape=TASK_FAULTS[shape_fault] if shape_fault else None,
+                    cost=self.cost_per_task,
+                    base_url=self.root or "",
+                    lock=self._lock,
+                )
                 self._tasks[task.taskid] = task
                 record["taskid"] = task.taskid
                 self._requests[index] = ("Run", task.taskid)
@@ -716,8 +748,9 @@ class WiroEmulator(Emulator):
             task, error = await lookup("Detail", request)
             if denied := self._auth(request):
                 return denied
-            fault = self._take("detail_http500", "detail_malformed", "detail_timeout", "detail_redirect",
-                               "detail_drip", *DETAIL_SHAPES)  # fmt: skip
+            fault = self._take(
+                "detail_http500", "detail_malformed", "detail_timeout", "detail_redirect", "detail_drip", *DETAIL_SHAPES
+            )
             if fault is None and task is not None and task.finished and task.snapshot()["outputs"]:
                 fault = self._take(*OUTPUT_SHAPES)
             if fault == "detail_redirect":

@@ -26,8 +26,15 @@ MAX_REDIRECTS = 5  # hops a download may take (CDNs use one or two)
 # after download either way, so a mislabelled file is caught there.
 MEDIA_TYPES = ("audio/", "video/", "application/octet-stream", "binary/octet-stream", "application/ogg")
 
-__all__ = ["MEDIA_TYPES", "download", "download_deadline_s", "guess_suffix", "is_http_url", "max_download_bytes",
-           "url_host"]  # fmt: skip
+__all__ = [
+    "MEDIA_TYPES",
+    "download",
+    "download_deadline_s",
+    "guess_suffix",
+    "is_http_url",
+    "max_download_bytes",
+    "url_host",
+]
 
 
 def max_download_bytes() -> int:

@@ -30,8 +30,21 @@ import httpx
 from ...core.waits import doubling, retry_after
 from ..base import BackendError, PermanentError
 
-__all__ = ["HTTP_IN_FLIGHT", "KEEPALIVE_S", "LoopClients", "NotSent", "ServiceError", "Uncertain", "error_text",
-           "json_object", "post", "refuse_redirect", "request_sync", "retry_wait", "url_host"]  # fmt: skip
+__all__ = [
+    "HTTP_IN_FLIGHT",
+    "KEEPALIVE_S",
+    "LoopClients",
+    "NotSent",
+    "ServiceError",
+    "Uncertain",
+    "error_text",
+    "json_object",
+    "post",
+    "refuse_redirect",
+    "request_sync",
+    "retry_wait",
+    "url_host",
+]
 
 HTTP_IN_FLIGHT = 48  # requests on the wire at once, per backend and event loop
 KEEPALIVE_S = 2.0  # idle connections kept this long at most

@@ -49,8 +49,12 @@ def priced(backend: str, price: Price | None, requests: int, chars: int, unprice
     if price is None:
         return unpriced
     usd = round(price.per_request * requests + price.per_1k_chars * chars / 1000, 4)
-    return CostEstimate(backend, usd, f"price table: {requests} requests x ${price.per_request:g} + "
-                                      f"{chars / 1000:.1f}k characters x ${price.per_1k_chars:g}")  # fmt: skip
+    return CostEstimate(
+        backend,
+        usd,
+        f"price table: {requests} requests x ${price.per_request:g} + "
+        f"{chars / 1000:.1f}k characters x ${price.per_1k_chars:g}",
+    )
 
 
 def lookup_price(backend: str, model: str, defaults: dict[str, Price]) -> Price | None:

@@ -89,8 +89,11 @@ class WiroBackend(Backend):
         return problems
 
     def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:
-        unknown = CostEstimate(self.name, None, "Wiro reports each task's cost after it runs; set MEDIAMILL_PRICES "
-                                                "(key 'wiro') to estimate it")  # fmt: skip
+        unknown = CostEstimate(
+            self.name,
+            None,
+            "Wiro reports each task's cost after it runs; set MEDIAMILL_PRICES (key 'wiro') to estimate it",
+        )
         return priced(self.name, lookup_price(self.name, VOXCPM, {}), len(texts), sum(map(len, texts)), unknown)
 
     def spec(self, row: Row, base_dir: Path) -> JobSpec:
@@ -198,8 +201,10 @@ class WiroBackend(Backend):
             message = f"wiro task {taskid} failed (pexit {pexit or '?'}): {reason[0][:200]}"
             billed = number(task.get("totalcost"))
             if billed:  # Wiro bills only successes; a failure that cost money is not paid for twice on a guess
-                raise PermanentError(f"{message}; it was billed ${billed:g}, so it is not submitted again: check Wiro, "
-                                     "then remove its note under .store/journal/ to submit the row anew")  # fmt: skip
+                raise PermanentError(
+                    f"{message}; it was billed ${billed:g}, so it is not submitted again: check Wiro, "
+                    "then remove its note under .store/journal/ to submit the row anew"
+                )
             journal.clear()  # unbilled (Wiro bills only successes): the retry submits a new task
             raise WiroError(message)
         try:

@@ -81,9 +81,17 @@ class WiroClient:
     async def post(self, path: str, json: dict | None = None, data: dict | None = None, files: Any = None) -> dict:
         """POST and return the JSON body of a successful call; raise ApiError, NotSent or Uncertain otherwise."""
         where = f"wiro {path}"
-        response = await post(self.clients, f"{self.base}/{path}", where, setting="WIRO_BASE_URL",
-                              timeout=self.settings.request_timeout_s, headers=self._headers(),
-                              json=json, data=data, files=files)  # fmt: skip
+        response = await post(
+            self.clients,
+            f"{self.base}/{path}",
+            where,
+            setting="WIRO_BASE_URL",
+            timeout=self.settings.request_timeout_s,
+            headers=self._headers(),
+            json=json,
+            data=data,
+            files=files,
+        )
         if response.status_code in (401, 403):
             raise PermanentError(
                 f"wiro refused the credentials (HTTP {response.status_code}): check WIRO_API_KEY/WIRO_API_SECRET"

@@ -12,8 +12,19 @@ from typing import Any
 
 from ...manifest import CloneRow, SongRow, SpeechRow, VideoRow
 
-__all__ = ["ADAPTERS", "MODEL_FOR_KIND", "OVI", "OVI_RESOLUTIONS", "VOXCPM", "YUE", "Adapter", "ovi_inputs",
-           "unbalanced_tags", "voxcpm_inputs", "yue_inputs"]  # fmt: skip
+__all__ = [
+    "ADAPTERS",
+    "MODEL_FOR_KIND",
+    "OVI",
+    "OVI_RESOLUTIONS",
+    "VOXCPM",
+    "YUE",
+    "Adapter",
+    "ovi_inputs",
+    "unbalanced_tags",
+    "voxcpm_inputs",
+    "yue_inputs",
+]
 
 VOXCPM, YUE, OVI = "openbmb/voxcpm", "wiro/text-to-song-with-reference-yue", "chetwinlow1/ovi"
 MODEL_FOR_KIND = {"tts": VOXCPM, "clone": VOXCPM, "song": YUE, "video": OVI}

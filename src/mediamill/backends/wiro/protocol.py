@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CANCELLED", "CODE_BALANCE", "CODE_CONCURRENCY", "CODE_NOT_FOUND", "DONE", "ERROR_LINE", "QUEUED",
-           "number", "succeeded", "text"]  # fmt: skip
+__all__ = [
+    "CANCELLED",
+    "CODE_BALANCE",
+    "CODE_CONCURRENCY",
+    "CODE_NOT_FOUND",
+    "DONE",
+    "ERROR_LINE",
+    "QUEUED",
+    "number",
+    "succeeded",
+    "text",
+]
 
 QUEUED = {"task_queue", "task_accept", "task_preprocess_start", "task_preprocess_end"}
 DONE, CANCELLED, ERROR_LINE = "task_postprocess_end", "task_cancel", "task_error"

@@ -24,8 +24,26 @@ def encode_mp3(source: Path, dest: Path, bitrate: str = "64k") -> float:
         info = probe(source)
         rate = info.sample_rate if info.sample_rate in _MP3_RATES else 44100
         with atomic_path(dest) as tmp:
-            run_ffmpeg("-i", source, "-vn", "-ac", "1", "-ar", rate, "-c:a", "libmp3lame", "-b:a", bitrate,
-                       "-write_xing", "1", "-id3v2_version", "0", "-f", "mp3", tmp)  # fmt: skip
+            run_ffmpeg(
+                "-i",
+                source,
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                rate,
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                bitrate,
+                "-write_xing",
+                "1",
+                "-id3v2_version",
+                "0",
+                "-f",
+                "mp3",
+                tmp,
+            )
         return probe(dest).duration_s
     except MediaError as exc:
         raise ReadalongError(f"cannot encode {source.name}: {exc}") from None

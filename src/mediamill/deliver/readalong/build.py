@@ -64,8 +64,9 @@ def _audio(book: ReadalongBook, work: Path) -> list[bytes | None]:
         length = probe(chapter.audio).duration_s
         last = chapter.rows[-1].end_s
         if last > length + TOLERANCE_S:
-            raise ReadalongError(f"chapter '{chapter.title}': rows run to {last:.3f} s but its audio lasts "
-                                 f"{length:.3f} s")  # fmt: skip
+            raise ReadalongError(
+                f"chapter '{chapter.title}': rows run to {last:.3f} s but its audio lasts {length:.3f} s"
+            )
         target = work / f"ch{n:02d}.mp3"
         encode_mp3(chapter.audio, target, book.audio_bitrate)
         out.append(target.read_bytes())
@@ -153,11 +154,17 @@ def _from_epub(book: ReadalongBook, work: Path) -> dict[str, bytes]:
         smil_path = _free_path(files, posixpath.splitext(path)[0] + ".smil")
         entries = per_doc[path]
         taken_ids = {e.get("id") for e in tree.getroot().iter() if isinstance(e.tag, str) and e.get("id")}
-        groups = place_rows([(r, el) for r, el, _ in entries], {r.id: _rel(smil_path, a) for r, _, a in entries},
-                            _rel(smil_path, path), taken_ids, book.warnings)  # fmt: skip
+        groups = place_rows(
+            [(r, el) for r, el, _ in entries],
+            {r.id: _rel(smil_path, a) for r, _, a in entries},
+            _rel(smil_path, path),
+            taken_ids,
+            book.warnings,
+        )
         files[smil_path] = smil_document(groups)
-        smil_id = add_item(manifest, taken, f"mm-mo-{len(overlays) + 1:03d}", package.rel(smil_path),
-                           "application/smil+xml")  # fmt: skip
+        smil_id = add_item(
+            manifest, taken, f"mm-mo-{len(overlays) + 1:03d}", package.rel(smil_path), "application/smil+xml"
+        )
         _link_css(tree, _rel(path, css_path))
         overlays.append((by_path[path].id, smil_id, overlay_duration_ms(groups)))
     if not overlays:
@@ -311,8 +318,13 @@ def _fresh(book: ReadalongBook, work: Path) -> dict[str, bytes]:
         add_item(manifest, taken, f"audio-{n:02d}", f"audio/ch{n:02d}.mp3", "audio/mpeg")
         smil_path = f"EPUB/text/ch{n:02d}.smil"
         taken_ids = {e.get("id") for e in doc.tree.getroot().iter() if isinstance(e.tag, str) and e.get("id")}
-        groups = place_rows([(r, doc.elements[r.id]) for r in chapter.rows], {r.id: _rel(smil_path, audio_path)
-                            for r in chapter.rows}, _rel(smil_path, doc.path), taken_ids, book.warnings)  # fmt: skip
+        groups = place_rows(
+            [(r, doc.elements[r.id]) for r in chapter.rows],
+            {r.id: _rel(smil_path, audio_path) for r in chapter.rows},
+            _rel(smil_path, doc.path),
+            taken_ids,
+            book.warnings,
+        )
         files[smil_path] = smil_document(groups)
         smil_id = add_item(manifest, taken, f"mo-{n:02d}", f"text/ch{n:02d}.smil", "application/smil+xml")
         overlays.append((doc.item_id, smil_id, overlay_duration_ms(groups)))

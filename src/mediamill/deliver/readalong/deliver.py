@@ -63,14 +63,29 @@ def readalong_book(p: Production) -> tuple[ReadalongBook, list[str]]:
         for i, row in enumerate(span.rows):
             job = jobs[row.id]
             end = span.rows[i + 1].start_s if i + 1 < len(span.rows) else span.duration_s
-            rows.append(ReadalongRow(row.id, job.row.text, getattr(job.row, "source", None) if epub else None,
-                                     row.start_s, end, _words(p, job.key, row.start_s)))  # fmt: skip
+            rows.append(
+                ReadalongRow(
+                    row.id,
+                    job.row.text,
+                    getattr(job.row, "source", None) if epub else None,
+                    row.start_s,
+                    end,
+                    _words(p, job.key, row.start_s),
+                )
+            )
         chapters.append(ReadalongChapter(span.title, audio, tuple(rows)))
     cover = None
     if meta.cover:
         cover = Path(meta.cover) if Path(meta.cover).is_absolute() else plan.manifest.base_dir / meta.cover
-    book = ReadalongBook(title=plan.manifest.title, author=meta.author, language=meta.language, cover=cover,
-                         source_epub=epub, chapters=tuple(chapters), narrator=meta.narrator)  # fmt: skip
+    book = ReadalongBook(
+        title=plan.manifest.title,
+        author=meta.author,
+        language=meta.language,
+        cover=cover,
+        source_epub=epub,
+        chapters=tuple(chapters),
+        narrator=meta.narrator,
+    )
     return book, notes
 
 

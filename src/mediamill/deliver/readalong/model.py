@@ -64,6 +64,7 @@ class ReadalongBook:
                 if row.start_s < 0 or row.end_s <= row.start_s:
                     raise ReadalongError(f"row {row.id}: its stretch {row.start_s}-{row.end_s} s is empty or negative")
                 if row.start_s < last_end - 0.0005:
-                    raise ReadalongError(f"row {row.id} starts at {row.start_s} s, before the previous row ends "
-                                         f"({last_end} s)")  # fmt: skip
+                    raise ReadalongError(
+                        f"row {row.id} starts at {row.start_s} s, before the previous row ends ({last_end} s)"
+                    )
                 last_end = row.end_s

@@ -21,8 +21,9 @@ from ...epub.package import DC_NS, OPF_NS
 from .clock import clock
 
 ACTIVE_CLASS = "-epub-media-overlay-active"
-CSS = (f".{ACTIVE_CLASS} {{ background-color: #fff1a8; color: #000000; border-radius: 0.15em; }}\n"
-       ".mm-row { }\n").encode()  # fmt: skip
+CSS = (
+    f".{ACTIVE_CLASS} {{ background-color: #fff1a8; color: #000000; border-radius: 0.15em; }}\n.mm-row {{ }}\n"
+).encode()
 MEDIA_NS = "http://www.idpf.org/epub/vocab/overlays/#"
 NS = {"opf": OPF_NS, "dc": DC_NS}
 
@@ -41,8 +42,9 @@ def unique_id(wanted: str, taken: set[str]) -> str:
     return candidate
 
 
-def add_item(manifest: etree._Element, taken: set[str], wanted_id: str, href: str, media_type: str,
-             properties: str | None = None) -> str:  # fmt: skip
+def add_item(
+    manifest: etree._Element, taken: set[str], wanted_id: str, href: str, media_type: str, properties: str | None = None
+) -> str:
     ident = unique_id(wanted_id, taken)
     item = etree.SubElement(manifest, f"{{{OPF_NS}}}item", id=ident, href=href)
     item.set("media-type", media_type)
@@ -99,7 +101,9 @@ def write_epub(dest: Path, files: dict[str, bytes]) -> None:
             z.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
-CONTAINER = (b'<?xml version="1.0" encoding="UTF-8"?>\n<container version="1.0" '
-             b'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-             b'<rootfile full-path="EPUB/package.opf" media-type="application/oebps-package+xml"/>'
-             b"</rootfiles></container>\n")  # fmt: skip
+CONTAINER = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<container version="1.0" '
+    b'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+    b'<rootfile full-path="EPUB/package.opf" media-type="application/oebps-package+xml"/>'
+    b"</rootfiles></container>\n"
+)

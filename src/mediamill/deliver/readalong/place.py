@@ -28,8 +28,13 @@ def _clip_ms(start_s: float, end_s: float) -> tuple[int, int]:
     return begin, max(begin + 1, ms(end_s))
 
 
-def place_rows(items: list[tuple[ReadalongRow, etree._Element]], audio: dict[str, str], text_href: str,
-               taken_ids: set[str], warnings: list[str]) -> list[Group]:  # fmt: skip
+def place_rows(
+    items: list[tuple[ReadalongRow, etree._Element]],
+    audio: dict[str, str],
+    text_href: str,
+    taken_ids: set[str],
+    warnings: list[str],
+) -> list[Group]:
     """Groups (SMIL) for ``(row, element)`` pairs of one document, in reading order.
 
     ``audio`` maps a row id to its audio src; ``text_href`` is the document's href from the SMIL file;
@@ -52,8 +57,10 @@ def place_rows(items: list[tuple[ReadalongRow, etree._Element]], audio: dict[str
                 if found:
                     cursor = found[1]
                 else:
-                    warnings.append(f"row {row.id}: its text was not found in {text_href}#{element.get('id')}; "
-                                    "it highlights the whole element")  # fmt: skip
+                    warnings.append(
+                        f"row {row.id}: its text was not found in {text_href}#{element.get('id')}; "
+                        "it highlights the whole element"
+                    )
             for row in run:
                 if ranges[row.id]:
                     span_id = unique_id(f"mm-{row.id}", taken_ids)
@@ -67,8 +74,17 @@ def place_rows(items: list[tuple[ReadalongRow, etree._Element]], audio: dict[str
     return groups
 
 
-def _group(row: ReadalongRow, element: etree._Element, index: TextIndex, found, target: str, audio: str,
-           text_href: str, taken_ids: set[str], warnings: list[str]) -> Group:  # fmt: skip
+def _group(
+    row: ReadalongRow,
+    element: etree._Element,
+    index: TextIndex,
+    found,
+    target: str,
+    audio: str,
+    text_href: str,
+    taken_ids: set[str],
+    warnings: list[str],
+) -> Group:
     begin, end = _clip_ms(row.start_s, row.end_s)
     if not row.words:
         return Group(f"p-{row.id}", [Clip(f"p-{row.id}", f"{text_href}#{target}", audio, begin, end)])
@@ -81,8 +97,9 @@ def _group(row: ReadalongRow, element: etree._Element, index: TextIndex, found, 
             placed.append((hit[0], hit[1], w_start))
             cursor = hit[1]
     if len(placed) < max(1, len(row.words) // 2):
-        warnings.append(f"row {row.id}: fewer than half its timed words were found in the text; "
-                        "it is synchronised as one clip")  # fmt: skip
+        warnings.append(
+            f"row {row.id}: fewer than half its timed words were found in the text; it is synchronised as one clip"
+        )
         return Group(f"p-{row.id}", [Clip(f"p-{row.id}", f"{text_href}#{target}", audio, begin, end)])
     # Word clips tile the row's stretch: each word runs until the next one starts.
     bounds = [begin] + [min(max(ms(t), begin), end) for _, _, t in placed[1:]] + [end]

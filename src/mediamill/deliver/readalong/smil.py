@@ -44,8 +44,9 @@ class Group:
 def _par(parent: etree._Element, clip: Clip) -> None:
     par = etree.SubElement(parent, f"{{{SMIL_NS}}}par", id=clip.id)
     etree.SubElement(par, f"{{{SMIL_NS}}}text", src=clip.text)
-    etree.SubElement(par, f"{{{SMIL_NS}}}audio", src=clip.audio, clipBegin=clock(clip.begin_ms),
-                     clipEnd=clock(clip.end_ms))  # fmt: skip
+    etree.SubElement(
+        par, f"{{{SMIL_NS}}}audio", src=clip.audio, clipBegin=clock(clip.begin_ms), clipEnd=clock(clip.end_ms)
+    )
 
 
 def smil_document(groups: list[Group]) -> bytes:

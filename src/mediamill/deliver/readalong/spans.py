@@ -141,8 +141,9 @@ def _lift(pos: tuple[etree._Element, int, int], top: etree._Element) -> tuple[et
         if i == len(parent) and k == len(run):
             parent, i, k = grand, j + 1, 0
             continue
-        clone = etree.Element(parent.tag, {a: v for a, v in parent.attrib.items() if a not in ("id",)},
-                              nsmap=parent.nsmap)  # fmt: skip
+        clone = etree.Element(
+            parent.tag, {a: v for a, v in parent.attrib.items() if a not in ("id",)}, nsmap=parent.nsmap
+        )
         clone.text = run[k:] or None
         _set_run(parent, i, run[:k])
         for child in list(parent)[i:]:

@@ -204,15 +204,22 @@ class Replica:
         floor = int(predicted_seconds(text) * self.settings_min_len_ratio * steps)
         return max(2, min(floor, cap - 1)), cap
 
-    def _arguments(self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck,
-                   max_len: int | None) -> dict[str, Any]:  # fmt: skip
+    def _arguments(
+        self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None
+    ) -> dict[str, Any]:
         min_len, cap = self.bounds(text, check, max_len)
         self.seed(seed)
         return dict(
-            text=voicing.text(text), **voicing.kwargs(), cfg_value=knobs.cfg_value,
-            inference_timesteps=knobs.inference_timesteps, min_len=min_len, max_len=cap,
-            normalize=knobs.normalize, denoise=knobs.denoise, retry_badcase=False,
-        )  # fmt: skip
+            text=voicing.text(text),
+            **voicing.kwargs(),
+            cfg_value=knobs.cfg_value,
+            inference_timesteps=knobs.inference_timesteps,
+            min_len=min_len,
+            max_len=cap,
+            normalize=knobs.normalize,
+            denoise=knobs.denoise,
+            retry_badcase=False,
+        )
 
     def take(
         self, text: str, voicing: Voicing, knobs: Knobs, seed: int, check: DurationCheck, max_len: int | None = None

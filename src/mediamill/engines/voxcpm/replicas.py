@@ -80,8 +80,9 @@ class ReplicaSpec:
     process: bool = False
 
 
-def plan_replicas(devices: list[str], per_device: int = 1, optimize: bool = False,
-                  processes: str = "auto") -> list[ReplicaSpec]:  # fmt: skip
+def plan_replicas(
+    devices: list[str], per_device: int = 1, optimize: bool = False, processes: str = "auto"
+) -> list[ReplicaSpec]:
     """One spec per replica for the resolved devices (``cpu`` or ``cuda:N`` strings)."""
     specs: list[ReplicaSpec] = []
     for device in devices:
@@ -91,9 +92,11 @@ def plan_replicas(devices: list[str], per_device: int = 1, optimize: bool = Fals
         gpu = int(device.split(":")[1])
         own_process = processes == "always" or (processes == "auto" and (optimize or per_device > 1))
         if optimize and not own_process:
-            warnings.warn(f"VOXCPM_OPTIMIZE: {device} runs in this process, where voxcpm cannot compile "
-                          "(it needs the device to be exactly 'cuda'); set VOXCPM_REPLICA_PROCESSES=auto",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"VOXCPM_OPTIMIZE: {device} runs in this process, where voxcpm cannot compile "
+                "(it needs the device to be exactly 'cuda'); set VOXCPM_REPLICA_PROCESSES=auto",
+                stacklevel=2,
+            )
         for k in range(per_device):
             label = device if per_device == 1 else f"{device}#{k}"
             if own_process:
@@ -106,8 +109,9 @@ def plan_replicas(devices: list[str], per_device: int = 1, optimize: bool = Fals
 # -- the replica's process -------------------------------------------------------------
 
 
-def load_voxcpm(source: str, device: str, optimize: bool, denoiser: str | None = None,
-                local_files_only: bool = False) -> Any:  # fmt: skip
+def load_voxcpm(
+    source: str, device: str, optimize: bool, denoiser: str | None = None, local_files_only: bool = False
+) -> Any:
     """What a replica process loads by default: ``voxcpm.VoxCPM`` as the in-process pool loads it."""
     import warnings as _w
 
@@ -118,9 +122,14 @@ def load_voxcpm(source: str, device: str, optimize: bool, denoiser: str | None =
         from voxcpm import VoxCPM
 
         local = Path(source).expanduser()
-        model = VoxCPM.from_pretrained(hf_model_id=str(local) if local.is_dir() else source,
-                                       load_denoiser=denoiser is not None, zipenhancer_model_id=denoiser or "",
-                                       local_files_only=local_files_only, optimize=optimize, device=device)  # fmt: skip
+        model = VoxCPM.from_pretrained(
+            hf_model_id=str(local) if local.is_dir() else source,
+            load_denoiser=denoiser is not None,
+            zipenhancer_model_id=denoiser or "",
+            local_files_only=local_files_only,
+            optimize=optimize,
+            device=device,
+        )
     _quiet_progress_bars()
     return model
 
@@ -145,8 +154,9 @@ def _describe(model: Any, spec: ReplicaSpec, load_s: float) -> dict[str, Any]:
     }
 
 
-def _replica_main(conn: Any, spec: ReplicaSpec, source: str, load_kwargs: dict[str, Any], loader: str,
-                  threads: int) -> None:  # fmt: skip
+def _replica_main(
+    conn: Any, spec: ReplicaSpec, source: str, load_kwargs: dict[str, Any], loader: str, threads: int
+) -> None:
     os.environ.update(spec.env)  # before torch touches CUDA: this GPU becomes the process's only "cuda"
     try:
         import torch
@@ -212,8 +222,12 @@ class ProcessReplica(Replica):
     def start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_replica_main, name=f"voxcpm-{self.device}", daemon=True,
-                                    args=(child, self.spec, self.source, self.load_kwargs, self.loader, self.threads))  # fmt: skip
+        self._process = ctx.Process(
+            target=_replica_main,
+            name=f"voxcpm-{self.device}",
+            daemon=True,
+            args=(child, self.spec, self.source, self.load_kwargs, self.loader, self.threads),
+        )
         self._process.start()
         child.close()
         self._conn = parent
@@ -302,9 +316,16 @@ class ReplicaPool(ModelPool):
         self.replicas = []
         for spec in self.specs:
             if spec.process:
-                self.replicas.append(ProcessReplica(spec.label, settings_min_len_ratio=cfg.min_len_ratio, spec=spec,
-                                                    source=self.source, load_kwargs=load,
-                                                    threads=cfg.cpu_threads if spec.device == "cpu" else 0))  # fmt: skip
+                self.replicas.append(
+                    ProcessReplica(
+                        spec.label,
+                        settings_min_len_ratio=cfg.min_len_ratio,
+                        spec=spec,
+                        source=self.source,
+                        load_kwargs=load,
+                        threads=cfg.cpu_threads if spec.device == "cpu" else 0,
+                    )
+                )
             else:
                 self.replicas.append(Replica(spec.device, settings_min_len_ratio=cfg.min_len_ratio))
         self.devices = [spec.label for spec in self.specs]
@@ -334,8 +355,12 @@ def replica_pool(settings: VoxcpmSettings | None = None) -> ReplicaPool:
     cfg = settings or VoxcpmSettings()
     devices = resolve_devices(cfg.device)
     specs = plan_replicas(devices, cfg.replicas_per_device, cfg.optimize, cfg.replica_processes)
-    key = (model_identity(cfg.model, cfg.local_files_only), tuple((s.label, s.device, s.optimize, s.process) for s in specs), cfg.denoiser,
-           cfg.cpu_threads)  # fmt: skip
+    key = (
+        model_identity(cfg.model, cfg.local_files_only),
+        tuple((s.label, s.device, s.optimize, s.process) for s in specs),
+        cfg.denoiser,
+        cfg.cpu_threads,
+    )
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:

@@ -49,8 +49,10 @@ class VoxcpmSettings(BaseSettings):
     # The batched engine (nano-vllm-voxcpm): see engines.voxcpm.batch.
     # plain by default: the batched engine is chosen, not defaulted to, until it is measured on a GPU.
     engine: Literal["auto", "plain", "nanovllm"] = Field(
-        "plain", description="plain (default), nanovllm, or auto: nanovllm where CUDA, nano-vllm-voxcpm, triton "
-                             "and flash-attn are importable (or VOXCPM_ATTENTION=sdpa), else plain.")  # fmt: skip
+        "plain",
+        description="plain (default), nanovllm, or auto: nanovllm where CUDA, nano-vllm-voxcpm, triton "
+        "and flash-attn are importable (or VOXCPM_ATTENTION=sdpa), else plain.",
+    )
     batch_impl: Literal["nanovllm", "standin"] = Field(
         "nanovllm", description="standin: CPU stand-in (tests, dry runs)."
     )

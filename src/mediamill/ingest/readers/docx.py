@@ -74,7 +74,7 @@ def _paragraph_text(paragraph, alt_text: bool) -> tuple[str, list[str], list[str
             t.text or ""
             if t.tag == f"{{{W}}}t"
             else (" " if t.tag in (f"{{{W}}}tab", f"{{{W}}}br", f"{{{W}}}cr") else "")
-            for t in run.iterchildren()  # fmt: skip
+            for t in run.iterchildren()
         )
         superscript = run.xpath("./w:rPr/w:vertAlign/@w:val") == ["superscript"]
         if superscript and _SUPER_MARK.match(text.strip()):
@@ -144,8 +144,14 @@ def read_docx(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
             if tables == "read":
                 stream += [Block("table", t if t[-1] in ".!?" else t + ".", s) for s, t in rows]
             elif rows:
-                ms.skipped.append(Skipped("table", "tables are skipped (--tables read reads them)", f"t{t_index}",
-                                          sum(word_count(t) for _, t in rows)))  # fmt: skip
+                ms.skipped.append(
+                    Skipped(
+                        "table",
+                        "tables are skipped (--tables read reads them)",
+                        f"t{t_index}",
+                        sum(word_count(t) for _, t in rows),
+                    )
+                )
     if contents_words:
         ms.skipped.append(Skipped("Contents", "toc (TOC style)", "", contents_words))
     if not ms.title and props.title:
@@ -154,8 +160,14 @@ def read_docx(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
         ms.notes[f"fn:{key}"] = Note(f"fn:{key}", "", text, f"footnote {key}")
     referenced = {k for b in stream if isinstance(b, Block) for k in b.noterefs}
     if referenced:
-        ms.skipped.append(Skipped("footnotes", "note texts (read at the chapter's end with --notes end)", "",
-                                  sum(word_count(ms.notes[k].text) for k in referenced if k in ms.notes)))  # fmt: skip
+        ms.skipped.append(
+            Skipped(
+                "footnotes",
+                "note texts (read at the chapter's end with --notes end)",
+                "",
+                sum(word_count(ms.notes[k].text) for k in referenced if k in ms.notes),
+            )
+        )
     _number_notes(stream, ms)
     ms.stream = heading_marks(stream)
     ms.raw_parts["all"] = clean_text(" ".join(raw))

@@ -34,8 +34,13 @@ from ..matter import READ_KINDS, classify
 from ..model import IngestError, Manuscript, Mark, Skipped
 
 _MARKER_CHARS = set("0123456789*\u2020\u2021\u00a7[]()")
-_IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-                "image/svg+xml": ".svg"}  # fmt: skip
+_IMAGE_TYPES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/svg+xml": ".svg",
+}
 
 
 class _Doc:
@@ -80,8 +85,11 @@ class _Doc:
         if self.body is None:
             return 0.0
         total = len(clean_text(" ".join(self.body.itertext())))
-        linked = sum(len(clean_text(" ".join(a.itertext()))) for a in self.body.iter()
-                     if isinstance(a.tag, str) and local(a) == "a" and urldefrag(a.get("href") or "#")[0])  # fmt: skip
+        linked = sum(
+            len(clean_text(" ".join(a.itertext())))
+            for a in self.body.iter()
+            if isinstance(a.tag, str) and local(a) == "a" and urldefrag(a.get("href") or "#")[0]
+        )
         return linked / total if total else 0.0
 
     def images(self) -> int:
@@ -105,8 +113,9 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
             continue
         repeats[item.path] = 0
         if item.media_type not in XHTML_TYPES:
-            ms.skipped.append(Skipped(package.rel(item.path), f"not a text document ({item.media_type})",
-                                      package.rel(item.path)))  # fmt: skip
+            ms.skipped.append(
+                Skipped(package.rel(item.path), f"not a text document ({item.media_type})", package.rel(item.path))
+            )
             continue
         try:
             tree = parse_xhtml(package.read(item.path))
@@ -117,15 +126,26 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         _undefined_entities(tree, item.path, ms)
         doc = _Doc(package, item.path, tree)
         if not linear:
-            ms.skipped.append(Skipped(doc.first_heading() or doc.href, "outside the reading order (linear=\"no\")",
-                                      doc.href, word_count(doc.raw_text())))  # fmt: skip
+            ms.skipped.append(
+                Skipped(
+                    doc.first_heading() or doc.href,
+                    'outside the reading order (linear="no")',
+                    doc.href,
+                    word_count(doc.raw_text()),
+                )
+            )
             continue
         if doc.body is not None:
             docs.append(doc)
     for where, count in repeats.items():
         if count:
-            ms.skipped.append(Skipped(package.rel(where), f"listed {count} more time(s) in the reading order; "
-                                      "read once, at its first place", package.rel(where)))  # fmt: skip
+            ms.skipped.append(
+                Skipped(
+                    package.rel(where),
+                    f"listed {count} more time(s) in the reading order; read once, at its first place",
+                    package.rel(where),
+                )
+            )
     if not docs:
         raise IngestError(f"{path.name} has no readable text documents in its reading order")
 
@@ -138,8 +158,9 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
     body_start = next((t for k, t, _ in landmarks if k == "bodymatter" and t in by_path), None)
     for doc in docs:  # what a document's content says it is, for the front/back matter decision
         if not clean_text(" ".join(doc.body.itertext())):
-            landmark_hints.setdefault((doc.path, None), set()).add("content=image-page" if doc.images() else
-                                                                   "content=cover")  # fmt: skip
+            landmark_hints.setdefault((doc.path, None), set()).add(
+                "content=image-page" if doc.images() else "content=cover"
+            )
         elif doc.link_share() > 0.6:
             landmark_hints.setdefault((doc.path, None), set()).add("content=toc")
 
@@ -188,8 +209,14 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         if toc_source == "none" or i < first_target:
             top_marks[doc.path] = [Mark(1, title, doc.href, frozenset(hints), explicit=False)]
             continue
-        verdict = classify(title, [doc.raw_text()], frozenset(hints), book_title=package.title,
-                           link_share=doc.link_share(), images=doc.images())  # fmt: skip
+        verdict = classify(
+            title,
+            [doc.raw_text()],
+            frozenset(hints),
+            book_title=package.title,
+            link_share=doc.link_share(),
+            images=doc.images(),
+        )
         if not verdict.read:
             top_marks[doc.path] = [Mark(1, title, doc.href, frozenset(hints), explicit=False)]
     if body_start is not None:
@@ -218,8 +245,16 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
     for doc in docs:
         for mark in top_marks.get(doc.path, []):
             ms.stream.append(mark)
-        walker = Walker(WalkOptions(doc.href, alt_text, tables, split_ids.get(doc.path, {}),
-                                    frozenset(note_targets.get(doc.path, ())), resolver(doc.path)))  # fmt: skip
+        walker = Walker(
+            WalkOptions(
+                doc.href,
+                alt_text,
+                tables,
+                split_ids.get(doc.path, {}),
+                frozenset(note_targets.get(doc.path, ())),
+                resolver(doc.path),
+            )
+        )
         walker.walk(doc.body, [2 * (_index(doc.body) + 1)])
         ms.stream.extend(walker.result.stream)
         ms.notes.update(walker.result.notes)
@@ -232,8 +267,11 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
             ms.notes[key].label = label
     if images_with_alt and not alt_text:
         ms.remarks.append(f"{images_with_alt} image(s) have alt text that is not read (--alt-text reads it)")
-    ms.remarks.append(f"chapters from the {'navigation document' if toc_source == 'nav' else toc_source.upper()}"
-                      if toc_source != "none" else "no usable table of contents: one chapter per document")  # fmt: skip
+    ms.remarks.append(
+        f"chapters from the {'navigation document' if toc_source == 'nav' else toc_source.upper()}"
+        if toc_source != "none"
+        else "no usable table of contents: one chapter per document"
+    )
     return ms
 
 
@@ -244,8 +282,9 @@ def _undefined_entities(tree: etree._ElementTree, where: str, ms: Manuscript) ->
         return
     name, line = found[0]
     more = f" (and {len(found) - 1} more undefined entities)" if len(found) > 1 else ""
-    ms.remarks.append(f"{where} line {line}: undefined entity {name} is left out of the text{more}; "
-                      "fix the book's XHTML to read it")  # fmt: skip
+    ms.remarks.append(
+        f"{where} line {line}: undefined entity {name} is left out of the text{more}; fix the book's XHTML to read it"
+    )
 
 
 def _index(el: etree._Element) -> int:

@@ -100,8 +100,9 @@ def read_html(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str] =
     name_anchors(body)
     marks = _contents_marks(body, ms, path.name, read_lists="all" in keep or "toc" in keep)
     split_ids = {fragment: [mark] for fragment, (mark, _) in marks.items()}
-    walker = Walker(WalkOptions(path.name, alt_text, tables, split_ids=split_ids,
-                                resolve_ref=_local_ref(body, path.name)))  # fmt: skip
+    walker = Walker(
+        WalkOptions(path.name, alt_text, tables, split_ids=split_ids, resolve_ref=_local_ref(body, path.name))
+    )
     steps = [2 * ([c for c in root if isinstance(c.tag, str)].index(body) + 1)] if body is not root else []
     walker.walk(body, steps)
     links = {id(m): text for m, text in marks.values()}
@@ -123,8 +124,7 @@ def _language(root: etree._Element, body: etree._Element) -> str | None:
     return next((tag for tag in map(language_tag, values) if tag), None)
 
 
-def _contents_marks(body: etree._Element, ms: Manuscript, name: str,
-                    read_lists: bool) -> dict[str, tuple[Mark, str]]:  # fmt: skip
+def _contents_marks(body: etree._Element, ms: Manuscript, name: str, read_lists: bool) -> dict[str, tuple[Mark, str]]:
     """Marks at the targets of the page's contents lists (by fragment, with the link's text); the lists
     themselves are taken out of the page unless they are to be read."""
     marks: dict[str, tuple[Mark, str]] = {}
@@ -180,9 +180,15 @@ def _name_listed(stream: list[Block | Mark], links: dict[int, str]) -> list[Bloc
     listed = False
     for item in stream:
         listed = listed or (isinstance(item, Mark) and id(item) in links)
-        if isinstance(item, Block) and item.kind == "heading" and id(item) not in claimed and (
+        if (
+            isinstance(item, Block)
+            and item.kind == "heading"
+            and id(item) not in claimed
+            and (
                 (1 <= item.level <= deepest and _section_title(item.text))
-                or (listed and top <= item.level <= min(deepest, 2))):  # fmt: skip
+                or (listed and top <= item.level <= min(deepest, 2))
+            )
+        ):
             out.append(Mark(item.level, item.text, item.source))
         out.append(item)
     return out
@@ -204,8 +210,9 @@ def _section_title(text: str) -> bool:
 
 
 def _chapter_like(text: str) -> bool:
-    return (chapter_line(text, numeral_only=True) is not None or numbered_title(text)
-            or kind_from_title(text) in READ_KINDS)  # fmt: skip
+    return (
+        chapter_line(text, numeral_only=True) is not None or numbered_title(text) or kind_from_title(text) in READ_KINDS
+    )
 
 
 def _heading_chapters(stream: list[Block | Mark]) -> list[Block | Mark]:
@@ -218,9 +225,14 @@ def _heading_chapters(stream: list[Block | Mark]) -> list[Block | Mark]:
         if likes[level] > likes[1] + likes[2]:
             out: list[Block | Mark] = []
             for item in stream:
-                if isinstance(item, Block) and item.kind == "heading" and (
+                if (
+                    isinstance(item, Block)
+                    and item.kind == "heading"
+                    and (
                         (item.level == level and _chapter_like(item.text))
-                        or (1 <= item.level < level and _section_title(item.text))):  # fmt: skip
+                        or (1 <= item.level < level and _section_title(item.text))
+                    )
+                ):
                     out.append(Mark(item.level, item.text, item.source))
                 out.append(item)
             return out
@@ -310,8 +322,9 @@ def _drop_gutenberg(body: etree._Element, ms: Manuscript) -> bool:
             node = node.getparent()
         removed += word_count(marker.text_content())
         remove([marker], keep_tail=False)
-        ms.skipped.append(Skipped("Project Gutenberg " + ("header" if before else "licence"),
-                                  "publisher's boilerplate", "", removed))  # fmt: skip
+        ms.skipped.append(
+            Skipped("Project Gutenberg " + ("header" if before else "licence"), "publisher's boilerplate", "", removed)
+        )
     return start is not None
 
 
@@ -338,8 +351,9 @@ def _drop_credits(body: etree._Element, ms: Manuscript, name: str) -> None:
         if node is None or node is body:
             return
         text = clean_text(node.text_content())
-        inner = any(local(d) in BLOCK and clean_text(d.text_content()) for d in node.iterdescendants()
-                    if isinstance(d.tag, str))  # fmt: skip
+        inner = any(
+            local(d) in BLOCK and clean_text(d.text_content()) for d in node.iterdescendants() if isinstance(d.tag, str)
+        )
         if inner or word_count(text) > CREDIT_WORDS or not is_credit(text):
             return  # loose text at the top of a container that holds the book is not a credit
         source = f"{name}#{fragment_for(node, element_steps(node))}"

@@ -66,8 +66,14 @@ def read_markdown(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
         elif tok.type == "footnote_close" and in_footnote is not None:
             body = clean_text(" ".join(note_parts))
             ms.notes[f"fn:{in_footnote}"] = Note(f"fn:{in_footnote}", in_footnote, body, "")
-            ms.skipped.append(Skipped("note", "note text (read at the chapter's end with --notes end)",
-                                      f"[^{in_footnote}]", word_count(body)))  # fmt: skip
+            ms.skipped.append(
+                Skipped(
+                    "note",
+                    "note text (read at the chapter's end with --notes end)",
+                    f"[^{in_footnote}]",
+                    word_count(body),
+                )
+            )
             in_footnote = None
         elif tok.type == "heading_open":
             inline = tokens[i + 1]

@@ -158,8 +158,14 @@ def read_pdf(path: Path) -> Manuscript:
     ms = Manuscript("pdf", [], title=title, author=author)
     drop = _furniture(lines, pages)
     if drop:
-        ms.skipped.append(Skipped("running heads, feet and page numbers", "page furniture", "",
-                                  sum(word_count(lines[i].text) for i in drop)))  # fmt: skip
+        ms.skipped.append(
+            Skipped(
+                "running heads, feet and page numbers",
+                "page furniture",
+                "",
+                sum(word_count(lines[i].text) for i in drop),
+            )
+        )
     body = [ln for i, ln in enumerate(lines) if i not in drop]
     if not body:
         raise IngestError(f"{path.name} holds no text to read")
@@ -184,8 +190,9 @@ def read_pdf(path: Path) -> Manuscript:
     for line in body:
         text = line.text.strip()
         small_foot = line.size < body_size * 0.85 and line.y0 < line.page_h * 0.3
-        if small_foot and (_NOTE_START.match(text) or (groups and groups[-1][0] == "note" and prev and
-                                                       prev.page == line.page)):  # fmt: skip
+        if small_foot and (
+            _NOTE_START.match(text) or (groups and groups[-1][0] == "note" and prev and prev.page == line.page)
+        ):
             notes_words += word_count(text)
             if _NOTE_START.match(text) or not groups or groups[-1][0] != "note":
                 groups.append(("note", "", [line]))
@@ -194,8 +201,11 @@ def read_pdf(path: Path) -> Manuscript:
             prev = line
             continue
         is_heading = (line.size in heading_sizes and len(text) <= 100) or (
-            chapter_line(text) is not None and len(text) <= 60 and abs(line.size - body_size) < 0.6
-            and (prev is None or prev.page != line.page or prev.y0 - line.y0 > 1.5 * spacing))  # fmt: skip
+            chapter_line(text) is not None
+            and len(text) <= 60
+            and abs(line.size - body_size) < 0.6
+            and (prev is None or prev.page != line.page or prev.y0 - line.y0 > 1.5 * spacing)
+        )
         kind = "heading" if is_heading else "para"
         new = True
         if groups and prev is not None and groups[-1][0] == kind:

@@ -84,8 +84,14 @@ def read_text(path: Path) -> Manuscript:
         ms.skipped.append(Skipped("Project Gutenberg header", "publisher's boilerplate", "L1", word_count(header)))
         first_line = text[: start.end()].count("\n") + 1
     if end:
-        ms.skipped.append(Skipped("Project Gutenberg licence", "publisher's boilerplate",
-                                  f"L{text[: end.start()].count(chr(10)) + 1}", word_count(text[end.start():])))  # fmt: skip
+        ms.skipped.append(
+            Skipped(
+                "Project Gutenberg licence",
+                "publisher's boilerplate",
+                f"L{text[: end.start()].count(chr(10)) + 1}",
+                word_count(text[end.start() :]),
+            )
+        )
         text = text[: end.start()]
     lines = text.split("\n")
     for i in range(first_line):
@@ -95,8 +101,11 @@ def read_text(path: Path) -> Manuscript:
         # Only the paragraphs right after the marker: the same words later on are the book's.
         while paras and _credit(paras[0][1]):
             line_no, plines = paras.pop(0)
-            ms.skipped.append(Skipped("Project Gutenberg credits", "publisher's boilerplate", f"L{line_no}",
-                                      word_count(" ".join(plines))))  # fmt: skip
+            ms.skipped.append(
+                Skipped(
+                    "Project Gutenberg credits", "publisher's boilerplate", f"L{line_no}", word_count(" ".join(plines))
+                )
+            )
     if not paras:
         raise IngestError(f"{path.name} holds no text to read")
     vocab = Vocabulary(ln for _, p in paras for ln in p)
@@ -106,8 +115,9 @@ def read_text(path: Path) -> Manuscript:
         by = _BY.match(" ".join(paras[1][1]).strip())
         if by and len(" ".join(paras[0][1])) < 100:
             ms.title, ms.author = title_case(clean_text(" ".join(paras[0][1]))), clean_text(by.group(1))
-            ms.skipped.append(Skipped(ms.title, "title page (content)", f"L{paras[0][0]}",
-                                      word_count(ms.title + " " + by.group(0))))  # fmt: skip
+            ms.skipped.append(
+                Skipped(ms.title, "title page (content)", f"L{paras[0][0]}", word_count(ms.title + " " + by.group(0)))
+            )
             paras = paras[2:]
 
     stream: list[Block | Mark] = []

@@ -84,7 +84,10 @@ def tightened(words: Sequence[Word], mask: np.ndarray) -> list[Word]:
         a, b = int(round(word.start_s / FRAME_S)), int(round(word.end_s / FRAME_S))
         inside = np.flatnonzero(mask[a:b]) if word.text != UNKNOWN else np.zeros(0)
         if inside.size:
-            word = dataclasses.replace(word, start_s=round((a + int(inside[0])) * FRAME_S, 3),
-                                       end_s=round((a + int(inside[-1]) + 1) * FRAME_S, 3))  # fmt: skip
+            word = dataclasses.replace(
+                word,
+                start_s=round((a + int(inside[0])) * FRAME_S, 3),
+                end_s=round((a + int(inside[-1]) + 1) * FRAME_S, 3),
+            )
         out.append(word)
     return out

@@ -318,9 +318,15 @@ class PocketsphinxRecogniser:
         words = sorted(tightened(words, mask) + extra, key=lambda w: w.start_s)
         unchecked = sorted({n.split("'")[1] for n in notes if n.startswith("no pronunciation for")})
         return Transcript(
-            self.name, words, duration_s(pcm), _reading(spans, heard), time.perf_counter() - started, notes,
-            trailing_silence_s(mask), unchecked,
-        )  # fmt: skip
+            self.name,
+            words,
+            duration_s(pcm),
+            _reading(spans, heard),
+            time.perf_counter() - started,
+            notes,
+            trailing_silence_s(mask),
+            unchecked,
+        )
 
     def _free(self, pcm: bytes, started: float) -> Transcript:
         """Free decoding with the bundled language model (no hint)."""

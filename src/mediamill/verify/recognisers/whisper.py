@@ -105,9 +105,12 @@ class WhisperRecogniser:
                 started = time.perf_counter()
                 try:
                     self._model = WhisperModel(
-                        str(self.model_path), device=self.device, compute_type=self.compute_type,
-                        num_workers=self.num_workers, local_files_only=True,
-                    )  # fmt: skip
+                        str(self.model_path),
+                        device=self.device,
+                        compute_type=self.compute_type,
+                        num_workers=self.num_workers,
+                        local_files_only=True,
+                    )
                 except (RuntimeError, ValueError, OSError) as exc:
                     raise RecogniserError(f"cannot load the Whisper model in {self.model_path}: {exc}") from exc
                 self.load_s = time.perf_counter() - started
@@ -129,10 +132,17 @@ class WhisperRecogniser:
         options = {"max_new_tokens": self.max_new_tokens} if self.max_new_tokens else {}
         try:
             segments, _info = model.transcribe(
-                audio, language=code, task="transcribe", beam_size=self.beam_size, temperature=self.temperature,
-                word_timestamps=True, initial_prompt=context, condition_on_previous_text=False, vad_filter=False,
+                audio,
+                language=code,
+                task="transcribe",
+                beam_size=self.beam_size,
+                temperature=self.temperature,
+                word_timestamps=True,
+                initial_prompt=context,
+                condition_on_previous_text=False,
+                vad_filter=False,
                 **options,
-            )  # fmt: skip
+            )
             words = [
                 Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
                 for segment in segments
@@ -142,6 +152,11 @@ class WhisperRecogniser:
         except (RuntimeError, ValueError) as exc:
             raise RecogniserError(f"whisper failed on {audio_path}: {exc}") from exc
         return Transcript(
-            self.name, words, duration_s(pcm), None, time.perf_counter() - started, [],
+            self.name,
+            words,
+            duration_s(pcm),
+            None,
+            time.perf_counter() - started,
+            [],
             trailing_silence_s(speech_mask(pcm)),
-        )  # fmt: skip
+        )

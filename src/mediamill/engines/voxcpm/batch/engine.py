@@ -69,9 +69,19 @@ from .settings import (
 )
 
 __all__ = [
-    "BatchEngine", "BatchTake", "TakeRequest", "chosen_engine", "engine_capacity", "engine_devices",
-    "engine_identity", "engine_missing", "get_engine", "model_rates", "nanovllm_usable", "served_timesteps",
-]  # fmt: skip
+    "BatchEngine",
+    "BatchTake",
+    "TakeRequest",
+    "chosen_engine",
+    "engine_capacity",
+    "engine_devices",
+    "engine_identity",
+    "engine_missing",
+    "get_engine",
+    "model_rates",
+    "nanovllm_usable",
+    "served_timesteps",
+]
 
 
 @dataclass(frozen=True)
@@ -212,10 +222,15 @@ async def nanovllm_server(model_dir: str, device: str, timesteps: int, memory: f
     from nanovllm_voxcpm import VoxCPM
 
     pool = VoxCPM.from_pretrained(
-        model=model_dir, inference_timesteps=timesteps, max_num_batched_tokens=cfg.batch_max_tokens,
-        max_num_seqs=cfg.batch_max_seqs, max_model_len=cfg.batch_max_model_len, gpu_memory_utilization=memory,
-        enforce_eager=cfg.batch_eager, devices=[int(device.split(":")[1])],
-    )  # fmt: skip
+        model=model_dir,
+        inference_timesteps=timesteps,
+        max_num_batched_tokens=cfg.batch_max_tokens,
+        max_num_seqs=cfg.batch_max_seqs,
+        max_model_len=cfg.batch_max_model_len,
+        gpu_memory_utilization=memory,
+        enforce_eager=cfg.batch_eager,
+        devices=[int(device.split(":")[1])],
+    )
     await pool.wait_for_ready()
     return pool
 
@@ -223,9 +238,15 @@ async def nanovllm_server(model_dir: str, device: str, timesteps: int, memory: f
 async def standin_server(model_dir: str, device: str, timesteps: int, memory: float, cfg: VoxcpmSettings) -> Any:
     from .standin import StandInServerPool
 
-    return StandInServerPool(model_path=model_dir, inference_timesteps=timesteps, max_num_seqs=cfg.batch_max_seqs,
-                             max_num_batched_tokens=cfg.batch_max_tokens, max_model_len=cfg.batch_max_model_len,
-                             gpu_memory_utilization=memory, devices=[device])  # fmt: skip
+    return StandInServerPool(
+        model_path=model_dir,
+        inference_timesteps=timesteps,
+        max_num_seqs=cfg.batch_max_seqs,
+        max_num_batched_tokens=cfg.batch_max_tokens,
+        max_model_len=cfg.batch_max_model_len,
+        gpu_memory_utilization=memory,
+        devices=[device],
+    )
 
 
 class BatchEngine:
@@ -383,8 +404,10 @@ class BatchEngine:
         """One piece, on the engine's loop: ``on_chunk`` gets PCM as it is made, ``keep`` joins it into the take."""
         group = self._groups.get(req.timesteps)
         if group is None:
-            raise PermanentError(f"the batched engine serves inference_timesteps {self.cfg.batch_timesteps}, not "
-                                 f"{req.timesteps} (add it to VOXCPM_BATCH_TIMESTEPS)")  # fmt: skip
+            raise PermanentError(
+                f"the batched engine serves inference_timesteps {self.cfg.batch_timesteps}, not "
+                f"{req.timesteps} (add it to VOXCPM_BATCH_TIMESTEPS)"
+            )
         if req.max_len < 1:
             raise PermanentError("a piece needs a step cap of at least 1")
         waited = time.perf_counter()
@@ -395,9 +418,15 @@ class BatchEngine:
         chunks: list = []
         steps = 0
         try:
-            kwargs: dict[str, Any] = dict(target_text=req.text, prompt_latents=req.prompt_latents,
-                                          prompt_text=req.prompt_text, max_generate_length=req.max_len,
-                                          temperature=req.temperature, cfg_value=req.cfg_value, seed=req.seed)  # fmt: skip
+            kwargs: dict[str, Any] = dict(
+                target_text=req.text,
+                prompt_latents=req.prompt_latents,
+                prompt_text=req.prompt_text,
+                max_generate_length=req.max_len,
+                temperature=req.temperature,
+                cfg_value=req.cfg_value,
+                seed=req.seed,
+            )
             if req.ref_latents is not None:  # keyword only: VoxCPM 1.x servers have no reference argument
                 kwargs["ref_audio_latents"] = req.ref_latents
             async for chunk in server.pool.generate(**kwargs):
@@ -454,8 +483,15 @@ class BatchEngine:
     # -- for /health and tests -----------------------------------------------------------
     def load(self) -> dict[str, Any]:
         """Per server: requests in flight, requests served, busy seconds; and requests waiting for a slot."""
-        servers = {f"{s.device}/{s.timesteps}": {"active": s.active, "served": s.served, "busy_s": round(s.meter.busy_s, 3),
-                                                 "dead": s.dead} for s in self.servers()}  # fmt: skip
+        servers = {
+            f"{s.device}/{s.timesteps}": {
+                "active": s.active,
+                "served": s.served,
+                "busy_s": round(s.meter.busy_s, 3),
+                "dead": s.dead,
+            }
+            for s in self.servers()
+        }
         return {"servers": servers, "waiting": sum(g.waiting for g in self._groups.values())}
 
     def servers(self, timesteps: int | None = None) -> list[_Server]:
@@ -473,9 +509,19 @@ _engines_lock = threading.Lock()
 
 def get_engine(cfg: VoxcpmSettings, model_dir: Path) -> BatchEngine:
     """The process-wide engine for a model and these settings (servers start on first use)."""
-    key = (str(Path(model_dir).resolve()), cfg.device, cfg.batch_impl, cfg.batch_max_seqs, cfg.batch_max_tokens,
-           cfg.batch_max_model_len, cfg.batch_memory, tuple(served_timesteps(cfg)), cfg.batch_eager, cfg.attention,
-           cfg.batch_standin_devices)  # fmt: skip
+    key = (
+        str(Path(model_dir).resolve()),
+        cfg.device,
+        cfg.batch_impl,
+        cfg.batch_max_seqs,
+        cfg.batch_max_tokens,
+        cfg.batch_max_model_len,
+        cfg.batch_memory,
+        tuple(served_timesteps(cfg)),
+        cfg.batch_eager,
+        cfg.attention,
+        cfg.batch_standin_devices,
+    )
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:

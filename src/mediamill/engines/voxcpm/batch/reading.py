@@ -69,9 +69,18 @@ class BatchReading(Reading):
 _SPACES = re.compile(r"\s+")
 
 
-def piece_request(engine: BatchEngine, text: str, voice: BatchVoice, seed: int, check: DurationCheck, *,
-                  timesteps: int, cfg_value: float, max_len: int | None = None,
-                  normalize: Callable[[str], str] | None = None) -> TakeRequest:  # fmt: skip
+def piece_request(
+    engine: BatchEngine,
+    text: str,
+    voice: BatchVoice,
+    seed: int,
+    check: DurationCheck,
+    *,
+    timesteps: int,
+    cfg_value: float,
+    max_len: int | None = None,
+    normalize: Callable[[str], str] | None = None,
+) -> TakeRequest:
     """One take of one piece: capped at the babbling bound (and ``max_len``) and at what the engine can hold."""
     spoken = _SPACES.sub(" ", text.replace("\n", " "))  # what voxcpm itself does to a text
     if normalize is not None:
@@ -79,24 +88,40 @@ def piece_request(engine: BatchEngine, text: str, voice: BatchVoice, seed: int, 
     cap = steps_for(check.max_seconds(text), engine.steps_per_s)
     if max_len is not None:
         cap = min(cap, max_len)
-    request = TakeRequest(text=voice.text(spoken), seed=seed, max_len=cap, timesteps=timesteps, cfg_value=cfg_value,
-                          prompt_latents=voice.prompt_latents, prompt_text=voice.prompt_text,
-                          ref_latents=voice.ref_latents,
-                          expected_steps=steps_for(predicted_seconds(text), engine.steps_per_s))  # fmt: skip
+    request = TakeRequest(
+        text=voice.text(spoken),
+        seed=seed,
+        max_len=cap,
+        timesteps=timesteps,
+        cfg_value=cfg_value,
+        prompt_latents=voice.prompt_latents,
+        prompt_text=voice.prompt_text,
+        ref_latents=voice.ref_latents,
+        expected_steps=steps_for(predicted_seconds(text), engine.steps_per_s),
+    )
     room = engine.cfg.batch_max_model_len - engine.prompt_tokens(request)
     if room < 1:
-        raise PermanentError(f"a piece and its voice prompt need {engine.prompt_tokens(request)} of the engine's "
-                             f"{engine.cfg.batch_max_model_len} tokens: shorten the prompt or raise "
-                             "VOXCPM_BATCH_MAX_MODEL_LEN")  # fmt: skip
+        raise PermanentError(
+            f"a piece and its voice prompt need {engine.prompt_tokens(request)} of the engine's "
+            f"{engine.cfg.batch_max_model_len} tokens: shorten the prompt or raise "
+            "VOXCPM_BATCH_MAX_MODEL_LEN"
+        )
     return TakeRequest(**{**request.__dict__, "max_len": min(cap, room)})
 
 
 Sink = Callable[[Piece, BatchTake], Awaitable[None]]
 
 
-async def read_row(engine: BatchEngine, pieces: list[Piece], request_for: Callable[[int, int], TakeRequest],
-                   check: DurationCheck, sink: Sink, max_takes: int = 3, keep_bad: bool = False,
-                   hear: Hear | None = None) -> BatchReading:  # fmt: skip
+async def read_row(
+    engine: BatchEngine,
+    pieces: list[Piece],
+    request_for: Callable[[int, int], TakeRequest],
+    check: DurationCheck,
+    sink: Sink,
+    max_takes: int = 3,
+    keep_bad: bool = False,
+    hear: Hear | None = None,
+) -> BatchReading:
     """Read every piece at once on ``engine``; ``sink`` gets the chosen takes in order.
 
     With ``hear`` (see ``engines.reading.hearing``), a take of plausible length is also checked by ear, in a

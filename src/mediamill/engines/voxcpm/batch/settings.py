@@ -30,9 +30,17 @@ from ..pool import resolve_devices
 from ..settings import VoxcpmSettings
 
 __all__ = [
-    "NANOVLLM_HINT", "attention_kind", "chosen_engine", "engine_capacity", "engine_devices",
-    "engine_identity", "engine_missing", "model_rates", "nanovllm_usable", "served_timesteps",
-]  # fmt: skip
+    "NANOVLLM_HINT",
+    "attention_kind",
+    "chosen_engine",
+    "engine_capacity",
+    "engine_devices",
+    "engine_identity",
+    "engine_missing",
+    "model_rates",
+    "nanovllm_usable",
+    "served_timesteps",
+]
 
 
 def served_timesteps(cfg: VoxcpmSettings) -> list[int]:

@@ -67,9 +67,15 @@ def _rates(model_path: str | None) -> dict[str, Any]:
     out_rate = int(vae.get("out_sample_rate", rate))
     enc = math.prod(vae.get("encoder_rates", [2, 5, 8, 8]))
     dec = math.prod(vae.get("decoder_rates", [8, 6, 5, 2, 2, 2]))
-    return {"patch_size": patch, "feat_dim": int(config.get("feat_dim", 64)), "sample_rate": rate,
-            "out_sample_rate": out_rate, "encoder_hop": enc, "samples_per_step": dec * patch,
-            "steps_per_s": rate / (enc * patch)}  # fmt: skip
+    return {
+        "patch_size": patch,
+        "feat_dim": int(config.get("feat_dim", 64)),
+        "sample_rate": rate,
+        "out_sample_rate": out_rate,
+        "encoder_hop": enc,
+        "samples_per_step": dec * patch,
+        "steps_per_s": rate / (enc * patch),
+    }
 
 
 def _unit(*parts: object) -> float:
@@ -141,9 +147,15 @@ class StandInServerPool:
 
     async def get_model_info(self) -> dict[str, Any]:
         r = self.rates
-        return {"sample_rate": r["out_sample_rate"], "encoder_sample_rate": r["sample_rate"],
-                "output_sample_rate": r["out_sample_rate"], "channels": 1, "feat_dim": r["feat_dim"],
-                "patch_size": r["patch_size"], "model_path": str(self.model_path)}  # fmt: skip
+        return {
+            "sample_rate": r["out_sample_rate"],
+            "encoder_sample_rate": r["sample_rate"],
+            "output_sample_rate": r["out_sample_rate"],
+            "channels": 1,
+            "feat_dim": r["feat_dim"],
+            "patch_size": r["patch_size"],
+            "model_path": str(self.model_path),
+        }
 
     async def encode_latents(self, wav: bytes, wav_format: str) -> bytes:
         import soundfile
@@ -165,10 +177,19 @@ class StandInServerPool:
     async def remove_prompt(self, prompt_id: str) -> None:
         del self._prompts[prompt_id]
 
-    async def generate(self, target_text: str, prompt_latents: bytes | None = None, prompt_text: str = "",
-                       prompt_id: str | None = None, max_generate_length: int = 2000, temperature: float = 1.0,
-                       cfg_value: float = 2.0, ref_audio_latents: bytes | None = None, lora_name: str | None = None,
-                       seed: int | None = None) -> AsyncIterator[np.ndarray]:  # fmt: skip
+    async def generate(
+        self,
+        target_text: str,
+        prompt_latents: bytes | None = None,
+        prompt_text: str = "",
+        prompt_id: str | None = None,
+        max_generate_length: int = 2000,
+        temperature: float = 1.0,
+        cfg_value: float = 2.0,
+        ref_audio_latents: bytes | None = None,
+        lora_name: str | None = None,
+        seed: int | None = None,
+    ) -> AsyncIterator[np.ndarray]:
         if prompt_id is not None:
             if prompt_id not in self._prompts:
                 raise ValueError(f"Prompt with id {prompt_id} not found")
@@ -176,8 +197,9 @@ class StandInServerPool:
         if lora_name is not None:
             raise ValueError(f"LoRA '{lora_name}' is not registered")
         self._check_alive()
-        seq = self._accept(target_text, prompt_latents, prompt_text, max_generate_length, cfg_value,
-                           ref_audio_latents, seed)  # fmt: skip
+        seq = self._accept(
+            target_text, prompt_latents, prompt_text, max_generate_length, cfg_value, ref_audio_latents, seed
+        )
         normal_end = False
         try:
             while True:
@@ -242,13 +264,30 @@ class StandInServerPool:
             )
         rule = self.length_rule or (lambda t, s, sps: default_length(t, s, sps))
         natural = max(1, int(rule(text, seed, self.rates["steps_per_s"])))
-        voice = _unit("voice", text, seed, cfg, self.inference_timesteps,
-                      hashlib.sha256(prompt_latents or b"").hexdigest(), hashlib.sha256(ref_latents or b"").hexdigest())  # fmt: skip
+        voice = _unit(
+            "voice",
+            text,
+            seed,
+            cfg,
+            self.inference_timesteps,
+            hashlib.sha256(prompt_latents or b"").hexdigest(),
+            hashlib.sha256(ref_latents or b"").hexdigest(),
+        )
         seq = _Seq(uuid.uuid4().hex, prompt_len, natural, max_len, voice, asyncio.Queue())
-        self.log.append({"target_text": text, "prompt_text": prompt_text, "prompt_patches": prompt,
-                         "ref_patches": ref if ref_latents is not None else None, "max_generate_length": max_len,
-                         "cfg_value": cfg, "seed": seed, "inference_timesteps": self.inference_timesteps,
-                         "prompt_len": prompt_len, "natural": natural})  # fmt: skip
+        self.log.append(
+            {
+                "target_text": text,
+                "prompt_text": prompt_text,
+                "prompt_patches": prompt,
+                "ref_patches": ref if ref_latents is not None else None,
+                "max_generate_length": max_len,
+                "cfg_value": cfg,
+                "seed": seed,
+                "inference_timesteps": self.inference_timesteps,
+                "prompt_len": prompt_len,
+                "natural": natural,
+            }
+        )
         self._waiting.append(seq)
         self._wake.set()
         return seq
