@@ -34,11 +34,18 @@ def _cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` need a CUDA GPU; on a machine without one they are reported as skipped."""
+    """Tests marked ``gpu`` need a CUDA GPU; on a machine without one they are reported as skipped.
+
+    Files with tests marked ``slow`` (end-to-end runs in subprocesses, minutes each) are handed out first: the
+    workers take whole files in this order, so the longest start at once and the short ones fill in around
+    them, instead of one long file starting last and running alone.
+    """
     gpu_tests = [item for item in items if "gpu" in item.keywords]
     if gpu_tests and not _cuda():
         for item in gpu_tests:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file's own order is kept
 
 
 @pytest.fixture(scope="session")

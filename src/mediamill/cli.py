@@ -144,7 +144,7 @@ def _on_interrupt(signum: int, frame: Any) -> None:
 
     if getattr(_on_interrupt, "armed", False):
         _exit_interrupted()
-    _on_interrupt.armed = True  # type: ignore[attr-defined]
+    _on_interrupt.armed = True  # type: ignore[attr-defined]  # a flag kept on the function object
     console.print("[yellow]stopping…[/] (Ctrl-C again to quit at once)")
     grace = GRACE_WITH_SERVER_S
     if not server_configured():
@@ -204,8 +204,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .flows.tempserver import own_api
 
     with own_api():
-        state = asyncio.run(
-            sweep(
+        state: Any = asyncio.run(  # the flow run's final prefect State
+            sweep(  # type: ignore[arg-type]  # prefect types it Awaitable; it is a coroutine
                 inbox=str(args.inbox),
                 backend=args.backend,
                 outputs=str(args.outputs) if args.outputs else None,

@@ -68,6 +68,7 @@ class Profile:
     def rules_for(self, m: Measurement) -> tuple[Rule, ...]:
         if self.lufs_by_channels is not None:  # the loudness target depends on the file's channel count
             target = self.lufs_for(m.channels or 1)
+            assert target is not None  # lufs_for reads lufs_by_channels, set here
             return (Rule("integrated loudness", "integrated_lufs", target - 1, target + 1, "LUFS"), *self.rules)
         return self.rules
 

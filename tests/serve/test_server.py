@@ -20,6 +20,8 @@ from mediamill.media.probe import probe
 from tests.helpers.fakes import write_tone_wav
 from tests.helpers.loadgen import serve_process
 
+pytestmark = pytest.mark.slow  # a server of its own, as a subprocess
+
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

@@ -24,6 +24,8 @@ import pytest
 from tests.helpers.fakes import write_tone_wav
 from tests.helpers.loadgen import hammer, serve_process, sse_round
 
+pytestmark = pytest.mark.slow  # a server of its own, as a subprocess
+
 KEY = "hostile-key-5d1c9e0a"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MAX_BODY = 1024 * 1024
@@ -93,6 +95,15 @@ def srv(tiny_voxcpm, tmp_path_factory):
     }
     args = ["--voices", str(voices), "--prompts", str(prompts)]
     with serve_process(env, args, root / "server.log") as served:
+        # One cloned reading first, given all the time a loaded machine needs: the model's first pass over a
+        # prompt is its slowest, and the tests time their own requests, not the model's warming up.
+        warm = httpx.post(
+            served.url + "/v1/audio/speech",
+            json={"input": "Hello.", "prompt_wav_path": "guest.wav"},
+            headers=AUTH,
+            timeout=300,
+        )
+        assert warm.status_code == 200, warm.text
         yield SimpleNamespace(
             url=served.url,
             served=served,

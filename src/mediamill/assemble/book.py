@@ -71,7 +71,8 @@ def master_m4b(
 ) -> None:
     """The M4B with one gain for the whole book, decided on all of it, so chapters keep their relative loudness."""
     book_lufs = master.integrated_lufs([path for _, path, _ in chapters], work)
-    gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0  # type: ignore[operator]
+    assert AUDIOBOOK.target_lufs is not None  # the audiobook profile sets it
+    gain = AUDIOBOOK.target_lufs - book_lufs if book_lufs > -70 else 0.0
     mastering = master.gain_chain(gain + adjust_db, limit_db)
     build_m4b(chapters, book_meta(plan), m4b, work, audio_filter=mastering, cover=_cover(plan))
 

@@ -14,7 +14,7 @@ import wave
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..config import settings
 from ..core.heap import trim
@@ -162,7 +162,9 @@ class PiperBackend(ThreadedBackend):
         from piper import SynthesisConfig
 
         # Voice files named by path are inputs (hashed into the key); named voices are looked up again.
-        model_path = job.spec.inputs.get("voice") or self._voice(job.row, Path("."))[0]  # type: ignore[arg-type,index]
+        row = cast(TtsRow, job.row)  # check() lets only tts rows through
+        by_path = job.spec.inputs.get("voice")
+        model_path = by_path or self._voice(row, Path("."))[0]  # type: ignore[index]  # check() found the voice
         voice = self._load(model_path)
         params = job.spec.params
         config = SynthesisConfig(**{k: params[k] for k in SYNTH_OPTIONS if k in params})

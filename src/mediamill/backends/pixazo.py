@@ -186,6 +186,7 @@ class PixazoBackend(Backend):
         record = journal.read()
         resumed = bool(record and record.get("output_url"))
         if resumed:
+            assert record is not None  # resumed says so
             url, elapsed = record["output_url"], record.get("elapsed_s")  # generated before a crash: fetch it
         else:
             started = time.perf_counter()
@@ -205,7 +206,7 @@ class PixazoBackend(Backend):
         price = lookup_price(self.name, MODEL, self.defaults)
         return Generated(
             path=path,
-            compute_s=float(elapsed),
+            compute_s=float(elapsed),  # type: ignore[arg-type]  # a journal note always has elapsed_s
             cost_usd=price.cost(len(job.spec.params["text"])) if price else None,
             cost_source="price table" if price else None,
         )

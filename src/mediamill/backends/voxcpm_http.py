@@ -87,8 +87,8 @@ class VoxcpmHttpBackend(ThreadedBackend):
     def settings(self) -> VoxcpmHttpSettings:
         return VoxcpmHttpSettings()
 
-    @property  # type: ignore[override]
-    def default_concurrency(self) -> int:
+    @property
+    def default_concurrency(self) -> int:  # type: ignore[override]  # the base's constant, computed from settings
         return self.settings.concurrency
 
     def estimate(self, texts: list[str], speech_s: float) -> CostEstimate:

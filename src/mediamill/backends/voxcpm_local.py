@@ -65,8 +65,8 @@ class VoxcpmBackend(ThreadedBackend):
         """``plain`` (the model pool) or ``nanovllm`` (the batched engine), as VOXCPM_ENGINE decides here."""
         return chosen_engine(cfg or self.settings)
 
-    @property  # type: ignore[override]
-    def default_concurrency(self) -> int:
+    @property
+    def default_concurrency(self) -> int:  # type: ignore[override]  # the base's constant, computed from settings
         cfg = self.settings
         if self.engine(cfg) == "plain":  # one row per replica: a replica serves one generation at a time
             return replica_pool(cfg).size

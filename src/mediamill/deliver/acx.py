@@ -27,6 +27,7 @@ def deliver_acx(p: Production, work: Path) -> Delivery:
     folder = out_dir / "acx"
     folder.mkdir(parents=True, exist_ok=True)
     wanted = []
+    assert ACX.target_rms_db is not None  # the ACX profile sets it
     for chapter, source in zip(plan.chapters, book.chapters):
         duration = probe(source).duration_s
         if duration > 120 * 60:
@@ -37,7 +38,7 @@ def deliver_acx(p: Production, work: Path) -> Delivery:
         dest = folder / f"{chapter.number:02d}-{slug(chapter.title)}.mp3"
         wanted.append(dest)
         lv = levels(source)
-        gain = ACX.target_rms_db - lv["rms_db"]  # type: ignore[operator]
+        gain = ACX.target_rms_db - lv["rms_db"]
         limit = ACX.limit_db
         # Mastered and corrected in scratch, then moved into place: a kill between passes must
         # not leave an uncorrected file under the delivered name.
@@ -47,7 +48,7 @@ def deliver_acx(p: Production, work: Path) -> Delivery:
         # Corrective passes (bounded) when encoding moved a figure: the limiter took more level
         # than expected, or the encoder pushed peaks past the ceiling.
         for _ in range(ACX_CORRECTIONS):
-            drift = ACX.target_rms_db - result.measurement.rms_db  # type: ignore[operator]
+            drift = ACX.target_rms_db - result.measurement.rms_db
             overshoot = result.measurement.peak_db - (ACX.limit_db + 1.0)
             if abs(drift) <= 1.0 and overshoot <= 0:
                 break

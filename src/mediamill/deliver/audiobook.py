@@ -25,7 +25,8 @@ def deliver_audiobook(p: Production, work: Path) -> Delivery:
         return delivery
     result = judge_file(book.m4b, AUDIOBOOK, {"chapters": len(probe(book.m4b).chapters)})
     m = result.measurement
-    drift = AUDIOBOOK.target_lufs - m.integrated_lufs  # type: ignore[operator]
+    assert AUDIOBOOK.target_lufs is not None  # the audiobook profile sets it
+    drift = AUDIOBOOK.target_lufs - m.integrated_lufs
     overshoot = m.true_peak_dbtp - (-1.0)
     if not result.ok and (abs(drift) > 0.5 or overshoot > 0):
         # The limiter or the AAC encoder moved the figures: one corrective pass over the whole book.

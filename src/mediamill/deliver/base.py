@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..assemble import BookOutputs, build_timeline
+from ..manifest import SpeechRow
 from ..media import master
 from ..media.measure import Measurement, measure
 from ..plan import Plan
@@ -116,6 +117,13 @@ def caption_rows(p: Production, in_book: bool, chapter: int | None = None) -> li
             start = base + row.start_s
             until = base + (span.rows[i + 1].start_s if i + 1 < len(span.rows) else span.duration_s)
             rows.append(
-                CaptionRow(job.row.text, start, base + row.end_s, until, row_words(p, job.key, start), job.language)
+                CaptionRow(
+                    cast(SpeechRow, job.row).text,  # the timeline holds speech rows only
+                    start,
+                    base + row.end_s,
+                    until,
+                    row_words(p, job.key, start),
+                    job.language,
+                )
             )
     return rows

@@ -82,11 +82,11 @@ def _timed(row: CaptionRow, chunks: list[str]) -> list[tuple[float, float]]:
     if row.words:
         counts = _word_counts(chunks, row.language)
         if sum(counts) == len(row.words) and all(counts):
-            spans, at = [], 0
+            spans, i = [], 0
             for n in counts:
-                first, last = row.words[at], row.words[at + n - 1]
+                first, last = row.words[i], row.words[i + n - 1]
                 spans.append((first[1], last[2]))
-                at += n
+                i += n
             return spans
     # No usable word timings: the row's speech shared among its chunks by length.
     total = sum(len(c) for c in chunks) or 1

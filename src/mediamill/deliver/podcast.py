@@ -28,6 +28,7 @@ def deliver_podcast(p: Production, work: Path) -> Delivery:
     dest = out_dir / "podcast" / f"{plan.name}.mp3"
     dest.parent.mkdir(parents=True, exist_ok=True)
     target = PODCAST.lufs_for(2 if stereo else 1)
+    assert target is not None  # the podcast profile has a target for each channel count
     master.encode_episode(mix, dest, target, PODCAST.limit_db, stereo)
     delivery.files.append(judge_file(dest, PODCAST))
     # The speech sits after the intro, less the crossfade into it.

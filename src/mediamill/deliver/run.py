@@ -49,7 +49,10 @@ def _fingerprint(plan: Plan, profile: str, book: BookOutputs, entries: dict[str,
         "chapters": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in book.chapters],
         "clips": [entries[j.key].path.name for j in plan.jobs if j.kind in ("video", "song") and j.key in entries],
         "meta": meta.fingerprint_doc(),
-        "files": {k: resolve_file(plan, v).stat().st_mtime_ns for k, v in meta.files().items()},  # type: ignore[union-attr]
+        "files": {
+            k: resolve_file(plan, v).stat().st_mtime_ns  # type: ignore[union-attr]  # files() keeps named ones only
+            for k, v in meta.files().items()
+        },
     }
     doc.update(PROFILE_INPUTS.get(profile, lambda *_: {})(plan, entries))
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -45,6 +45,7 @@ def deliver_video(p: Production, work: Path) -> Delivery:
     cue_list = _video_cues(p, clips, narrated=cfg.track == "speech")
     vtt, subtitles = dest.with_suffix(".vtt"), dest.with_suffix(".srt")
     write_srt(subtitles, cue_list)
+    assert VIDEO.target_lufs is not None  # the video profile sets it
     master.video_cut(
         clips,
         dest,
@@ -52,7 +53,7 @@ def deliver_video(p: Production, work: Path) -> Delivery:
         cfg.mode,
         VIDEO.target_lufs,
         VIDEO.limit_db,
-        work,  # type: ignore[arg-type]
+        work,
         subtitles=subtitles if cue_list else None,
     )
     delivery.outputs += [write_vtt(vtt, cue_list), subtitles]

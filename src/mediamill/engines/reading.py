@@ -129,6 +129,7 @@ def read_pieces(
             where = f"piece {index + 1} of {len(pieces)} ({_excerpt(piece.text)})"
             if not keep_bad:
                 raise BadCaseError(f"{where}: {verdict}, after {max_takes} takes")
+            assert reading.kept_bad is not None  # every caller passes Reading(kept_bad=[])
             reading.kept_bad.append(f"{where}: {verdict}")
         if not reading.sample_rate:
             reading.sample_rate = chosen.sample_rate

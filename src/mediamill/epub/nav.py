@@ -62,11 +62,13 @@ def _nav_element(tree: etree._ElementTree, kind: str) -> etree._Element | None:
 
 
 def _nav_toc(package: Package) -> list[TocEntry]:
+    assert package.nav is not None  # read_toc calls this only with a nav
+    nav_path = package.nav.path
     try:
-        tree = parse_xhtml(package.read(package.nav.path))
+        tree = parse_xhtml(package.read(nav_path))
     except ValueError:
         return []
-    check_depth(tree.getroot(), f"{package.label}: {package.nav.path}")
+    check_depth(tree.getroot(), f"{package.label}: {nav_path}")
     nav = _nav_element(tree, "toc")
     if nav is None:
         return []
@@ -81,7 +83,7 @@ def _nav_toc(package: Package) -> list[TocEntry]:
                 title = _clean("".join(label.itertext()))
                 path = fragment = None
                 if local(label) == "a" and label.get("href"):
-                    path, fragment = package.resolve(package.nav.path, label.get("href"))
+                    path, fragment = package.resolve(nav_path, label.get("href"))
                 entries.append(TocEntry(title, path, fragment, depth))
             for sub in li:
                 if isinstance(sub.tag, str) and local(sub) == "ol":
@@ -94,11 +96,13 @@ def _nav_toc(package: Package) -> list[TocEntry]:
 
 
 def _ncx_toc(package: Package) -> list[TocEntry]:
+    assert package.ncx is not None  # read_toc calls this only with an NCX
+    ncx_path = package.ncx.path
     try:
-        tree = parse_xml(package.read(package.ncx.path))
+        tree = parse_xml(package.read(ncx_path))
     except (ValueError, etree.XMLSyntaxError):
         return []
-    check_depth(tree.getroot(), f"{package.label}: {package.ncx.path}")
+    check_depth(tree.getroot(), f"{package.label}: {ncx_path}")
     entries: list[TocEntry] = []
     ns = {"n": NCX_NS}
 
@@ -107,7 +111,7 @@ def _ncx_toc(package: Package) -> list[TocEntry]:
         content = point.find("n:content", ns)
         path = fragment = None
         if content is not None and content.get("src"):
-            path, fragment = package.resolve(package.ncx.path, content.get("src"))
+            path, fragment = package.resolve(ncx_path, content.get("src"))
         entries.append(TocEntry(_clean("".join(label.itertext())) if label is not None else "", path, fragment, depth))
         for sub in point.findall("n:navPoint", ns):
             walk(sub, depth + 1)

@@ -175,7 +175,7 @@ async def _run_rows(
 
     async def as_task(groups: list[list[Job]], turn: Turn) -> str | None:
         policy = cfg.retry_policy(groups[0][0].backend)
-        state = await generate_rows(
+        state = await generate_rows(  # type: ignore[misc]  # prefect types it State; it is a coroutine
             batch_label(groups), groups, str(run.root), policy, record, verification, turn, return_state=True
         )
         return None if state.is_completed() else (state.message or "the task did not finish")

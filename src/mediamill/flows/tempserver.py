@@ -81,7 +81,7 @@ class TemporaryAPI:
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options()
         )
         if self._log:
-            out.close()  # type: ignore[union-attr]
+            out.close()  # type: ignore[union-attr]  # the log file, not DEVNULL, here
         url = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 
@@ -50,13 +51,19 @@ class Outcome:
 TakeChecker = Callable[[Job, Path], Awaitable[TakeCheck]]
 
 
+class PieceChecker(Protocol):
+    """Checks one piece of a take: (piece audio, piece text, language) -> its check."""
+
+    def __call__(self, audio: Path, text: str, /, language: str | None = None) -> TakeCheck: ...
+
+
 @dataclass(frozen=True)
 class Verification:
     """How a run checks its speech takes, and what it does with a take that fails."""
 
     check: TakeChecker
     # For engines that read a row in pieces: (piece audio, piece text, language) -> its check, made as it goes.
-    piece: Callable[[Path, str, str | None], TakeCheck] | None = None
+    piece: PieceChecker | None = None
     max_takes: int = 3  # generations per row at most, the first included
     keep_failed: bool = False  # keep (flagged) the best take of a row whose every take fails
 
@@ -110,19 +117,21 @@ async def generate_job(
         if not checking or "verified" in entry.meta:
             return Outcome(entry, None, 0.0)
         assert verification is not None
+        check: TakeCheck | None  # a take's check, None while unchecked
         check = await verification.check(job, entry.path)  # take 0: the stored one
         if check.passed or not check.judged or verification.keep_failed:
+            extras: dict | None  # None below for a take never checked
             fields, extras = _check_record(check, 0)
             entry = await anyio.to_thread.run_sync(store.annotate, entry, fields, extras)
             return Outcome(entry, None, time.perf_counter() - started)
         log.info("row %s: its stored take does not say its text (%s); taking it again", job.id, check.reason)
     takes: list[_Take] = []
     with store.workdir(job.key) as workdir:
-        limit = verification.max_takes if checking else 1  # type: ignore[union-attr]
+        limit = verification.max_takes if checking else 1  # type: ignore[union-attr]  # checking: not None
         for number in range(limit):
             take_dir = workdir / f"take-{number}"
             take_dir.mkdir()
-            piece = verification.piece if checking else None  # type: ignore[union-attr]
+            piece = verification.piece if checking else None  # type: ignore[union-attr]  # checking: not None
             this_take = job.for_take(number, functools.partial(piece, language=job.language) if piece else None)
             async with engine or contextlib.nullcontext():  # the lane's engine: one generation at a time
                 generated = await backend.generate(this_take, take_dir, journal)
@@ -137,7 +146,8 @@ async def generate_job(
                 raise PermanentError(f"{job.backend} returned unusable media: {exc}") from None
             check = None
             if checking:
-                check = generated.extra.get("check") or await verification.check(this_take, generated.path)  # type: ignore[union-attr]
+                assert verification is not None  # checking says so
+                check = generated.extra.get("check") or await verification.check(this_take, generated.path)
             takes.append(_Take(generated, info, check, number))
             if check is None or check.passed or not check.judged:
                 break
@@ -163,7 +173,8 @@ async def generate_job(
             if best.check.minor():
                 # A short extra sound, every take: keep the take, flagged for a listen (results, qc.md).
                 best = dataclasses.replace(best, check=dataclasses.replace(best.check, status="flagged"))
-            elif not verification.keep_failed:  # type: ignore[union-attr]
+            elif not verification.keep_failed:  # type: ignore[union-attr]  # a judged check: not None
+                assert best.check is not None  # as tested above (mypy forgets it past the branch that replaces best)
                 journal.clear()
                 raise TakeFailed(_failure(best.check, len(takes)), spent_cost, spent_compute, len(takes))
         generated = best.generated

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import cast
 
 from ..backends import Job, get_backend
 from ..config import Settings
@@ -36,7 +37,7 @@ def verification_for(cfg: Settings, check: TakeChecker | None = None) -> Verific
 
 def expected_text(job: Job) -> str:
     """What a take of ``job`` should say: its text in its lexicon's say forms."""
-    return job.spoken or getattr(job.row, "text", "")
+    return job.spoken or cast(str, getattr(job.row, "text", ""))  # a speech row's text is a str
 
 
 def unchecked(verification: Verification | None, job: Job, entry: Entry) -> bool:

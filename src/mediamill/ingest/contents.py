@@ -168,6 +168,7 @@ def _judge(
     seen: set[str] = set()
     for a in run:
         fragment = _link_target(a, targets, own)
+        assert fragment is not None  # _runs keeps only links with a target here
         if fragment not in seen:
             seen.add(fragment)
             links.append((fragment, clean_text(a.text_content())))

@@ -35,7 +35,7 @@ from lxml import etree
 
 from ..epub.xhtml import epub_types, local, stepped
 from .clean import clean_text, is_scene_break, strip_note_markers, word_count
-from .model import Block, Mark, Note, Skipped
+from .model import Block, BlockKind, Mark, Note, Skipped
 
 BLOCK = frozenset(
     "address article aside blockquote body caption center dd details dialog div dl dt fieldset figcaption "
@@ -149,7 +149,7 @@ class Walker:
         if last is not None:
             last.break_after = True
 
-    def _emit(self, run: _Run, el: etree._Element, steps: list[int], kind: str = "para", level: int = 0) -> None:
+    def _emit(self, run: _Run, el: etree._Element, steps: list[int], kind: BlockKind = "para", level: int = 0) -> None:
         trailing = run.trailing_marks()
         self.result.stream.extend(m for m in run.marks if not any(m is t for t in trailing))
         text = run.text()

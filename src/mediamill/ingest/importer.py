@@ -228,8 +228,8 @@ def import_manuscript(source: Path, out_dir: Path, options: ImportOptions | None
     drafts: list[tuple[int, RowText]] = []
     for number, chapter in enumerate(chapters, 1):
         notes = _notes_for(chapter, ms) if options.notes == "end" else []
-        for row in chapter_rows(chapter, options.unit, options.max_chars, options.headings, notes):
-            drafts.append((number, row))
+        for draft in chapter_rows(chapter, options.unit, options.max_chars, options.headings, notes):
+            drafts.append((number, draft))
     if not drafts:
         raise IngestError(f"{source.name}: no text to read was found")
     check_rows(len(drafts), source.name)

@@ -20,6 +20,7 @@ recognises is read.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SKIPPED_KINDS = (
@@ -135,7 +136,7 @@ def classify(
     link_share: float = 0.0,
     images: int = 0,
     keep: frozenset[str] = frozenset(),
-    headings: list[str] = (),
+    headings: Sequence[str] = (),
     author: str | None = None,
 ) -> Verdict:
     """Decide what a section is and whether it is read; ``keep`` lists kinds to read anyway ("all": every one).

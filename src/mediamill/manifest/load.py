@@ -109,11 +109,11 @@ def _validate_row(raw: dict[str, Any], number: int, line: int | None) -> tuple[R
         return model.model_validate(data), problems
     except ValidationError as exc:
         for err in exc.errors():
-            column = str(err["loc"][0]) if err["loc"] else None
+            at = str(err["loc"][0]) if err["loc"] else None
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 message = "is required and empty"
-            problems.append(Problem(message, number, column, line))
+            problems.append(Problem(message, number, at, line))
         return None, problems
 
 

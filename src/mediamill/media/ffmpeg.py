@@ -201,7 +201,7 @@ def _resolve() -> str:
     return bundled
 
 
-def run_ffmpeg(*args: str | os.PathLike[str]) -> None:
+def run_ffmpeg(*args: str | int | os.PathLike[str]) -> None:
     """Run ffmpeg quietly; on failure raise MediaError with the end of its log."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)]
     proc = subprocess.run(

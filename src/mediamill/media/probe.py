@@ -76,8 +76,8 @@ def probe(path: Path | str) -> MediaInfo:
             chapters = [
                 ChapterMark(
                     title=str(c.get("metadata", {}).get("title", "")),
-                    start_s=float(c["start"] * c["time_base"]),
-                    end_s=float(c["end"] * c["time_base"]),
+                    start_s=float(c["start"] * c["time_base"]),  # type: ignore[operator]  # FFmpeg sets time_base
+                    end_s=float(c["end"] * c["time_base"]),  # type: ignore[operator]  # FFmpeg sets time_base
                 )
                 for c in container.chapters()
             ]

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..backends import Backend, Job, UnknownBackendError, get_backend
 from ..config import settings
@@ -136,7 +137,7 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
             problems.append(Problem(str(exc), number, "text"))
             continue
         row_problems = engine.check(spoken_row, manifest.base_dir)
-        if isinstance(getattr(row, "text", None), str) and row.text.strip() and not spoken_row.text.strip():
+        if isinstance(text := getattr(row, "text", None), str) and text.strip() and not spoken_row.text.strip():
             row_problems = [
                 *row_problems,
                 ("text", "nothing to read once prepared for reading (a scene break alone? give it as a pause instead)"),
@@ -152,7 +153,7 @@ def make_plan(manifest: Manifest, backend: str | None = None) -> Plan:
     if problems:
         raise ManifestError(manifest.path, problems)
     if any(j.row.order is not None for j in jobs):
-        jobs.sort(key=lambda j: j.row.order)  # stable: ties keep file order
+        jobs.sort(key=lambda j: cast(float, j.row.order))  # stable: ties keep file order; every row has one
     return Plan(manifest=manifest, jobs=jobs, chapters=_chapters(manifest, jobs))
 
 

@@ -75,8 +75,8 @@ def create_app(settings: ServeSettings | None = None, engine: Any = None) -> Fas
         title="mediamill speech", lifespan=lifespan, docs_url="/docs", redoc_url=None, default_response_class=SafeJSON
     )
     app.state.service = svc
-    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]  # takes a subclass
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]  # takes a subclass
     app.add_exception_handler(Exception, _failed)
     app.include_router(router)
     key = cfg.api_key.get_secret_value() if cfg.api_key else None

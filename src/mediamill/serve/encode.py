@@ -50,6 +50,7 @@ def encode(wav_path: Path, fmt: str, tempo: float | None = None) -> tuple[str, b
         with wave.open(str(wav_path)) as wav:
             return media_type, wav.readframes(wav.getnframes())
     out = wav_path.with_suffix(f".{fmt}")
+    assert codec is not None  # only wav and pcm, answered above, have none
     run_ffmpeg("-i", wav_path, *codec, out)
     return media_type, out.read_bytes()
 

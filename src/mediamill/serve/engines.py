@@ -178,7 +178,7 @@ class PiperEngine:
 
     def start(self) -> None:
         voice = self._load(self._piper.DEFAULT_VOICE)
-        self.sample_rate = voice.config.sample_rate  # type: ignore[attr-defined]
+        self.sample_rate = voice.config.sample_rate
         self.model = f"piper:{self._piper.DEFAULT_VOICE}"
 
     def devices(self) -> list[str]:
@@ -195,13 +195,13 @@ class PiperEngine:
         name = speech.engine_voice or self._piper.DEFAULT_VOICE
         if name not in self._piper.voices():
             raise RequestProblem("voice", f"unknown voice '{name}' (piper voices: {', '.join(self.native_voices())})")
-        if self._load(name).config.sample_rate != self.sample_rate:  # type: ignore[attr-defined]
+        if self._load(name).config.sample_rate != self.sample_rate:
             raise RequestProblem("voice", f"voice '{name}' has another sample rate than the server's default voice")
 
     def read(self, speech: Speech, cancel: threading.Event, reading: Reading) -> Iterator[bytes]:
         voice = self._load(speech.engine_voice or self._piper.DEFAULT_VOICE)
         pause = silence(0.25, self.sample_rate)
-        for i, chunk in enumerate(voice.synthesize(speech.text)):  # type: ignore[attr-defined]
+        for i, chunk in enumerate(voice.synthesize(speech.text)):
             if cancel.is_set():
                 raise Cancelled()
             reading.pieces += 1
@@ -258,7 +258,8 @@ class BatchSpeechEngine:
         voice = speech.voice
         if voice is None:
             return BatchVoice(style=speech.style)
-        latents = await self.engine.latents(voice.audio)  # type: ignore[union-attr]
+        assert self.engine is not None  # _voice runs inside _pump, which checked
+        latents = await self.engine.latents(voice.audio)
         if voice.transcript:
             return BatchVoice(style=speech.style, prompt_latents=latents, prompt_text=voice.transcript)
         return BatchVoice(style=speech.style, ref_latents=latents)
@@ -292,6 +293,7 @@ class BatchSpeechEngine:
         engine = self.engine
 
         async def make(push: Push) -> None:
+            assert engine is not None  # make runs inside _pump, which checked
             voice = await self._voice(speech)
 
             def request_for(index: int, attempt: int):
@@ -315,6 +317,7 @@ class BatchSpeechEngine:
             )
             for name in ("pieces", "generations", "regenerated", "sample_rate"):
                 setattr(reading, name, getattr(done, name))
+            assert reading.kept_bad is not None  # every caller passes Reading(kept_bad=[])
             reading.kept_bad.extend(done.kept_bad or [])
 
         return self._pump(make, cancel)

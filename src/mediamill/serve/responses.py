@@ -9,6 +9,7 @@ import anyio
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 
 class SafeJSON(JSONResponse):
@@ -20,7 +21,8 @@ class SafeJSON(JSONResponse):
 
 class BodyTooLarge(StarletteHTTPException):
     def __init__(self, max_bytes: int):
-        super().__init__(413, {"message": f"request body over {max_bytes} bytes", "type": "invalid_request_error"})
+        detail = {"message": f"request body over {max_bytes} bytes", "type": "invalid_request_error"}
+        super().__init__(413, detail)  # type: ignore[arg-type]  # starlette says str; _http_error renders dicts
 
 
 class CleanStream(StreamingResponse):
@@ -34,7 +36,7 @@ class CleanStream(StreamingResponse):
         super().__init__(content, **kwargs)
         self._on_close = on_close
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:

@@ -168,7 +168,7 @@ def _ordinal(text: str, language: str) -> list[tuple[str, ...]]:
 
 def _money(text: str, language: str) -> list[tuple[str, ...]]:
     symbol, rest = text[0], text[1:].strip()
-    scale = ()
+    scale: tuple[str, ...] = ()
     for word in _SCALES:
         if rest.lower().endswith(word):
             scale, rest = (word,), rest[: -len(word)].strip()

@@ -133,7 +133,7 @@ def _choose_readings(expected: list[Span], heard: list[str]) -> list[str]:
     bag = Counter(heard)
     out: list[str] = []
     for span in expected:
-        best = max(span.readings, key=lambda r: sum(min(bag[w], c) for w, c in Counter(r).items()) - 0.01 * len(r))
+        best = max(span.readings, key=lambda r: sum(min(bag[w], c) for w, c in Counter[str](r).items()) - 0.01 * len(r))
         out += best
     return out
 

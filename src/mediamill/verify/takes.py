@@ -161,7 +161,7 @@ class TakeCheck:
 
 def join(checks: list[tuple[float, TakeCheck]]) -> TakeCheck:
     """One check for a row read in pieces: it passes when every piece passes; offsets are the pieces' starts."""
-    judged = [(at, c) for at, c in checks if c.verdict is not None]
+    judged = [(at, c.verdict) for at, c in checks if c.verdict is not None]
     if not checks:
         return TakeCheck("skipped", reason="nothing to check")
     if any(c.status == "error" for _, c in checks):
@@ -174,7 +174,7 @@ def join(checks: list[tuple[float, TakeCheck]]) -> TakeCheck:
     reason = failing[0].reason if failing else None
     unheard = tuple(at for at, c in checks if c.status == "fail" and c.verdict is None)
     engine = next((c.engine for _, c in checks if c.engine), None)
-    return TakeCheck(status, engine, reason, None, tuple((at, c.verdict) for at, c in judged), unheard)
+    return TakeCheck(status, engine, reason, None, tuple(judged), unheard)
 
 
 def _engine_label(engine: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TypeGuard
 
 import httpx
 
@@ -92,7 +93,7 @@ async def download(
     raise BackendError(f"download failed after {DOWNLOAD_ATTEMPTS} attempts: {last}")
 
 
-def is_http_url(value: object) -> bool:
+def is_http_url(value: object) -> TypeGuard[str]:
     """Whether a value from a service's answer is an http(s) URL we may fetch."""
     return isinstance(value, str) and value.startswith(("http://", "https://"))
 

@@ -103,7 +103,10 @@ class WiroClient:
             errors = body.get("errors") or [{}]
             first = errors[0] if isinstance(errors, list) and isinstance(errors[0], dict) else {}
             code = first.get("code")
-            raise ApiError(int(code) if str(code).isdigit() else None, str(first.get("message") or "request failed"))
+            raise ApiError(
+                int(code) if str(code).isdigit() else None,  # type: ignore[arg-type]  # isdigit() rules out None
+                str(first.get("message") or "request failed"),
+            )
         return body
 
     async def run(self, model: str, inputs: dict[str, Any], files: dict[str, Path]) -> tuple[str, str]:

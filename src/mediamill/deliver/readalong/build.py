@@ -79,6 +79,7 @@ def _rel(from_file: str, to_file: str) -> str:
 
 # -- from an EPUB --------------------------------------------------------------------------------------------
 def _from_epub(book: ReadalongBook, work: Path) -> dict[str, bytes]:
+    assert book.source_epub is not None  # build_readalong comes here only with one
     try:
         package = open_package(Path(book.source_epub))
     except BookError as exc:
@@ -148,7 +149,7 @@ def _from_epub(book: ReadalongBook, work: Path) -> dict[str, bytes]:
             if hit is not None and n in audio_paths:
                 per_doc.setdefault(hit[1], []).append((hit[0], hit[2], audio_paths[n]))
     spine_order = {item.path: i for i, (item, _) in enumerate(package.spine)}
-    overlays = []
+    overlays: list[tuple[str, str, int]] = []
     for path in sorted(per_doc, key=lambda p: spine_order.get(p, 1 << 30)):
         tree = trees[path]
         smil_path = _free_path(files, posixpath.splitext(path)[0] + ".smil")
@@ -308,13 +309,13 @@ def _fresh(book: ReadalongBook, work: Path) -> dict[str, bytes]:
     files["EPUB/nav.xhtml"] = fresh.nav_doc(book, docs, language)
     add_item(manifest, taken, "nav", "nav.xhtml", "application/xhtml+xml", "nav")
     overlays = []
-    for n, (chapter, doc, data) in enumerate(zip(book.chapters, docs, audio), 1):
+    for n, (chapter, doc, mp3) in enumerate(zip(book.chapters, docs, audio), 1):
         add_item(manifest, taken, doc.item_id, doc.href, "application/xhtml+xml")
         etree.SubElement(spine, f"{{{OPF_NS}}}itemref", idref=doc.item_id)
-        if data is None:
+        if mp3 is None:
             continue
         audio_path = f"EPUB/audio/ch{n:02d}.mp3"
-        files[audio_path] = data
+        files[audio_path] = mp3
         add_item(manifest, taken, f"audio-{n:02d}", f"audio/ch{n:02d}.mp3", "audio/mpeg")
         smil_path = f"EPUB/text/ch{n:02d}.smil"
         taken_ids = {e.get("id") for e in doc.tree.getroot().iter() if isinstance(e.tag, str) and e.get("id")}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from ...assemble import build_timeline
 from ...core.hashing import file_digest
-from ...manifest import SPEECH_KINDS
+from ...manifest import SPEECH_KINDS, SpeechRow
 from ...profiles import READALONG
 from ..base import Delivery, Production
 from .build import build_readalong
@@ -66,7 +67,7 @@ def readalong_book(p: Production) -> tuple[ReadalongBook, list[str]]:
             rows.append(
                 ReadalongRow(
                     row.id,
-                    job.row.text,
+                    cast(SpeechRow, job.row).text,  # the timeline holds speech rows only
                     getattr(job.row, "source", None) if epub else None,
                     row.start_s,
                     end,

@@ -73,6 +73,7 @@ def chapter_doc(number: int, chapter: ReadalongChapter, language: str) -> FreshD
     for row in rows:
         shared = row.source is not None and row.source == last_source and paragraph is not None
         if shared:
+            assert paragraph is not None  # shared says so
             if len(paragraph) == 0:  # the paragraph's first row moves into its own span
                 first = etree.SubElement(paragraph, f"{{{XHTML_NS}}}span", id=paragraph.get("id"))
                 first.text, paragraph.text = paragraph.text, None

@@ -12,6 +12,8 @@ target, with a warning.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from .clock import ms
@@ -48,7 +50,7 @@ def place_rows(
             j += 1
         run = [row for row, _ in items[i:j]]
         index = TextIndex(element)
-        ranges: dict[str, tuple[int, int] | None] = {}
+        ranges: dict[str, Any] = {}  # row id: (start, end) or None, then (start, end, span id) once wrapped
         if len(run) > 1:
             cursor = 0
             for row in run:
@@ -64,11 +66,12 @@ def place_rows(
             for row in run:
                 if ranges[row.id]:
                     span_id = unique_id(f"mm-{row.id}", taken_ids)
-                    wrap(element, *ranges[row.id], span_id)
-                    ranges[row.id] = (*ranges[row.id], span_id)  # type: ignore[assignment]
+                    start, end = ranges[row.id]
+                    wrap(element, start, end, span_id)
+                    ranges[row.id] = (start, end, span_id)
         for row in run:
             found = ranges.get(row.id)
-            target = found[2] if found else element.get("id")  # type: ignore[misc]
+            target = found[2] if found else element.get("id")
             groups.append(_group(row, element, index, found, target, audio[row.id], text_href, taken_ids, warnings))
         i = j
     return groups

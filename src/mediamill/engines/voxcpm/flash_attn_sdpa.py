@@ -66,7 +66,7 @@ SHIM_DIR = Path(__file__).resolve().parent / "flash_attn_shim"
 def _refuse(**options: object) -> None:
     for name, value in options.items():
         if name == "window_size":
-            if tuple(value) != (-1, -1):  # type: ignore[arg-type]
+            if tuple(value) != (-1, -1):  # type: ignore[arg-type]  # window_size is a (left, right) pair
                 raise NotImplementedError("flash_attn_sdpa: sliding-window attention is not supported")
         elif name in ("dropout_p", "softcap"):
             if value:
@@ -268,7 +268,7 @@ def active() -> str:
     if module is None:
         if not _real_flash_attn_present():
             return "none"
-        import flash_attn as module  # noqa: PLC0415 - only to read its version
+        module = importlib.import_module("flash_attn")  # only to read its version
     if getattr(module, "MEDIAMILL_STANDIN", False):
         return "sdpa stand-in"
     return f"flash-attn {getattr(module, '__version__', '?')}"
@@ -293,8 +293,8 @@ def install(force: bool = False) -> bool:
     # there is no flash-attn distribution metadata, so they still see flash-attn as not installed.
     module.__spec__ = importlib.util.spec_from_file_location("flash_attn", SHIM_DIR / "flash_attn" / "__init__.py")
     module.__doc__ = "flash-attn stand-in on torch's scaled_dot_product_attention (see flash_attn_sdpa)."
-    module.__version__ = STANDIN_VERSION  # type: ignore[attr-defined]
-    module.MEDIAMILL_STANDIN = True  # type: ignore[attr-defined]
+    module.__version__ = STANDIN_VERSION  # type: ignore[attr-defined]  # set on a bare ModuleType
+    module.MEDIAMILL_STANDIN = True  # type: ignore[attr-defined]  # set on a bare ModuleType
     for name in ("flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"):
         setattr(module, name, globals()[name])
     sys.modules["flash_attn"] = module

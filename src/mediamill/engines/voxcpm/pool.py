@@ -320,7 +320,7 @@ def _quiet_progress_bars() -> None:
     for name in ("voxcpm.model.voxcpm2", "voxcpm.model.voxcpm"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "tqdm"):
-            module.tqdm = lambda iterable, *args, **kwargs: iterable
+            module.tqdm = lambda iterable, *args, **kwargs: iterable  # type: ignore[attr-defined]  # untyped module
 
 
 def to_pcm16(samples: Any) -> bytes:

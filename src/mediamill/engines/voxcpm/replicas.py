@@ -264,11 +264,11 @@ class ProcessReplica(Replica):
         self.model = None
 
     @property
-    def sample_rate(self) -> int:  # type: ignore[override]
+    def sample_rate(self) -> int:
         return int(self.info["sample_rate"])
 
     @property
-    def steps_per_s(self) -> float:  # type: ignore[override]
+    def steps_per_s(self) -> float:
         return float(self.info["steps_per_s"])
 
     def seed(self, seed: int) -> None:

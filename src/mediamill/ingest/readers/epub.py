@@ -157,6 +157,7 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         landmark_hints.setdefault((target, fragment), set()).add(f"landmark={kind}")
     body_start = next((t for k, t, _ in landmarks if k == "bodymatter" and t in by_path), None)
     for doc in docs:  # what a document's content says it is, for the front/back matter decision
+        assert doc.body is not None  # docs holds only documents with a body
         if not clean_text(" ".join(doc.body.itertext())):
             landmark_hints.setdefault((doc.path, None), set()).add(
                 "content=image-page" if doc.images() else "content=cover"
@@ -174,9 +175,10 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         if entry.path is None:
             waiting.append((entry.depth, entry.title))
             continue
-        doc = by_path.get(entry.path)
-        if doc is None or (entry.path, entry.fragment) in seen:
+        hit = by_path.get(entry.path)
+        if hit is None or (entry.path, entry.fragment) in seen:
             continue
+        doc = hit
         seen.add((entry.path, entry.fragment))
         element = None
         if entry.fragment:
@@ -193,6 +195,7 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
         if element is None:
             top_marks.setdefault(doc.path, []).extend(marks)
         else:
+            assert entry.fragment is not None  # the element was found by it
             split_ids.setdefault(doc.path, {}).setdefault(entry.fragment, []).extend(marks)
     if not targeted:
         if toc:
@@ -225,6 +228,7 @@ def read_epub(path: Path, *, alt_text: bool, tables: str, keep: frozenset[str]) 
     # Note targets across the book, so note bodies are never read as text.
     note_targets: dict[str, set[str]] = {}
     for doc in docs:
+        assert doc.body is not None  # docs holds only documents with a body
         for a in doc.body.iter():
             if isinstance(a.tag, str) and local(a) == "a" and a.get("href") and _looks_like_noteref(a):
                 target, fragment = package.resolve(doc.path, a.get("href"))

@@ -239,13 +239,13 @@ def _heading_chapters(stream: list[Block | Mark]) -> list[Block | Mark]:
     marked = heading_marks(stream)
     found = sum(isinstance(item, Mark) for item in marked)
     paras = [b for b in stream if isinstance(b, Block) and b.kind == "para"]
-    lines = {id(b): level for b in paras if (level := chapter_line(b.text))}
+    lines = {id(b): line_level for b in paras if (line_level := chapter_line(b.text))}
     if len(lines) >= 2 and len(lines) > found:
         return _paragraph_chapters(stream, lines)
     if found < 2:
         # Bare numerals ("IV.") only where headings found nothing: elsewhere they number a story's parts.
         numerals = sum(1 for b in paras if is_numeral_line(b.text)) >= 3
-        lines = {id(b): level for b in paras if (level := chapter_line(b.text, numerals))}
+        lines = {id(b): line_level for b in paras if (line_level := chapter_line(b.text, numerals))}
         if len(lines) >= 2:
             return _paragraph_chapters(stream, lines)
     return marked

@@ -85,7 +85,7 @@ def read_markdown(path: Path, *, alt_text: bool, tables: str) -> Manuscript:
             note_parts.append(_inline(tok, False)[0])
         elif tok.type == "inline" and tokens[i - 1].type == "paragraph_open":
             content, refs, alts = _inline(tok, alt_text)
-            src = f"L{tokens[i - 1].map[0] + 1}" if tokens[i - 1].map else line
+            src = f"L{where[0] + 1}" if (where := tokens[i - 1].map) else line
             if content:
                 stream.append(Block("para", content, src, noterefs=refs))
             stream.extend(Block("alt", a, src) for a in alts)

@@ -91,6 +91,8 @@ def as_spans(hint: Hint) -> list[Span]:
 @runtime_checkable
 class Recogniser(Protocol):
     name: str
-    languages: frozenset[str]
+
+    @property
+    def languages(self) -> frozenset[str]: ...
 
     def transcribe(self, audio_path: str | Path, language: str, hint: Hint = None) -> Transcript: ...

@@ -217,7 +217,7 @@ class PocketsphinxRecogniser:
         def prob(nats: float) -> float:
             return math.exp(-nats / lw)
 
-        trans = []
+        trans: list[tuple] = []
         for i in range(n):
             for j in range(i + 1, min(n, i + c.window) + 1):
                 trans.append((i, j, prob(c.skip_open + c.skip_extend * (j - i - 1))))

@@ -354,24 +354,28 @@ class BatchEngine:
         except BaseException:
             coro.close()
             raise
-        return await self._loop.call(coro)  # type: ignore[union-attr]
+        return await self._loop.call(coro)  # type: ignore[union-attr]  # set by start()
 
     async def take(self, req: TakeRequest) -> BatchTake:
         await self.start()
-        return await self._loop.call(self.generate_piece(req, None, keep=True))  # type: ignore[union-attr]
+        return await self._loop.call(  # type: ignore[union-attr]  # set by start()
+            self.generate_piece(req, None, keep=True)
+        )
 
     def take_sync(self, req: TakeRequest) -> BatchTake:
         self.start_sync()
-        return self._loop.submit(self.generate_piece(req, None, keep=True)).result()  # type: ignore[union-attr]
+        return self._loop.submit(  # type: ignore[union-attr]  # set by start_sync()
+            self.generate_piece(req, None, keep=True)
+        ).result()
 
     async def stream(self, req: TakeRequest) -> AsyncIterator[bytes]:
         await self.start()
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue = asyncio.Queue()
         done = object()
-        fut = self._loop.submit(
+        fut = self._loop.submit(  # type: ignore[union-attr]  # set by start()
             self.generate_piece(req, lambda pcm: loop.call_soon_threadsafe(chunks.put_nowait, pcm), keep=False)
-        )  # type: ignore[union-attr]
+        )
         fut.add_done_callback(lambda _: loop.call_soon_threadsafe(chunks.put_nowait, done))
         try:
             while (item := await chunks.get()) is not done:
@@ -384,7 +388,9 @@ class BatchEngine:
         self.start_sync()
         chunks: queue.Queue = queue.Queue()
         done = object()
-        fut = self._loop.submit(self.generate_piece(req, chunks.put, keep=False))  # type: ignore[union-attr]
+        fut = self._loop.submit(  # type: ignore[union-attr]  # set by start_sync()
+            self.generate_piece(req, chunks.put, keep=False)
+        )
         fut.add_done_callback(lambda _: chunks.put(done))
         try:
             while (item := chunks.get()) is not done:
@@ -455,7 +461,9 @@ class BatchEngine:
     async def latents(self, path: Path, denoise: Callable[[Path], bytes] | None = None) -> bytes:
         """VAE latents of a recording (cached by its bytes; ``denoise`` returns cleaned audio bytes first)."""
         await self.start()
-        return await self._loop.call(self._latents_here(Path(path), denoise))  # type: ignore[union-attr]
+        return await self._loop.call(  # type: ignore[union-attr]  # set by start()
+            self._latents_here(Path(path), denoise)
+        )
 
     async def _latents_here(self, path: Path, denoise: Callable[[Path], bytes] | None) -> bytes:
         loop = asyncio.get_running_loop()
