@@ -11,6 +11,8 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TOOLS_STAMP := $(VENV)/.installed-tools
 # Workers for the suite, each taking whole files (a module's servers and books are made once). Much of it waits
 # on subprocesses, servers and ffmpeg, so one more worker than cores; more starve the real-server tests.
+# Files go out in collection order, where tests/conftest.py puts the slow ones first (xdist would otherwise
+# sort files by their number of tests, which sends the one-test, four-minute crash chain out last).
 TEST_WORKERS ?= 3
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -55,7 +57,7 @@ test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py

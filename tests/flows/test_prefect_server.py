@@ -78,16 +78,16 @@ class Fleet:
         self.procs: list[subprocess.Popen] = []
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.base / f"{name}.log").open("w")
-        proc = subprocess.Popen(
-            [PREFECT, *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **child_options(),  # a killed test run takes its server and workers with it
-        )
+        with (self.base / f"{name}.log").open("w") as log:  # the child has its own copy of the file
+            proc = subprocess.Popen(
+                [PREFECT, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **child_options(),  # a killed test run takes its server and workers with it
+            )
         self.procs.append(proc)
         return proc
 
@@ -272,14 +272,15 @@ def _hosted_run(fleet: Fleet, wiro, manifest: Path, out: Path, log: Path, **env:
         "MEDIAMILL_CONCURRENCY": json.dumps({"wiro": WIRO_LIMIT}),
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
-        cwd=ROOT,
-        env=run_env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with log.open("w") as fh:  # the child has its own copy of the file
+        return subprocess.Popen(
+            [sys.executable, "-m", "mediamill.cli", "run", str(manifest), "--backend", "wiro", "--outputs", str(out)],
+            cwd=ROOT,
+            env=run_env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _hosted_manifest(path: Path, rows: int) -> Path:

@@ -40,8 +40,8 @@ from ..engines.voxcpm.batch import (
     engine_missing,
     get_engine,
     model_folder,
-    piece_request,
     read_row,
+    requests_of,
     served_timesteps,
     text_normalizer,
 )
@@ -93,19 +93,9 @@ async def generate_batched(job: Job, workdir: Path, cfg: VoxcpmSettings) -> Gene
     normalize = await anyio.to_thread.run_sync(text_normalizer) if p["normalize"] else None
     plan = recipe(p["text"], cfg, p["seed"], job.take)
     pieces, check = plan.pieces, plan.check
-
-    def request_for(index: int, attempt: int):
-        # Each retake gets its own seed; the first take of every piece uses the row's (as on plain).
-        return piece_request(
-            engine,
-            pieces[index].text,
-            voice,
-            plan.seed_of(attempt),
-            check,
-            timesteps=p["inference_timesteps"],
-            cfg_value=p["cfg_value"],
-            normalize=normalize,
-        )
+    request_for = requests_of(
+        engine, plan, voice, timesteps=p["inference_timesteps"], cfg_value=p["cfg_value"], normalize=normalize
+    )
 
     out = workdir / "speech.wav"
     sink = WavSink(out)

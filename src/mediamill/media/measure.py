@@ -101,23 +101,30 @@ def loudness(
     found: dict[str, float] = {}
     in_summary = False
     tail: list[str] = []
-    for line in proc.stderr:  # streamed: a ten-hour file logs 360,000 frame lines
-        tail = (tail + [line])[-8:]
-        if not in_summary:
-            m = _FRAME.search(line)
-            if m:
-                points.append((float(m.group(1)), _number(m.group(2)), _number(m.group(3))))
-                if len(points) >= 2 * TIMELINE_MAX_POINTS:
-                    points = points[::2]  # keep memory bounded; thinning again later evens it out
+    try:
+        for line in proc.stderr:  # streamed: a ten-hour file logs 360,000 frame lines
+            tail = (tail + [line])[-8:]
+            if not in_summary:
+                m = _FRAME.search(line)
+                if m:
+                    points.append((float(m.group(1)), _number(m.group(2)), _number(m.group(3))))
+                    if len(points) >= 2 * TIMELINE_MAX_POINTS:
+                        points = points[::2]  # keep memory bounded; thinning again later evens it out
+                    continue
+                if "Summary:" in line:
+                    in_summary = True
                 continue
-            if "Summary:" in line:
-                in_summary = True
-            continue
-        for key, pattern in _SUMMARY.items():
-            m = pattern.match(line)
-            if m and key not in found:
-                found[key] = _number(m.group(1))
-    if proc.wait() != 0 or len(found) < (3 if true_peak else 2):
+            for key, pattern in _SUMMARY.items():
+                m = pattern.match(line)
+                if m and key not in found:
+                    found[key] = _number(m.group(1))
+    except BaseException:
+        proc.kill()  # an error or a cancel mid-stream: ffmpeg has no reader left
+        raise
+    finally:
+        proc.stderr.close()  # the pipe is ours to close, whatever happened
+        returncode = proc.wait()
+    if returncode != 0 or len(found) < (3 if true_peak else 2):
         raise MediaError(f"cannot measure loudness of {path}: {''.join(tail).strip()[-400:]}")
     step = max(1, len(points) // TIMELINE_MAX_POINTS)
     return found, points[::step]

@@ -49,6 +49,7 @@ from ..engines.voxcpm.batch import (
     model_folder,
     piece_request,
     read_row,
+    requests_of,
     served_timesteps,
 )
 from ..voices import Voice
@@ -296,17 +297,14 @@ class BatchSpeechEngine:
             assert engine is not None  # make runs inside _pump, which checked
             voice = await self._voice(speech)
 
-            def request_for(index: int, attempt: int):
-                return piece_request(
-                    engine,
-                    pieces[index].text,
-                    voice,
-                    plan.seed_of(attempt),
-                    check,
-                    timesteps=speech.inference_timesteps,
-                    cfg_value=speech.cfg_value,
-                    max_len=speech.max_length,
-                )
+            request_for = requests_of(
+                engine,
+                plan,
+                voice,
+                timesteps=speech.inference_timesteps,
+                cfg_value=speech.cfg_value,
+                max_len=speech.max_length,
+            )
 
             async def sink(piece, take) -> None:
                 push(take.pcm)

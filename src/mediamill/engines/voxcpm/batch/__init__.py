@@ -11,7 +11,7 @@ requests in flight; ``models`` loads the checkpoint, normaliser and denoiser.
 
 from .engine import BatchEngine, BatchTake, TakeRequest, get_engine
 from .models import denoiser, model_folder, text_normalizer
-from .reading import BatchVoice, WavSink, piece_request, read_row
+from .reading import BatchVoice, WavSink, piece_request, read_row, requests_of
 from .settings import (
     chosen_engine,
     engine_capacity,
@@ -35,6 +35,7 @@ __all__ = [
     "model_folder",
     "piece_request",
     "read_row",
+    "requests_of",
     "served_timesteps",
     "text_normalizer",
 ]

@@ -40,10 +40,10 @@ from ....text import Piece, predicted_seconds
 from ....verify import DurationCheck
 from ....verify.takes import TakeCheck
 from ...errors import PermanentError
-from ...reading import BadCaseError, Hear, Reading, silence, steps_for
+from ...reading import BadCaseError, Hear, Reading, Recipe, silence, steps_for
 from .engine import BatchEngine, BatchTake, TakeRequest
 
-__all__ = ["BatchReading", "BatchVoice", "WavSink", "piece_request", "read_row"]
+__all__ = ["BatchReading", "BatchVoice", "WavSink", "piece_request", "read_row", "requests_of"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,35 @@ class BatchReading(Reading):
 
 
 _SPACES = re.compile(r"\s+")
+
+
+def requests_of(
+    engine: BatchEngine,
+    plan: Recipe,
+    voice: BatchVoice,
+    *,
+    timesteps: int,
+    cfg_value: float,
+    max_len: int | None = None,
+    normalize: Callable[[str], str] | None = None,
+) -> Callable[[int, int], TakeRequest]:
+    """``request_for(index, attempt)`` for ``read_row``: a piece's take with the recipe's seed for that attempt
+    (the first take of every piece uses the text's own seed; each retake another)."""
+
+    def request_for(index: int, attempt: int) -> TakeRequest:
+        return piece_request(
+            engine,
+            plan.pieces[index].text,
+            voice,
+            plan.seed_of(attempt),
+            plan.check,
+            timesteps=timesteps,
+            cfg_value=cfg_value,
+            max_len=max_len,
+            normalize=normalize,
+        )
+
+    return request_for
 
 
 def piece_request(
