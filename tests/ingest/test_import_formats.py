@@ -266,3 +266,19 @@ def test_html_centred_chapter_paragraphs_are_chapters(tmp_path):
     source.write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
     result = import_manuscript(source, tmp_path / "out")
     assert _titles(result) == ["CHAPTER I. THE LAMP", "CHAPTER II. THE FERRY", "CHAPTER III. THE ORCHARD"]
+
+
+@pytest.mark.parametrize("mark", ["* * *", "*" * 40, " ".join("*" * 20), "-" * 60, "~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~ ~"])
+def test_a_line_of_break_marks_of_any_length_is_a_pause_not_a_row(tmp_path, mark):
+    # Project Gutenberg's Alice marks a break inside chapter V with twenty spaced asterisks (39 characters).
+    page = tmp_path / "marks.html"
+    page.write_text(
+        "<html><head><title>Marks</title></head><body><h1>Chapter One</h1>"
+        f"<p>The first part of the chapter ends here.</p><p>{mark}</p><p>The second part begins here.</p>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    rows = read_csv(import_manuscript(page, tmp_path / "out").manifest)
+    texts = [r["text"] for r in rows]
+    assert texts[-2:] == ["The first part of the chapter ends here.", "The second part begins here."]
+    assert float(rows[-2]["pause_after"]) == 1.5  # the scene break's pause

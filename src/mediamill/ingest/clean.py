@@ -56,9 +56,12 @@ def strip_note_markers(text: str) -> str:
 
 
 def is_scene_break(text: str) -> bool:
-    """ "* * *", "#", "~~~", "⁂" and the like: a pause, not words (an "x" alone or "..." too)."""
+    """ "* * *", "#", "~~~", "⁂" and the like, of any length: a pause, not words (an "x" alone or "..." too).
+
+    A line of nothing but such marks has nothing to read however long it is (Gutenberg's Alice spaces twenty
+    asterisks across 39 characters), so it is a break, never a row a run would refuse."""
     stripped = text.strip()
-    if not stripped or len(stripped) > 24 or not _SCENE_BREAK.match(stripped):
+    if not stripped or not _SCENE_BREAK.match(stripped):
         return False
     return not any(ch.isalnum() and ch not in "xX" for ch in stripped) and stripped.lower() not in ("x",)
 
