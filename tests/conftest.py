@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.paths import MANIFESTS, ROOT  # noqa: F401 - ROOT: for tests that still ask here
+from tests.helpers.paths import MANIFESTS
 
 # Keep test runs offline and quiet, whatever the machine's Prefect profile says.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -19,6 +19,7 @@ import anyio
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..config import from_environment
 from ..manifest import CloneRow, Row, SpeechRow, is_url
 from ..store import Journal
 from .base import Backend, BackendError, CostEstimate, Generated, Job, JobSpec, PermanentError
@@ -141,7 +142,7 @@ class PixazoBackend(Backend):
         await self.clients.close()
 
     def client(self) -> PixazoClient:
-        return PixazoClient(PixazoSettings(), self.clients, self.breaker)
+        return PixazoClient(from_environment(PixazoSettings, "PIXAZO_"), self.clients, self.breaker)
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         assert isinstance(row, SpeechRow)

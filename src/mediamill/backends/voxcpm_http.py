@@ -25,6 +25,7 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..config import from_environment
 from ..core.hashing import file_digest
 from ..core.waits import doubling
 from ..engines.reading import BadCaseError, Take, hearing, pieces_of, read_aloud, take_seed
@@ -85,7 +86,7 @@ class VoxcpmHttpBackend(ThreadedBackend):
 
     @property
     def settings(self) -> VoxcpmHttpSettings:
-        return VoxcpmHttpSettings()
+        return from_environment(VoxcpmHttpSettings, "VOXCPM_HTTP_")
 
     @property
     def default_concurrency(self) -> int:  # type: ignore[override]  # the base's constant, computed from settings

@@ -88,7 +88,7 @@ class VoxcpmEngine:
     def __init__(self) -> None:
         if not installed():
             raise RuntimeError(INSTALL_HINT)
-        self.settings = VoxcpmSettings()
+        self.settings = current_settings()
         self.pool = replica_pool(self.settings)
         self.model = model_label(self.settings.model, self.settings.local_files_only)
         self.sample_rate = 0

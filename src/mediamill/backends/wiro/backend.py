@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from ...config import from_environment
 from ...core.hashing import file_digest
 from ...core.waits import backoff
 from ...manifest import Row, SongRow, SpeechRow, VideoRow, is_url
@@ -124,7 +125,7 @@ class WiroBackend(Backend):
         await self.clients.close()
 
     def client(self) -> WiroClient:
-        return WiroClient(WiroSettings(), self.clients)
+        return WiroClient(from_environment(WiroSettings, "WIRO_"), self.clients)
 
     async def _submit(self, client: WiroClient, job: Job) -> tuple[str, str]:
         """Upload what must be uploaded, then Run, waiting out Wiro's concurrency limit."""

@@ -53,7 +53,7 @@ from ...verify import DurationCheck
 from ..errors import BackendError
 from ..reading import Take
 from .pool import ModelLoadError, ModelPool, Replica, model_identity, resolve_devices
-from .settings import VoxcpmSettings
+from .settings import VoxcpmSettings, current_settings
 
 __all__ = [
     "ReplicaSettings",
@@ -352,7 +352,7 @@ _pools_lock = threading.Lock()
 
 def replica_pool(settings: VoxcpmSettings | None = None) -> ReplicaPool:
     """The process-wide pool of plain replicas for the configured model, devices and replica settings."""
-    cfg = settings or VoxcpmSettings()
+    cfg = settings or current_settings()
     devices = resolve_devices(cfg.device)
     specs = plan_replicas(devices, cfg.replicas_per_device, cfg.optimize, cfg.replica_processes)
     key = (
