@@ -12,8 +12,6 @@ target, with a warning.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lxml import etree
 
 from .clock import ms
@@ -50,7 +48,8 @@ def place_rows(
             j += 1
         run = [row for row, _ in items[i:j]]
         index = TextIndex(element)
-        ranges: dict[str, Any] = {}  # row id: (start, end) or None, then (start, end, span id) once wrapped
+        ranges: dict[str, tuple[int, int] | None] = {}  # row id: where its text is in the element, if found
+        spans: dict[str, str] = {}  # row id: the span wrapped around that text
         if len(run) > 1:
             cursor = 0
             for row in run:
@@ -64,14 +63,13 @@ def place_rows(
                         "it highlights the whole element"
                     )
             for row in run:
-                if ranges[row.id]:
-                    span_id = unique_id(f"mm-{row.id}", taken_ids)
-                    start, end = ranges[row.id]
-                    wrap(element, start, end, span_id)
-                    ranges[row.id] = (start, end, span_id)
+                found = ranges[row.id]
+                if found:
+                    spans[row.id] = unique_id(f"mm-{row.id}", taken_ids)
+                    wrap(element, *found, spans[row.id])
         for row in run:
             found = ranges.get(row.id)
-            target = found[2] if found else element.get("id")
+            target = spans.get(row.id) or element.get("id")
             groups.append(_group(row, element, index, found, target, audio[row.id], text_href, taken_ids, warnings))
         i = j
     return groups
@@ -81,7 +79,7 @@ def _group(
     row: ReadalongRow,
     element: etree._Element,
     index: TextIndex,
-    found,
+    found: tuple[int, int] | None,
     target: str,
     audio: str,
     text_href: str,
