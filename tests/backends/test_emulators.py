@@ -279,7 +279,12 @@ def test_wiro_detail_faults(wiro):
 
     thread = threading.Thread(target=slow_detail)
     thread.start()
-    time.sleep(0.1)
+    # The slow request must reach the emulator (and take the fault) before the fast one is sent: on a loaded
+    # machine the thread may start late, and then the fast request would take the fault instead.
+    deadline = time.monotonic() + 30
+    while wiro.detail_count(taskid) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert wiro.detail_count(taskid) == 3
     assert detail(wiro, taskid)["id"] == taskid
     # Answered while the slow one still waits (a clock would measure the machine's load, not the emulator).
     assert thread.is_alive()
