@@ -48,7 +48,7 @@ def main(kills_wanted: int = 30, seed: int = 7) -> None:
     work = Path(tempfile.mkdtemp(prefix="mediamill-crash-"))
     manifest = crash.lamp_book(work)
     with WiroEmulator(api_key=crash.KEY, api_secret=crash.SECRET, queue_s=0.2, run_s=2.5) as wiro:
-        env = crash.wiro_env(work / "prefect", wiro.url)
+        env = crash.wiro_env(work / "prefect", wiro.url, own_api=True)  # as a user's runs: each its own API
         clean = crash.launch(manifest, work / "reference", env, [])
         assert clean.returncode == 0, clean.log[-2000:]
         expected = crash.deliverables(work / "reference", "lamp")

@@ -50,11 +50,25 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A real Prefect API (temporary server, SQLite) shared by the in-process flow tests."""
-    from prefect.testing.utilities import prefect_test_harness
+    """A real Prefect API (temporary server, SQLite) for the in-process flow tests: the one this test process's
+    command line children share (``tests.helpers.cli``), so each worker starts one server, not two.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    To the flows in this process it is a configured server, not their temporary one: tests of server-side
+    limits say ``MEDIAMILL_LIMITS=auto`` and get them."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.helpers.cli import shared_api
+
+    with temporary_settings(updates={PREFECT_API_URL: shared_api()}):
+        # Code in a context copied before this one (a loop started earlier) sees the server too.
+        with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+            yield
+            # What Prefect's background workers hold reaches the server while it is up.
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture

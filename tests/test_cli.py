@@ -1,4 +1,5 @@
-"""The command line as a user runs it: real processes, their own ephemeral Prefect."""
+"""The command line as a user runs it: real processes; the first run and the interrupted one with their own
+temporary Prefect API, the rest sharing the test process's (``tests.helpers.cli``)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_run_and_report_commands(write_manifest, tmp_path):
         sidecar='title = "Tiny"\nauthor = "Tester"\n',
     )
     out = tmp_path / "out"
-    first = mediamill("run", str(path), "--outputs", str(out))
+    first = mediamill("run", str(path), "--outputs", str(out), own_api=True)
     assert first.returncode == 0, first.stderr
     assert "tiny: 2 rows — 2 done, 0 cached, 0 failed" in first.stderr
     # The run's logs reach its temporary API before the API stops: nothing is sent to a dead server.
@@ -62,7 +63,7 @@ def test_sweep_command(tmp_path):
 
 def test_run_refuses_an_invalid_manifest_before_starting(write_manifest, tmp_path):
     path = write_manifest("id,text\ngood,Fine.\nbad one,Words.\n", name="broken")
-    proc = mediamill("run", str(path), "--outputs", str(tmp_path / "out"))
+    proc = mediamill("run", str(path), "--outputs", str(tmp_path / "out"), own_api=True)
     assert proc.returncode == 2
     assert "row 2 (line 3), column 'id'" in proc.stderr
     assert "Starting temporary server" not in proc.stderr + proc.stdout
@@ -85,7 +86,7 @@ def test_a_killed_run_resumes_without_redoing_finished_rows(demo_copy, tmp_path)
             assert time.monotonic() < deadline, "no rows finished in time"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its ephemeral Prefect server
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
     before = finished_entries(out)
@@ -114,7 +115,7 @@ def test_ctrl_c_stops_promptly_and_the_next_run_resumes(demo_copy, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=cli_env(),
+        env=cli_env(own_api=True),
         start_new_session=True,
     )
     deadline = time.monotonic() + 240

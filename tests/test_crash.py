@@ -18,10 +18,13 @@ pytestmark = pytest.mark.slow
 def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path: Path):
     manifest = crash.lamp_book(tmp_path)
     with WiroEmulator(api_key=crash.KEY, api_secret=crash.SECRET, queue_s=0.2, run_s=2.5) as wiro:
-        env = crash.wiro_env(tmp_path / "prefect", wiro.url)
+        # The uninterrupted run and the first killed one start their own temporary Prefect API, as a user's
+        # runs do, to show it ends with them; the rest of the chain shares the test's (six CPU-seconds each).
+        own = crash.wiro_env(tmp_path / "prefect", wiro.url, own_api=True)
+        shared = crash.wiro_env(tmp_path / "prefect", wiro.url)
 
         reference = tmp_path / "reference"
-        clean = crash.launch(manifest, reference, env, [])
+        clean = crash.launch(manifest, reference, own, [])
         assert clean.returncode == 0, clean.log[-3000:]
         assert clean.leaked == [] and crash.leftovers(reference) == []
         expected = crash.deliverables(reference, "lamp")
@@ -34,11 +37,11 @@ def test_sigkill_at_every_point_then_rerun_matches_an_uninterrupted_run(tmp_path
         kills, window_kills = [], 0
         for _ in range(len(points) + 1):
             submitted_before = len(wiro.runs)
-            result = crash.launch(manifest, out, env, points)
+            result = crash.launch(manifest, out, shared if kills else own, points)
             if not result.killed:
                 break
             kills.append(result.point)
-            # Nothing the killed run started lives on: not its temporary Prefect API, not ffmpeg.
+            # Nothing the killed run started lives on: not its temporary Prefect API (the first), not ffmpeg.
             assert result.leaked == [], (result.point, result.leaked)
             time.sleep(0.5)  # requests the killed run had already sent still reach the emulator
             points = points[[p.name for p in points].index(result.point) + 1 :]

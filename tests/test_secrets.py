@@ -11,6 +11,7 @@ import pytest
 
 from mediamill.backends import forget
 from mediamill.flows import produce
+from tests.helpers.cli import shared_api_database
 from tests.helpers.emulators.pixazo import PixazoEmulator
 from tests.helpers.emulators.wiro import WiroEmulator
 
@@ -75,16 +76,6 @@ def _files_under(*roots: Path) -> list[Path]:
     return [p for root in roots for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-def _prefect_database() -> list[Path]:
-    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
-
-    url = PREFECT_API_DATABASE_CONNECTION_URL.value() or ""
-    if not url.startswith("sqlite"):
-        return []
-    db = Path(url.split("///", 1)[-1])
-    return [p for p in (db, db.with_name(db.name + "-wal")) if p.is_file()]
-
-
 def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, tmp_path, write_manifest, caplog):
     from tests.helpers.fakes import write_tone_wav
     from tests.helpers.loadgen import serve_process
@@ -146,7 +137,8 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
         assert all("401" in r["error"] and "VOXCPM_HTTP_API_KEY" in r["error"] for r in rows), rows
     assert any(p.name.startswith("ref-") for p in voices.iterdir())  # the clone rows uploaded their reference
 
-    written = _files_under(out, scratch, voices, tmp_path / "server.log") + _prefect_database()
+    assert shared_api_database(), "the Prefect database is among the files searched"
+    written = _files_under(out, scratch, voices, tmp_path / "server.log") + shared_api_database()
     assert any(p.name == "results.csv" for p in written) and any(p.suffix == ".json" for p in written)
     for path in written:
         data = path.read_bytes()

@@ -4,8 +4,7 @@ A kill point is a condition on the outputs folder that is true only while a
 particular piece of work is in progress (a generation's scratch folder, a
 hosted task's journal, a download's ``.part`` file, a ``.partial`` file of a
 chapter, the M4B, an ACX MP3, the results table). The harness polls for it
-every millisecond and kills the whole process group (the run and its
-temporary Prefect server) the moment it holds: no hooks in the code under
+every millisecond and kills the run the moment it holds: no hooks in the code under
 test. A chain of launches moves through the points in the order the work
 reaches them; each launch resumes from what the killed one left.
 
@@ -171,8 +170,8 @@ def survivors(pgid: int, grace_s: float) -> list[str]:
         time.sleep(0.05)
 
 
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    return cli_env(home, **extra)
+def env_for(home: Path, own_api: bool = False, **extra: str) -> dict[str, str]:
+    return cli_env(home, own_api, **extra)
 
 
 # The production the crash test and benchmark kill: Piper without its random noise (deterministic, so a
@@ -200,12 +199,14 @@ def lamp_book(work: Path) -> Path:
     return manifest
 
 
-def wiro_env(home: Path, wiro_url: str) -> dict[str, str]:
-    """The CLI's environment against the emulator, with quick polls and retries."""
+def wiro_env(home: Path, wiro_url: str, own_api: bool = False) -> dict[str, str]:
+    """The CLI's environment against the emulator, with quick polls and retries; ``own_api``: each launch
+    starts its temporary Prefect API, as a user's run does (else launches share the test process's)."""
     # The emulator answers every row with one sample file, which does not say the row's text: checking
     # takes by ear is off here, as in the rest of the suite, so no hosted row is taken (and paid for) again.
     return env_for(
         home,
+        own_api,
         **wiro_env_of(
             wiro_url,
             WIRO_POLL_INITIAL_S="0.1",

@@ -44,10 +44,12 @@ def _free_port() -> int:
 class TemporaryAPI:
     """The run's own Prefect API server, on loopback; ``start`` it from the main thread."""
 
-    def __init__(self, log: Path | None = None):
+    def __init__(self, log: Path | None = None, environment: dict[str, str] | None = None):
+        """``environment``: Prefect settings of the server's own (a home, a database) over the run's."""
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self._log = log
+        self._environment = environment or {}
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
         port = _free_port()
@@ -57,6 +59,7 @@ class TemporaryAPI:
             "PREFECT__SERVER_EPHEMERAL": "1",  # Prefect's own temporary-server mode: no UI, no background services
             "PREFECT__SERVER_FINAL": "1",
             **get_current_settings().to_environment_variables(exclude_unset=True),
+            **self._environment,
         }
         env.pop("PREFECT_API_URL", None)
         cmd = [
