@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     max_rows: int = Field(100_000, ge=1, description="Rows a manifest may have; more is refused before any work.")
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
+    sweep_in_flight: int = Field(
+        4, ge=1, le=1000, description="Manifests a sweep keeps in production at once (child runs on a pool, or here)."
+    )
     # Verification of speech takes against their text (see mediamill.verify).
     verify: Literal["pocketsphinx", "whisper", "off"] = Field(
         "pocketsphinx", description="The recogniser that checks each speech take, or off."

@@ -45,6 +45,16 @@ def mark_produced(outputs: Path, plan: Plan, profiles: list[str] | None) -> None
     )
 
 
+def hardware(path: Path, backend: str | None) -> str:
+    """``gpu`` when an engine of the manifest's rows wants a GPU, else ``cpu``; a manifest that fails validation
+    is ``cpu`` (its run reports the problems wherever it runs)."""
+    try:
+        plan = validate(path, backend)
+    except ManifestError:
+        return "cpu"
+    return "gpu" if any(engine.hardware == "gpu" for engine in plan.backends().values()) else "cpu"
+
+
 def is_due(path: Path, outputs: Path, backend: str | None, profiles: list[str] | None) -> bool:
     try:
         plan = validate(path, backend)

@@ -24,6 +24,9 @@ FLAKY = "tests.helpers.fakes:FlakyBackend"
 BROKEN = "tests.helpers.fakes:BrokenBackend"
 REFUSING = "tests.helpers.fakes:RefusingBackend"
 COUNTING = "tests.helpers.fakes:CountingBackend"
+SLOW = "tests.helpers.fakes:SlowFleetBackend"
+LOOP_BOUND = "tests.helpers.fakes:LoopBoundBackend"
+HOLD = '{""hold_s"": 4}'  # a row's options (CSV-quoted JSON): it takes 4 s
 
 
 def store_files(outputs: Path) -> dict[str, int]:
@@ -265,6 +268,60 @@ def test_sweep_produces_new_and_changed_manifests_each_in_its_own_subflow(tmp_pa
     state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
     assert state.is_failed() and "same name" in state.message
     assert [r["id"] for r in results(out, "good")] == ["a", "b"]
+
+
+def test_a_sweep_here_produces_its_manifests_at_once_within_one_limit(tmp_path, monkeypatch):
+    """Without a fleet, a sweep runs its manifests concurrently in its own process (MEDIAMILL_SWEEP_IN_FLIGHT at
+    a time), and an engine's limit holds across them: never more rows at once than the limit."""
+    from mediamill.flows import sweep
+
+    events = tmp_path / "events.log"
+    monkeypatch.setenv("MEDIAMILL_TEST_EVENTS", str(events))
+    monkeypatch.setenv("MEDIAMILL_CONCURRENCY", json.dumps({SLOW: 2}))
+    monkeypatch.setenv("MEDIAMILL_SWEEP_IN_FLIGHT", "3")
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    names = ("one", "two", "three", "four")
+    for name in names:
+        # Rows long enough to outlast the next manifest's start (seconds on SQLite when runs collide).
+        (inbox / f"{name}.csv").write_text(f'id,text,backend,options\n{name},The line of {name}.,{SLOW},"{HOLD}"\n')
+
+    state = asyncio.run(sweep(inbox=str(inbox), outputs=str(out), return_state=True))
+    assert state.is_completed(), state.message
+    assert state.message.startswith("4 manifests produced")
+
+    lines = sorted(line.split() for line in events.read_text().splitlines())
+    assert sorted(row for _, what, _, row in lines if what == "start") == sorted(names)  # each made once
+    in_flight, peak = 0, 0
+    for _, what, _, _ in lines:
+        in_flight += 1 if what == "start" else -1
+        peak = max(peak, in_flight)
+    # One row per manifest: two at once is two manifests at once, and three in flight stay within the limit.
+    assert peak == 2
+    for name in names:
+        assert [r["status"] for r in results(out, name)] == ["done"]
+
+
+def test_manifests_swept_at_once_close_a_shared_engine_after_the_last(tmp_path):
+    """An engine's HTTP client belongs to the event loop: the first manifest of a sweep to finish must not
+    close it under the rows of the others."""
+    from mediamill.flows import sweep
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "quick.csv").write_text(f"id,text,backend\nq1,A quick line.,{LOOP_BOUND}\n")
+    (inbox / "long.csv").write_text(f"id,text,backend\nl1,A longer line.,{LOOP_BOUND}\nl2,Another.,{LOOP_BOUND}\n")
+    closed = []
+
+    async def sweep_and_look():
+        state = await sweep(inbox=str(inbox), outputs=str(out), return_state=True)
+        closed.append(asyncio.get_running_loop() in get_backend(LOOP_BOUND).closed)
+        return state
+
+    state = asyncio.run(sweep_and_look())
+    assert state.is_completed(), state.message
+    assert [r["status"] for r in results(out, "long")] == ["done", "done"]
+    assert closed == [True]  # closed in the end, once no row needed it
 
 
 def test_a_server_too_busy_for_slots_is_retried_then_fails_rows_not_the_run(write_manifest, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 SLOW = "tests.helpers.fakes:SlowFleetBackend"
 LIMIT = 2
+HOLD = '{""hold_s"": 4}'  # a row's options (CSV-quoted JSON): it takes 4 s
 
 
 def _free_port() -> int:
@@ -98,6 +99,12 @@ class Fleet:
 
     def log(self, name: str) -> str:
         return (self.base / f"{name}.log").read_text(errors="replace")
+
+    def ran(self, worker: str, run_id: str) -> bool:
+        """Whether ``worker`` ran flow run ``run_id``: it submitted the run, and the server did not turn it
+        away because another worker had taken it first."""
+        log = self.log(worker)
+        return f"submitting flow run '{run_id}'" in log and f"Aborted submission of flow run '{run_id}'" not in log
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -185,7 +192,7 @@ def test_two_workers_on_one_manifest_generate_no_row_twice(fleet, tmp_path):
     assert all(r["state"]["type"] == "COMPLETED" for r in states.values()), [
         (r["state"]["type"], r["state"].get("message")) for r in states.values()
     ]
-    picked = {n for n in (1, 2) for rid in runs if rid in fleet.log(f"worker-{n}")}
+    picked = {n for n in (1, 2) for rid in runs if fleet.ran(f"worker-{n}", rid)}
     assert picked == {1, 2}  # one run on each worker, at the same time
 
     tables = [fleet.artifact(rid, "audiobook-results") for rid in runs]
@@ -222,24 +229,57 @@ def test_a_limit_of_n_holds_across_two_workers(fleet, tmp_path):
     assert gcl["limit"] == LIMIT and gcl["active_slots"] == 0
 
 
-def test_a_sweep_runs_each_manifest_in_its_own_subflow_and_a_bad_one_fails_alone(fleet, tmp_path):
+def test_a_sweep_hands_its_manifests_to_both_workers_and_a_bad_one_fails_alone(fleet, tmp_path):
+    """`mediamill sweep` on a fleet's server: each manifest a child run of produce/produce, taken by whichever
+    worker has room, two at once; a bad manifest fails alone; every row made once."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "good.csv").write_text(f"id,text,backend\ng1,Good words.,{SLOW}\ng2,More good words.,{SLOW}\n")
-    (inbox / "bad.csv").write_text(f"id,text,backend\nb1,Fine.,{SLOW}\nb1,Same id twice.,{SLOW}\n")
-    (sweep_id,) = runs = [fleet.trigger("sweep/sweep", inbox=str(inbox))]
-    sweep = fleet.wait(runs)[sweep_id]
-    assert sweep["state"]["type"] == "FAILED"
-    assert "1 of 2 manifests failed" in sweep["state"]["message"] and "bad.csv" in sweep["state"]["message"]
+    good = ("north", "south", "east")
+    for name in good:
+        # Rows long enough that a manifest is still running when the other worker's flow-run process has started.
+        (inbox / f"{name}.csv").write_text(
+            f'id,text,backend,options\n{name}1,Words of {name}.,{SLOW},"{HOLD}"\n{name}2,More of {name}.,{SLOW},"{HOLD}"\n'
+        )
+    (inbox / "west.csv").write_text(f"id,text,backend\nw1,Fine.,{SLOW}\nw1,Same id twice.,{SLOW}\n")
+    swept = subprocess.run(
+        [sys.executable, "-m", "mediamill.cli", "sweep", str(inbox)],
+        cwd=ROOT,
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    said = " ".join((swept.stdout + swept.stderr).split())
+    assert swept.returncode == 1, said[-3000:]
+    assert "1 of 4 manifests failed: west.csv" in said
 
-    children = fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"parent_task_run_id": {"is_null_": False}}})
-    mine = {c["name"]: c for c in children if c["name"] in ("produce:good", "produce:bad")}
-    assert mine["produce:good"]["state"]["type"] == "COMPLETED"
-    assert mine["produce:bad"]["state"]["type"] == "FAILED"
-    assert "duplicate" in mine["produce:bad"]["state"]["message"].lower()
-    good = pq.read_table(fleet.outputs / "good" / "results.parquet").to_pylist()
-    assert [(r["id"], r["status"]) for r in good] == [("g1", "done"), ("g2", "done")]
-    assert not (fleet.outputs / "bad").exists()
+    names = [f"produce:{name}" for name in (*good, "west")]
+    children = {
+        c["name"]: c for c in fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"name": {"any_": names}}})
+    }
+    assert set(children) == set(names)  # one run each, none started twice
+    assert children["produce:west"]["state"]["type"] == "FAILED"
+    assert "duplicate" in children["produce:west"]["state"]["message"].lower()
+    ran = [children[f"produce:{name}"] for name in good]
+    assert all(c["state"]["type"] == "COMPLETED" for c in ran), [c["state"] for c in ran]
+
+    # Children of one sweep run, as the UI shows them.
+    parents = {fleet.api("GET", f"/task_runs/{c['parent_task_run_id']}")["flow_run_id"] for c in children.values()}
+    (parent,) = parents
+    assert fleet.api("GET", f"/flow_runs/{parent}")["state"]["type"] == "FAILED"
+    # Both workers took manifests, and two ran at once.
+    took = {n: {c["name"] for c in children.values() if fleet.ran(f"worker-{n}", c["id"])} for n in (1, 2)}
+    assert took[1] and took[2] and not took[1] & took[2], took
+    spans = sorted((c["start_time"], c["end_time"]) for c in children.values())
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+
+    started = [line.split()[3] for line in fleet.events.read_text().splitlines() if line.split()[1] == "start"]
+    mine = [row for row in started if row.rstrip("12") in good]
+    assert sorted(mine) == sorted(f"{name}{i}" for name in good for i in (1, 2))  # each row made once
+    for name in good:
+        rows = pq.read_table(fleet.outputs / name / "results.parquet").to_pylist()
+        assert [r["status"] for r in rows] == ["done", "done"]
+    assert not (fleet.outputs / "west").exists()
 
 
 # -- hosted rows under a fleet-wide limit ----------------------------------------------------

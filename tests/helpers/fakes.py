@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+import weakref
 from pathlib import Path
 
 from mediamill.backends import Backend, BackendError, Generated, Job, JobSpec, PermanentError
@@ -46,7 +47,7 @@ class _Counting(Backend):
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(self.hold_s)
+            await asyncio.sleep(float(job.row.options.get("hold_s", self.hold_s)))  # a row may say how long
             return Generated(path=write_tone_wav(workdir / "tone.wav", 0.3), cost_usd=0.01, cost_source="price table")
         finally:
             self.in_flight -= 1
@@ -278,3 +279,35 @@ class TimedBackend(_Counting):
             return await self._tone(job, workdir)
         finally:
             self.spans.append((job.id, job.take, started, time.monotonic()))
+
+
+class LoopBoundBackend(_Counting):
+    """A hosted-API stand-in whose client belongs to the event loop, as a real one's does: once closed in a
+    loop, a row still running there fails. Rows whose id starts with ``q`` are quick; the others wait for the
+    quick one to finish, then take a second more, so they are still running when its run ends."""
+
+    name = "loop-bound"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()  # the loops it was closed in
+        self.quick_done: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
+        loop = asyncio.get_running_loop()
+        quick_done = self.quick_done.setdefault(loop, asyncio.Event())
+        if job.id.startswith("q"):
+            made = await self._tone(job, workdir)
+            quick_done.set()
+        else:
+            await asyncio.wait_for(quick_done.wait(), 60)
+            await asyncio.sleep(1.0)
+            made = await self._tone(job, workdir)
+        if loop in self.closed:
+            raise PermanentError("the client was closed under this row")
+        return made
+
+    async def close(self) -> None:
+        self.closed.add(asyncio.get_running_loop())

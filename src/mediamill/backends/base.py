@@ -139,6 +139,9 @@ class Backend:
     # keeps scene breaks and punctuation clusters from being voiced; engines that read through espeak-ng
     # need "espeak" (numbers, abbreviations, money, Roman numerals too).
     reading: ClassVar[str] = "layout"
+    # Where the engine runs: "gpu" for one that wants this machine's GPU, so a sweep on a Prefect fleet hands
+    # its manifests to the GPU pool's deployment; "cpu" for the rest (hosted APIs included).
+    hardware: ClassVar[str] = "cpu"
 
     def check(self, row: Row, base_dir: Path) -> list[tuple[str | None, str]]:
         """Problems with a row for this engine, as (column, message) pairs."""

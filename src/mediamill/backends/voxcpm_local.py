@@ -53,6 +53,7 @@ DEFAULT_STEPS = 10
 
 
 class VoxcpmBackend(ThreadedBackend):
+    hardware = "gpu"
     name = "voxcpm"
     kinds = frozenset({"tts", "clone"})
     speed_as_tempo = True  # VoxCPM has no rate control (style can still ask for a pace)

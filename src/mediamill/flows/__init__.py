@@ -5,13 +5,16 @@ the run, record what the store has, run the lanes (one Prefect task run per
 batch of rows, usually one row, named after it), write the results, stitch,
 deliver, summarise, publish the artifacts, and end in a state that says what
 happened. ``sweep`` produces an inbox's new or changed manifests, each as its
-own subflow run. Server-side limits (``limits``) and the UI's artifacts
-(``publish``) are Prefect's too, so they live beside the flows.
+own flow run: a child run of the ``produce`` deployment on the pool it needs
+when the fleet's server has one (``fanout``), else a subflow in its own
+process, a bounded number at a time. Server-side limits (``limits``) and the
+UI's artifacts (``publish``) are Prefect's too, so they live beside the flows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import os
@@ -47,13 +50,14 @@ from ..generate import (
     unchecked,
     verification_for,
 )
-from ..inbox import find_manifests, is_due, mark_produced
+from ..inbox import find_manifests, hardware, is_due, mark_produced
 from ..manifest import ManifestError
 from ..plan import Plan
 from ..report import production_summary, write_results
 from ..store import Entry, Store
 from ..verify.takes import TakeCheck
-from .limits import open_slots
+from .fanout import Child, deployments_exist, hand_out
+from .limits import open_slots, server_configured
 from .publish import Progress, publish
 
 __all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
@@ -183,6 +187,7 @@ async def _run_rows(
     rows = asyncio.ensure_future(run_lanes(batches, slots, as_task, fail_unreached, logger))
     cancel_requested = asyncio.Event()
     watcher = asyncio.create_task(_cancel_when_requested(rows, cfg.cancel_check_s, cancel_requested))
+    _in_use.update((asyncio.get_running_loop(), name) for name in engines)
     try:
         await rows
     except asyncio.CancelledError:
@@ -192,9 +197,22 @@ async def _run_rows(
         watcher.cancel()
         for limit in slots.values():
             await limit.close()  # server slots go back now, not when their leases end
-        for engine in engines.values():
-            await engine.close()  # HTTP clients belong to this run's event loop
+        await _let_go(engines)
     return cancel_requested.is_set(), {name: limit.usage() for name, limit in sorted(slots.items())}
+
+
+# Runs using each engine in each event loop: a sweep runs several manifests at once in one loop, and an engine's
+# HTTP clients belong to the loop, so they are closed when the last run using them there ends.
+_in_use: collections.Counter[tuple[asyncio.AbstractEventLoop, str]] = collections.Counter()
+
+
+async def _let_go(engines: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    for name, engine in engines.items():
+        _in_use[(loop, name)] -= 1
+        if _in_use[(loop, name)] <= 0:
+            del _in_use[(loop, name)]
+            await engine.close()
 
 
 def _final_state(
@@ -213,6 +231,8 @@ def _final_state(
 
 
 _watching_worker = False
+# A sweep in this process waits for the produce run it is starting to begin (one starts at a time).
+_begun: collections.deque[asyncio.Event] = collections.deque()
 
 
 def _end_with_worker() -> None:
@@ -232,6 +252,8 @@ async def produce(
 ) -> Any:
     """Produce everything a manifest describes; rows already in the store are not generated again."""
     _end_with_worker()
+    if _begun:
+        _begun.popleft().set()  # a sweep in this process may start its next manifest's run
     logger = get_run_logger()
     started = time.perf_counter()
     try:
@@ -295,6 +317,50 @@ async def produce(
     return _final_state(run, summary, book, undelivered, profiles)
 
 
+async def _fleet_has(deployment: str) -> bool:
+    """Whether this sweep talks to a fleet's Prefect server that has ``deployment`` (else it produces here)."""
+    if not server_configured():
+        return False
+    if (await deployments_exist([deployment]))[deployment]:
+        return True
+    get_run_logger().warning("no deployment %s on the server (prefect deploy --all): producing here", deployment)
+    return False
+
+
+async def _produce_here(
+    paths: list[Path], in_flight: int, backend: str | None, root: Path, profiles: list[str] | None
+) -> dict[Path, tuple[str, str]]:
+    """Each manifest as a subflow of this run, ``in_flight`` at once; engine limits hold across them.
+
+    Subflows start one after another, each once the one before has begun: on SQLite (a temporary API), runs
+    created at the same moment collide, and Prefect's client answers each collision with seconds of back-off."""
+    room, starting = asyncio.Semaphore(in_flight), asyncio.Lock()
+
+    async def one(path: Path) -> tuple[Path, tuple[str, str]]:
+        async with room:
+            async with starting:
+                begun = asyncio.Event()
+                _begun.append(begun)
+                run = produce.with_options(flow_run_name=f"produce:{path.stem}")
+                started = asyncio.ensure_future(
+                    run(manifest=str(path), backend=backend, outputs=str(root), profiles=profiles, return_state=True)
+                )
+                waiting = asyncio.ensure_future(begun.wait())
+                try:
+                    await asyncio.wait([started, waiting], return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    started.cancel()  # the sweep is stopping (Ctrl-C): so does the run it was starting
+                    raise
+                finally:
+                    waiting.cancel()
+                    if not begun.is_set():
+                        _begun.remove(begun)
+            state = await started  # cancelled with the sweep
+        return path, (state.type.value, state.message or "")
+
+    return dict(await asyncio.gather(*(one(path) for path in paths)))
+
+
 def _brief(message: str, most: int = 3) -> str:
     """A flow run's message on one line: a manifest's problems rather than its heading."""
     lines = [line.strip().lstrip("- ") for line in message.splitlines() if line.strip()]
@@ -303,14 +369,27 @@ def _brief(message: str, most: int = 3) -> str:
     return "; ".join(lines).replace("|", "/")
 
 
+# The deployments a sweep hands manifests to, by the hardware their engines want (prefect.yaml).
+PRODUCE_DEPLOYMENTS = {"cpu": "produce/produce", "gpu": "produce/produce-gpu"}
+CHILD_POLL_S = 2.0  # how often a sweep reads its children's states (one call for all of them)
+
+
 @flow(name="sweep", log_prints=False)
 async def sweep(
-    inbox: str = "inbox", backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+    inbox: str = "inbox",
+    backend: str | None = None,
+    outputs: str | None = None,
+    profiles: list[str] | None = None,
+    deployments: dict[str, str] | None = None,
 ) -> Any:
-    """Produce every manifest under ``inbox`` that is new or changed, each as its own subflow run.
+    """Produce every manifest under ``inbox`` that is new or changed, each as its own flow run.
 
-    One manifest failing (bad input, failed rows, failed delivery) does not stop
-    the others; the sweep fails afterwards, naming each failed manifest.
+    On a fleet (a Prefect server with the ``produce`` deployments), each is a child run of the deployment
+    for the hardware its engines want (``deployments`` overrides :data:`PRODUCE_DEPLOYMENTS`), which any
+    worker of that pool takes as it has room; elsewhere, a subflow in this process. Either way at most
+    ``MEDIAMILL_SWEEP_IN_FLIGHT`` at once, the rest waiting their turn. One manifest failing (bad input,
+    failed rows, failed delivery) does not stop the others; the sweep fails afterwards, naming each
+    failed manifest. Cancelling the sweep cancels its children.
     """
     _end_with_worker()
     logger = get_run_logger()
@@ -325,15 +404,33 @@ async def sweep(
     by_name: dict[str, list[Path]] = {}
     for path in manifests:  # all of them: an unchanged namesake's outputs are at stake too
         by_name.setdefault(path.stem, []).append(path)
-    outcomes: list[tuple[Path, str, str]] = []  # manifest, state name, message
+    ended: dict[Path, tuple[str, str]] = {}  # manifest: its run's final state's name, and message
+    todo = []
     for path in due:
         if len(by_name[path.stem]) > 1:  # they would write into the same output folder
             others = ", ".join(str(p) for p in by_name[path.stem] if p != path)
-            outcomes.append((path, "FAILED", f"another manifest has the same name ({others}); rename one"))
-            continue
-        run = produce.with_options(flow_run_name=f"produce:{path.stem}")
-        state = await run(manifest=str(path), backend=backend, outputs=str(root), profiles=profiles, return_state=True)
-        outcomes.append((path, state.type.value, state.message or ""))
+            ended[path] = ("FAILED", f"another manifest has the same name ({others}); rename one")
+        else:
+            todo.append(path)
+    in_flight = settings().sweep_in_flight
+    targets = {**PRODUCE_DEPLOYMENTS, **(deployments or {})}
+    if todo and await _fleet_has(targets["cpu"]):
+        needs = [await anyio.to_thread.run_sync(hardware, path, backend) for path in todo]
+        children = [
+            Child(
+                key=str(path),
+                deployment=targets.get(need, targets["cpu"]),
+                name=f"produce:{path.stem}",
+                parameters={"manifest": str(path), "backend": backend, "outputs": str(root), "profiles": profiles},
+            )
+            for path, need in zip(todo, needs)
+        ]
+        logger.info("handing %d manifests to the pools' workers, %d at a time", len(children), in_flight)
+        for end in await hand_out(children, in_flight, CHILD_POLL_S):
+            ended[Path(end.child.key)] = (end.state, end.message)
+    elif todo:
+        ended.update(await _produce_here(todo, in_flight, backend, root, profiles))
+    outcomes = [(path, *ended[path]) for path in due]
 
     failed = [(p, m) for p, kind, m in outcomes if kind != "COMPLETED"]
     lines = [f"# Sweep of {folder}", "", "| manifest | state | message |", "|---|---|---|"]

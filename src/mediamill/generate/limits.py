@@ -515,11 +515,16 @@ class Slots:
     limit: int
     server_limit: str | None = None  # the server's limit, when one applies (then ``pool`` holds its slots)
     pool: LeasedSlots | None = field(default=None, repr=False, compare=False)
+    room: asyncio.Semaphore | None = field(default=None, repr=False, compare=False)  # this process's, when local
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         if self.pool is None:
-            yield
+            if self.room is None:
+                yield
+                return
+            async with self.room:
+                yield
             return
         await self.pool.acquire()
         try:
@@ -551,5 +556,19 @@ class Slots:
 
 
 def local_slots(backends: dict[str, Backend], configured: dict[str, int]) -> dict[str, Slots]:
-    """Limits held in this process only."""
-    return {name: Slots(name, limit) for name, limit in wanted_limits(backends, configured).items()}
+    """Limits held in this process only: shared by the runs in its event loop (a sweep's manifests at once)."""
+    return {
+        name: Slots(name, limit, room=_room(name, limit)) for name, limit in wanted_limits(backends, configured).items()
+    }
+
+
+_rooms: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = {}
+
+
+def _room(backend: str, limit: int) -> asyncio.Semaphore:
+    """This process's ``limit`` slots for ``backend`` in the running loop (a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    held = _rooms.get(backend)
+    if held is None or held[0] is not loop:
+        held = _rooms[backend] = (loop, asyncio.Semaphore(limit))
+    return held[1]
