@@ -45,20 +45,17 @@ def mark_produced(outputs: Path, plan: Plan, profiles: list[str] | None) -> None
     )
 
 
-def hardware(path: Path, backend: str | None) -> str:
-    """``gpu`` when an engine of the manifest's rows wants a GPU, else ``cpu``; a manifest that fails validation
-    is ``cpu`` (its run reports the problems wherever it runs)."""
+def needed(path: Path, outputs: Path, backend: str | None, profiles: list[str] | None) -> str | None:
+    """What a manifest's run needs if it is due: ``gpu`` when an engine of its rows wants a GPU, else ``cpu``
+    (a manifest that fails validation too: its run reports the problems wherever it runs); None when its last
+    completed production is current. One read and validation of the manifest for both answers."""
     try:
         plan = validate(path, backend)
     except ManifestError:
         return "cpu"
-    return "gpu" if any(engine.hardware == "gpu" for engine in plan.backends().values()) else "cpu"
-
-
-def is_due(path: Path, outputs: Path, backend: str | None, profiles: list[str] | None) -> bool:
+    needs = "gpu" if any(engine.hardware == "gpu" for engine in plan.backends().values()) else "cpu"
     try:
-        plan = validate(path, backend)
         doc = json.loads(marker(outputs, plan).read_text())
-    except (ManifestError, OSError, ValueError):
-        return True
-    return not isinstance(doc, dict) or doc.get("fingerprint") != plan.fingerprint(profiles)
+    except (OSError, ValueError):
+        return needs
+    return None if isinstance(doc, dict) and doc.get("fingerprint") == plan.fingerprint(profiles) else needs

@@ -50,13 +50,13 @@ from ..generate import (
     unchecked,
     verification_for,
 )
-from ..inbox import find_manifests, hardware, is_due, mark_produced
+from ..inbox import find_manifests, mark_produced, needed
 from ..manifest import ManifestError
 from ..plan import Plan
 from ..report import production_summary, write_results
 from ..store import Entry, Store
 from ..verify.takes import TakeCheck
-from .fanout import Child, deployments_exist, hand_out
+from .fanout import Child, deployment_exists, hand_out
 from .limits import open_slots, server_configured
 from .publish import Progress, publish
 
@@ -321,7 +321,7 @@ async def _fleet_has(deployment: str) -> bool:
     """Whether this sweep talks to a fleet's Prefect server that has ``deployment`` (else it produces here)."""
     if not server_configured():
         return False
-    if (await deployments_exist([deployment]))[deployment]:
+    if await deployment_exists(deployment):
         return True
     get_run_logger().warning("no deployment %s on the server (prefect deploy --all): producing here", deployment)
     return False
@@ -398,7 +398,9 @@ async def sweep(
     if not folder.is_dir():
         return Failed(message=f"inbox {folder} is not a folder")
     manifests = await anyio.to_thread.run_sync(find_manifests, folder)
-    due = [m for m in manifests if await anyio.to_thread.run_sync(is_due, m, root, backend, profiles)]
+    # Each manifest's hardware if it is due (new or changed), else None: one validation of each.
+    needs = {m: await anyio.to_thread.run_sync(needed, m, root, backend, profiles) for m in manifests}
+    due = [m for m in manifests if needs[m] is not None]
     logger.info("%s: %d manifests, %d new or changed", folder, len(manifests), len(due))
 
     by_name: dict[str, list[Path]] = {}
@@ -415,15 +417,14 @@ async def sweep(
     in_flight = settings().sweep_in_flight
     targets = {**PRODUCE_DEPLOYMENTS, **(deployments or {})}
     if todo and await _fleet_has(targets["cpu"]):
-        needs = [await anyio.to_thread.run_sync(hardware, path, backend) for path in todo]
         children = [
             Child(
                 key=str(path),
-                deployment=targets.get(need, targets["cpu"]),
+                deployment=targets.get(needs[path] or "cpu", targets["cpu"]),
                 name=f"produce:{path.stem}",
                 parameters={"manifest": str(path), "backend": backend, "outputs": str(root), "profiles": profiles},
             )
-            for path, need in zip(todo, needs)
+            for path in todo
         ]
         logger.info("handing %d manifests to the pools' workers, %d at a time", len(children), in_flight)
         for end in await hand_out(children, in_flight, CHILD_POLL_S):

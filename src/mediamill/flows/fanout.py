@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -45,20 +44,16 @@ class Ended:
     child: Child
     state: str  # the final state's type: COMPLETED, FAILED, CRASHED, CANCELLED
     message: str
-    run_id: UUID | None = None
 
 
-async def deployments_exist(names: Iterable[str]) -> dict[str, bool]:
-    """Which of the deployments ``flow/name`` the server has."""
-    found = {}
+async def deployment_exists(name: str) -> bool:
+    """Whether the server has the deployment ``flow/name``."""
     async with get_client() as client:
-        for name in names:
-            try:
-                await client.read_deployment_by_name(name)
-                found[name] = True
-            except ObjectNotFound:
-                found[name] = False
-    return found
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
 
 
 async def hand_out(children: list[Child], in_flight: int, poll_s: float) -> list[Ended]:
@@ -85,7 +80,7 @@ async def hand_out(children: list[Child], in_flight: int, poll_s: float) -> list
                         ended[child.key] = Ended(child, "FAILED", message)
                         continue
                     if run.state is not None and run.state.is_final():  # a retried parent's, already ended
-                        ended[child.key] = Ended(child, run.state.type.value, run.state.message or "", run.id)
+                        ended[child.key] = Ended(child, run.state.type.value, run.state.message or "")
                     else:
                         running[run.id] = child
                 if not running:
@@ -97,7 +92,7 @@ async def hand_out(children: list[Child], in_flight: int, poll_s: float) -> list
                 for run in found:
                     if run.state is not None and run.state.is_final() and run.id in running:
                         child = running.pop(run.id)
-                        ended[child.key] = Ended(child, run.state.type.value, run.state.message or "", run.id)
+                        ended[child.key] = Ended(child, run.state.type.value, run.state.message or "")
         finally:
             for run_id in running:  # the parent is stopping: its children stop too
                 with contextlib.suppress(Exception):

@@ -520,10 +520,7 @@ class Slots:
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         if self.pool is None:
-            if self.room is None:
-                yield
-                return
-            async with self.room:
+            async with self.room or contextlib.nullcontext():
                 yield
             return
         await self.pool.acquire()
