@@ -164,14 +164,22 @@ def test_voxcpm_http_key_never_leaves_the_environment(tiny_voxcpm, monkeypatch, 
 
 
 def stored_in_prefect() -> str:
-    """Every artifact and log line the Prefect API holds, as one text."""
+    """Every artifact and log line the Prefect API holds, as one text (read page by page: the API is shared with
+    the other tests of this process, and one read returns at most a page)."""
 
     async def read() -> str:
         from prefect.client.orchestration import get_client
 
+        texts: list[str] = []
         async with get_client() as client:
-            artifacts = await client.read_artifacts()
-            logs = await client.read_logs()
-        return "\n".join([str(a.data) for a in artifacts] + [log.message for log in logs])
+            for reader, text in (
+                (client.read_artifacts, lambda a: str(a.data)),
+                (client.read_logs, lambda g: g.message),
+            ):
+                offset = 0
+                while page := await reader(limit=200, offset=offset):
+                    texts += [text(item) for item in page]
+                    offset += len(page)
+        return "\n".join(texts)
 
     return asyncio.run(read())
