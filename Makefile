@@ -62,6 +62,7 @@ test: $(STAMP) $(TOOLS_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/orchestration.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/piper_speed.py
 	$(BIN)/python bench/hosted.py
 	$(BIN)/python bench/voxcpm_speed.py

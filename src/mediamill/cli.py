@@ -90,6 +90,7 @@ def _run_with_progress(args: argparse.Namespace) -> Any:
             backend=args.backend,
             outputs=str(args.outputs) if args.outputs else None,
             profiles=args.profile or None,
+            shards=args.shards,
             return_state=True,
         )
 
@@ -365,6 +366,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .profiles import PROFILES
@@ -375,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="produce everything a manifest describes")
     run.add_argument("manifest", type=Path)
+    run.add_argument(
+        "--shards",
+        type=_count,
+        metavar="N",
+        help="on a fleet's Prefect server, spread the rows over N runs of the pool's workers "
+        "(default: by MEDIAMILL_FLEET_ROWS and the workers online; 1: all here)",
+    )
     swp = sub.add_parser("sweep", help="produce every new or changed manifest under an inbox folder")
     swp.add_argument("inbox", type=Path)
     for command, func in ((run, cmd_run), (swp, cmd_sweep)):

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     limits: Literal["auto", "server", "local"] = Field(
         "auto", description="Where concurrency limits live: auto = on the Prefect server when one is configured."
     )
+    machine: str | None = Field(
+        None,
+        description="This machine's name in its per-machine limits (`mediamill-<backend>-<machine>`); default: "
+        "the hostname. Set it where hostnames change (containers) or where several workers stand for machines.",
+    )
     lease_s: float = Field(
         300.0,
         ge=60,
@@ -61,6 +66,12 @@ class Settings(BaseSettings):
     cancel_check_s: float = Field(5.0, gt=0, description="How often a run checks whether it was cancelled.")
     sweep_in_flight: int = Field(
         4, ge=1, le=1000, description="Manifests a sweep keeps in production at once (child runs on a pool, or here)."
+    )
+    fleet_rows: int = Field(
+        100,
+        ge=1,
+        description="A run of the produce deployments with at least twice this many rows to generate spreads "
+        "them over the pool's online workers, at least this many rows each (`shards` / `--shards` overrides).",
     )
     # Verification of speech takes against their text (see mediamill.verify).
     verify: Literal["pocketsphinx", "whisper", "off"] = Field(

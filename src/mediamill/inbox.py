@@ -53,7 +53,7 @@ def needed(path: Path, outputs: Path, backend: str | None, profiles: list[str] |
         plan = validate(path, backend)
     except ManifestError:
         return "cpu"
-    needs = "gpu" if any(engine.hardware == "gpu" for engine in plan.backends().values()) else "cpu"
+    needs = plan.hardware()
     try:
         doc = json.loads(marker(outputs, plan).read_text())
     except (OSError, ValueError):

@@ -294,7 +294,7 @@ def test_a_sweep_here_produces_its_manifests_at_once_within_one_limit(tmp_path, 
     assert sorted(row for _, what, _, row in lines if what == "start") == sorted(names)  # each made once
     in_flight, peak = 0, 0
     for _, what, _, _ in lines:
-        in_flight += 1 if what == "start" else -1
+        in_flight += {"start": 1, "end": -1}.get(what, 0)
         peak = max(peak, in_flight)
     # One row per manifest: two at once is two manifests at once, and three in flight stay within the limit.
     assert peak == 2

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,158 +18,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from mediamill.core.processes import child_options
+from tests.helpers.fleet import Fleet, stop_process
 from tests.helpers.paths import MANIFESTS, ROOT
 
 pytestmark = pytest.mark.slow
 
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 SLOW = "tests.helpers.fakes:SlowFleetBackend"
 LIMIT = 2
 HOLD = '{""hold_s"": 4}'  # a row's options (CSV-quoted JSON): it takes 4 s
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process and everything it started (workers start flow-run processes)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(10)
-
-
-class Fleet:
-    def __init__(self, base: Path):
-        self.base = base
-        self.outputs = base / "outputs"
-        self.events = base / "events.log"
-        self.url = f"http://127.0.0.1:{_free_port()}/api"
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(base / "prefect-home"),
-            "PREFECT_API_URL": self.url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-            "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-            "MEDIAMILL_PROJECT_DIR": str(ROOT),
-            "MEDIAMILL_OUTPUTS": str(self.outputs),
-            "MEDIAMILL_LIMITS": "auto",
-            "MEDIAMILL_CONCURRENCY": json.dumps({SLOW: LIMIT}),
-            "MEDIAMILL_TEST_EVENTS": str(self.events),
-        }
-        self.env.pop("PREFECT_PROFILE", None)
-        self.procs: list[subprocess.Popen] = []
-
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
-        with (self.base / f"{name}.log").open("w") as log:  # the child has its own copy of the file
-            proc = subprocess.Popen(
-                [PREFECT, *args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **child_options(),  # a killed test run takes its server and workers with it
-            )
-        self.procs.append(proc)
-        return proc
-
-    def prefect(self, *args: str) -> str:
-        done = subprocess.run([PREFECT, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def log(self, name: str) -> str:
-        return (self.base / f"{name}.log").read_text(errors="replace")
-
-    def ran(self, worker: str, run_id: str) -> bool:
-        """Whether ``worker`` ran flow run ``run_id``: it submitted the run, and the server did not turn it
-        away because another worker had taken it first."""
-        log = self.log(worker)
-        return f"submitting flow run '{run_id}'" in log and f"Aborted submission of flow run '{run_id}'" not in log
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            _stop(proc)
-
-    # -- the API, as an operator's script would use it -----------------------------
-    def api(self, method: str, path: str, **kwargs) -> dict | list:
-        # SQLite answers 503 now and then while it records task runs: try again, as Prefect's client does.
-        for attempt in range(8):
-            answer = httpx.request(method, self.url + path, timeout=30, **kwargs)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.5 * 2**attempt)
-        answer.raise_for_status()
-        return answer.json() if answer.content else {}
-
-    def trigger(self, deployment: str, **parameters) -> str:
-        flow, name = deployment.split("/")
-        dep = self.api("GET", f"/deployments/name/{flow}/{name}")
-        run = self.api("POST", f"/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters})
-        return run["id"]
-
-    def wait(self, run_ids: list[str], timeout: float = 420) -> dict[str, dict]:
-        deadline = time.monotonic() + timeout
-        runs: dict[str, dict] = {}
-        while time.monotonic() < deadline:
-            runs = {rid: self.api("GET", f"/flow_runs/{rid}") for rid in run_ids}
-            if all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for r in runs.values()):
-                return runs
-            time.sleep(1)
-        states = {rid: r["state"]["type"] for rid, r in runs.items()}
-        raise AssertionError(f"runs not finished after {timeout}s: {states}\n{self.log('worker-1')[-3000:]}")
-
-    def artifact(self, run_id: str, key: str) -> list[dict]:
-        found = self.api(
-            "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [run_id]}}}
-        )
-        assert found, f"no artifact {key} for run {run_id}"
-        data = found[0]["data"]
-        return json.loads(data) if isinstance(data, str) else data
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path_factory.mktemp("fleet"))
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}))
     try:
-        fleet.spawn(
-            "server", "server", "start", "--host", "127.0.0.1", "--port", fleet.url.split(":")[-1].split("/")[0]
-        )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(fleet.url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert fleet.procs[0].poll() is None, fleet.log("server")
-            assert time.monotonic() < deadline, "prefect server did not start:\n" + fleet.log("server")
-            time.sleep(0.5)
-        fleet.prefect("work-pool", "create", "mediamill-cpu", "--type", "process")
-        fleet.prefect("work-pool", "create", "mediamill-gpu", "--type", "process")
-        fleet.prefect("--no-prompt", "deploy", "--all")
-        for n in (1, 2):  # one flow run at a time each, so two runs land on two workers
-            fleet.spawn(
-                f"worker-{n}", "worker", "start", "--pool", "mediamill-cpu", "--name", f"worker-{n}", "--limit", "1"
-            )
+        fleet.start(workers=2)  # one flow run at a time each, so two runs land on two workers
         yield fleet
     finally:
         fleet.stop()
@@ -178,7 +44,7 @@ def fleet(tmp_path_factory) -> Iterator[Fleet]:
 
 def test_deployments_from_prefect_yaml(fleet):
     deployments = {d["name"]: d for d in fleet.api("POST", "/deployments/filter", json={})}
-    assert set(deployments) == {"produce", "produce-gpu", "sweep"}
+    assert set(deployments) == {"produce", "produce-gpu", "produce-rows", "produce-rows-gpu", "sweep"}
     assert deployments["produce-gpu"]["job_variables"]["env"]["VOXCPM_DEVICE"] == "auto"
     (schedule,) = deployments["sweep"]["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["active"] is False
@@ -220,7 +86,7 @@ def test_a_limit_of_n_holds_across_two_workers(fleet, tmp_path):
     events = sorted(line.split() for line in fleet.events.read_text().splitlines())
     in_flight, peak, pids = 0, 0, set()
     for _, what, pid, _row in events:
-        in_flight += 1 if what == "start" else -1
+        in_flight += {"start": 1, "end": -1}.get(what, 0)
         peak = max(peak, in_flight)
         pids.add(pid)
     assert len(pids) == 2  # two flow-run processes, one per worker, ran rows ...
@@ -280,6 +146,85 @@ def test_a_sweep_hands_its_manifests_to_both_workers_and_a_bad_one_fails_alone(f
         rows = pq.read_table(fleet.outputs / name / "results.parquet").to_pylist()
         assert [r["status"] for r in rows] == ["done", "done"]
     assert not (fleet.outputs / "west").exists()
+
+
+def _worker(fleet: Fleet, name: str) -> subprocess.Popen:
+    return next(p for p in fleet.procs if f"--name {name}" in " ".join(map(str, p.args)) and p.poll() is None)
+
+
+def test_a_big_manifest_spreads_its_rows_over_both_workers_and_survives_a_killed_one(fleet, tmp_path):
+    """`mediamill run --shards 2` on a fleet's server: two child runs of produce-rows, one on each worker, make
+    the rows at once; worker-2 is killed mid-shard, and its unfinished rows are made by the parent, which then
+    stitches, delivers and writes one results table. No row is made twice."""
+    book = tmp_path / "big.csv"
+    book.write_text(
+        "id,text,backend,options\n" + "".join(f'big{i},Line {i} of the big book.,{SLOW},"{HOLD}"\n' for i in range(12))
+    )
+    log = tmp_path / "big.log"
+    with log.open("w") as fh:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "mediamill.cli", "run", str(book), "--shards", "2"],
+            cwd=ROOT,
+            env=fleet.env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        worker = _worker(fleet, "worker-2")
+        deadline = time.monotonic() + 240
+
+        def events() -> list[list[str]]:
+            said = fleet.events.read_text() if fleet.events.exists() else ""
+            lines = [line.split() for line in said.splitlines()]
+            return [e for e in lines if e[3].startswith("big")]
+
+        # worker-2's shard has made some of its rows and has more to make (the fleet-wide limit may hand
+        # every slot to one shard for a while, so the shards' rows need not interleave).
+        while True:
+            own = {str(p.pid) for p in psutil.Process(worker.pid).children(recursive=True)}
+            made_there = [e for e in events() if e[1] == "made" and e[2] in own]
+            if 0 < len(made_there) < 6:
+                break
+            assert parent.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (made_there, log.read_text()[-2000:])
+            time.sleep(0.2)
+        mine = {
+            c["id"]
+            for c in fleet.api(
+                "POST", "/flow_runs/filter", json={"flow_runs": {"name": {"like_": "produce:big:rows-"}}}
+            )
+            if fleet.ran("worker-2", c["id"])
+        }
+        os.kill(worker.pid, signal.SIGKILL)  # mid-shard, as a preempted machine
+        worker.wait()
+        parent.wait(timeout=300)
+    finally:
+        stop_process(parent)
+        fleet.worker(2)
+    said = log.read_text(errors="replace")
+    assert parent.returncode == 0, said[-3000:]
+
+    children = fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"name": {"like_": "produce:big:rows-"}}})
+    assert sorted(c["name"] for c in children) == ["produce:big:rows-1-of-2", "produce:big:rows-2-of-2"]
+    killed = [c for c in children if c["id"] in mine]
+    assert len(killed) == 1 and killed[0]["state"]["type"] in ("CRASHED", "FAILED"), [c["state"] for c in children]
+    # Children of the one parent run, as the UI shows them.
+    parents = {fleet.api("GET", f"/task_runs/{c['parent_task_run_id']}")["flow_run_id"] for c in children}
+    (parent_run,) = parents
+    assert fleet.api("GET", f"/flow_runs/{parent_run}")["state"]["type"] == "COMPLETED"
+    spans = sorted((c["start_time"], c["end_time"]) for c in children)
+    assert spans[1][0] < spans[0][1], spans  # the two shards ran at once
+
+    made = sorted(e[3] for e in events() if e[1] == "made")
+    assert made == sorted(f"big{i}" for i in range(12)), made  # every row made exactly once
+    assert len({e[2] for e in events() if e[1] == "start"}) == 3  # two shards' processes, then the parent
+    rows = pq.read_table(fleet.outputs / "big" / "results.parquet").to_pylist()
+    assert [r["id"] for r in rows] == [f"big{i}" for i in range(12)]
+    assert {r["status"] for r in rows} == {"done"}  # made in this production, by whichever run
+    assert all(r["cost_usd"] == 0.01 for r in rows)
+    assert (fleet.outputs / "big" / "big.m4b").stat().st_size > 0
+    assert not (fleet.outputs / "big" / ".shards").exists()
 
 
 # -- hosted rows under a fleet-wide limit ----------------------------------------------------
@@ -349,7 +294,7 @@ def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, t
                 proc.wait(timeout=max(1.0, 600 - (time.monotonic() - started)))
         except subprocess.TimeoutExpired:
             for proc in runs.values():
-                _stop(proc)
+                stop_process(proc)
             raise AssertionError(
                 f"hosted runs not finished in 600 s:\n{(tmp_path / 'left.log').read_text()[-3000:]}"
             ) from None
@@ -395,7 +340,7 @@ def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
                 assert time.monotonic() - killed < 150, "slots of a dead run never came back"
                 time.sleep(1)
         finally:
-            _stop(proc)
+            stop_process(proc)
     back_after = time.monotonic() - killed
     print(f"slots of the killed run back {back_after:.0f} s after the kill")
     # The lease was renewed at most RENEW_S before the kill; the server looks for ended leases every 15 s.
@@ -413,7 +358,7 @@ def test_a_worker_killed_mid_run_leaves_nothing_running_once_its_flow_run_ends(f
         path.write_text("id,text,backend\n" + "".join(f"{name}{i},Row {i} of {name}.,{SLOW}\n" for i in range(6)))
         paths.append(path)
     runs = [fleet.trigger("produce/produce", manifest=str(p)) for p in paths]
-    worker = next(p for p in fleet.procs if "worker-2" in " ".join(p.args))
+    worker = _worker(fleet, "worker-2")
     deadline = time.monotonic() + 180
     while not any(rid in fleet.log("worker-2") for rid in runs):  # worker-2 took one of them
         assert time.monotonic() < deadline, fleet.log("worker-2")[-2000:]

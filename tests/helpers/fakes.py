@@ -160,8 +160,9 @@ class SpeechlikeBackend(Backend):
 class SlowFleetBackend(_Counting):
     """A hosted-API stand-in shared by the fleet: each row takes a while and notes when it ran.
 
-    The notes go to the file named by ``MEDIAMILL_TEST_EVENTS`` (one line per start and end,
-    appended), so a test can see how many rows ran at once across worker processes.
+    The notes go to the file named by ``MEDIAMILL_TEST_EVENTS`` (one line per start and end, and ``made``
+    for a row that finished its audio, appended), so a test can see how many rows ran at once across worker
+    processes, and that none was made twice.
     """
 
     name = "slow-fleet"
@@ -178,7 +179,9 @@ class SlowFleetBackend(_Counting):
     async def generate(self, job: Job, workdir: Path, journal=None) -> Generated:
         self._note("start", job)
         try:
-            return await self._tone(job, workdir)
+            made = await self._tone(job, workdir)
+            self._note("made", job)
+            return made
         finally:
             self._note("end", job)
 
@@ -311,3 +314,19 @@ class LoopBoundBackend(_Counting):
 
     async def close(self) -> None:
         self.closed.add(asyncio.get_running_loop())
+
+
+class LatencyBackend(SlowFleetBackend):
+    """One machine's engine, bound by its latency rather than by this machine's cores: each row takes
+    ``MEDIAMILL_TEST_ROW_S`` seconds (default 0.25), one row at a time per machine (a per-machine limit of 1,
+    so workers with their own ``MEDIAMILL_MACHINE`` stand for machines of their own). Notes as SlowFleetBackend."""
+
+    name = "latency"
+    limit_scope = "machine"
+    default_concurrency = 1
+
+    @property
+    def hold_s(self) -> float:  # type: ignore[override]
+        import os
+
+        return float(os.environ.get("MEDIAMILL_TEST_ROW_S", "0.25"))

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import functools
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,27 +43,33 @@ from ..deliver import Delivery, deliver
 from ..generate import (
     ProductionRun,
     RowOutcome,
+    ShardLog,
     Turn,
     Verification,
     batch_label,
+    count_finished,
     make_batches,
     open_run,
+    own_groups,
+    read_shards,
     run_batch,
     run_lanes,
+    shard_folder,
+    shard_gone,
     unchecked,
     verification_for,
 )
 from ..inbox import find_manifests, mark_produced, needed
 from ..manifest import ManifestError
 from ..plan import Plan
-from ..report import production_summary, write_results
+from ..report import RowResult, production_summary, write_results
 from ..store import Entry, Store
 from ..verify.takes import TakeCheck
-from .fanout import Child, deployment_exists, hand_out
+from .fanout import Child, ParentCancelled, deployment_exists, hand_out, pool_workers
 from .limits import open_slots, server_configured
 from .publish import Progress, publish
 
-__all__ = ["deliver_task", "generate_rows", "produce", "stitch", "sweep"]
+__all__ = ["deliver_task", "generate_rows", "produce", "produce_rows", "stitch", "sweep"]
 
 
 @task(name="rows", task_run_name="{label}", cache_policy=NO_CACHE, persist_result=False)
@@ -151,9 +160,13 @@ async def _cancel_when_requested(rows: asyncio.Future, every_s: float, requested
 
 
 async def _run_rows(
-    run: ProductionRun, waiting: list[list[Job]], bar: Progress, verification: Verification | None
+    run: ProductionRun,
+    waiting: list[list[Job]],
+    bar: Progress,
+    verification: Verification | None,
+    on_results: Callable[[list[RowResult]], None] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Generate what the store lacks, under each backend's limit.
+    """Generate what the store lacks, under each backend's limit; ``on_results`` sees each outcome's rows.
 
     Returns whether the run was cancelled in Prefect, and what each backend's slots cost (for the summary).
     """
@@ -169,7 +182,10 @@ async def _run_rows(
     batches = make_batches(waiting, sizes, {name: s.limit for name, s in slots.items()})
 
     async def record(outcome: RowOutcome) -> None:
-        for result in run.record(outcome):
+        results = run.record(outcome)
+        if on_results is not None:
+            on_results(results)
+        for result in results:
             progress.emit("row", result=result)
             await bar.advance()
 
@@ -248,9 +264,18 @@ def _end_with_worker() -> None:
 
 @flow(name="produce", log_prints=False)
 async def produce(
-    manifest: str, backend: str | None = None, outputs: str | None = None, profiles: list[str] | None = None
+    manifest: str,
+    backend: str | None = None,
+    outputs: str | None = None,
+    profiles: list[str] | None = None,
+    shards: int | None = None,
 ) -> Any:
-    """Produce everything a manifest describes; rows already in the store are not generated again."""
+    """Produce everything a manifest describes; rows already in the store are not generated again.
+
+    On a fleet, a big manifest's rows are first spread over the pool: ``shards`` child runs of the
+    ``produce-rows`` deployment (by default, for a run of a deployment, as many as the pool has online
+    workers when at least ``MEDIAMILL_FLEET_ROWS`` rows each are to generate; 1 keeps every row here). This run then makes what
+    they left (a shard whose machine died), stitches, delivers and writes the one results table."""
     _end_with_worker()
     if _begun:
         _begun.popleft().set()  # a sweep in this process may start its next manifest's run
@@ -273,7 +298,15 @@ async def produce(
     await bar.start()
 
     planned = time.perf_counter()
-    cancelled, limits = await _run_rows(run, waiting, bar, verification)
+    cancelled, limits = False, dict[str, Any]()
+    spread, deployment = await _shards_for(run, waiting, shards)
+    if spread > 1:
+        try:
+            waiting = await _spread(run, manifest, backend, waiting, spread, deployment, bar)
+        except ParentCancelled:
+            cancelled = True
+    if not cancelled:
+        cancelled, limits = await _run_rows(run, waiting, bar, verification)
     generated = time.perf_counter()
 
     ordered = run.ordered()
@@ -315,6 +348,142 @@ async def produce(
     write_json_atomic(run.out_dir / "summary.json", summary)
     progress.emit("finished", summary=summary)
     return _final_state(run, summary, book, undelivered, profiles)
+
+
+# The deployments a big manifest's rows are spread over, by the hardware its engines want (prefect.yaml).
+ROWS_DEPLOYMENTS = {"cpu": "produce-rows/produce-rows", "gpu": "produce-rows/produce-rows-gpu"}
+
+
+async def _shards_for(run: ProductionRun, waiting: list[list[Job]], asked: int | None) -> tuple[int, str]:
+    """How many shard runs to spread the rows to generate over, and their deployment (1: none, all here)."""
+    keys = len(waiting)
+    per = settings().fleet_rows
+    if keys < 2 or (asked is not None and asked <= 1) or (asked is None and keys < 2 * per):
+        return 1, ""
+    if asked is None and not _deployment_id():
+        # Unasked, only a run that a worker took spreads: its children run where it runs, configured alike.
+        # A command line's environment (keys, emulators, settings) may not be the workers'.
+        return 1, ""
+    logger = get_run_logger()
+    if not server_configured():
+        if asked:
+            logger.warning("shards=%d: no fleet server (PREFECT_API_URL) to spread rows over; producing here", asked)
+        return 1, ""
+    deployment = ROWS_DEPLOYMENTS[run.plan.hardware()]
+    if not await deployment_exists(deployment):
+        logger.warning("no deployment %s on the server (prefect deploy --all): producing here", deployment)
+        return 1, ""
+    if asked:
+        return min(asked, keys), deployment
+    return max(1, min(keys // per, await pool_workers(deployment))), deployment
+
+
+async def _spread(
+    run: ProductionRun,
+    manifest: str,
+    backend: str | None,
+    waiting: list[list[Job]],
+    shards: int,
+    deployment: str,
+    bar: Progress,
+) -> list[list[Job]]:
+    """Hand the rows to generate to ``shards`` child runs of ``deployment``; the rows none of them finished."""
+    logger = get_run_logger()
+    parent = str(_flow_run_id() or uuid.uuid4())
+    folder = shard_folder(run.out_dir, parent)
+    already = len(run.results)
+    # Absolute paths: the children run in the workers' folders, on the storage every machine mounts.
+    parameters = {"manifest": str(Path(manifest).resolve()), "backend": backend, "outputs": str(run.root.resolve())}
+    children = [
+        Child(
+            key=f"rows-{k}",
+            deployment=deployment,
+            name=f"produce:{run.name}:rows-{k + 1}-of-{shards}",
+            parameters={**parameters, "shard": k, "shards": shards, "parent": parent},
+        )
+        for k in range(shards)
+    ]
+
+    async def show_progress() -> None:
+        await bar.reach(already + count_finished(folder))
+
+    logger.info("%s: %d rows spread over %d runs of %s", run.name, sum(map(len, waiting)), shards, deployment)
+
+    def gone(child: Child) -> bool:
+        return shard_gone(folder, child.parameters["shard"])
+
+    try:
+        ends = await hand_out(children, shards, CHILD_POLL_S, show_progress, gone)
+    finally:
+        left = run.adopt(waiting, read_shards(folder))  # what they made counts even if this run stops now
+    for end in ends:
+        if end.state != "COMPLETED":
+            logger.warning("%s ended %s: %s", end.child.name, end.state.lower(), _brief(end.message) or "-")
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # another production's shards may still be writing there
+        folder.parent.rmdir()
+    if left:
+        logger.info("%s: %d rows the shards did not finish; generating them here", run.name, sum(map(len, left)))
+    await bar.reach(len(run.results))
+    return left
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return flow_run.id
+
+
+def _deployment_id() -> Any:
+    """The deployment this flow run belongs to (a worker runs it), else None."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.flow_run.deployment_id if context is not None and context.flow_run is not None else None
+
+
+@flow(name="produce-rows", log_prints=False)
+async def produce_rows(
+    manifest: str,
+    shard: int,
+    shards: int,
+    parent: str,
+    backend: str | None = None,
+    outputs: str | None = None,
+) -> Any:
+    """One share of a big manifest's rows (shard ``shard`` of ``shards``) for the ``produce`` run ``parent``.
+
+    Generates its rows into the store, under the same limits as any run, and notes each row's result where the
+    parent reads it; the parent stitches, delivers and writes the results table. Rows another run holds are
+    left to it (claims), so a retried or duplicated shard generates nothing twice."""
+    _end_with_worker()
+    logger = get_run_logger()
+    try:
+        run = open_run(manifest, backend, outputs)
+    except ManifestError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
+    verification = _verification(settings())
+    mine = own_groups(run.plan.jobs, run.record_stored(functools.partial(unchecked, verification)), shard, shards)
+    rows = sum(map(len, mine))
+    logger.info("%s: rows %d of %d, %d to generate", run.name, shard + 1, shards, rows)
+    bar = Progress(f"{slug(run.name)}-rows-{shard + 1}-progress", rows, 0)
+    await bar.start()
+    with ShardLog(shard_folder(run.out_dir, parent), shard) as notes:
+
+        def note(results: list[RowResult]) -> None:
+            # Rows tried only: one never reached (this run stopped first) is left for the parent to make.
+            notes.add([r for r in results if r.status != "failed" or r.attempts > 0])
+
+        cancelled, _ = await _run_rows(run, mine, bar, verification, note)
+    ended = [run.results.get(job.id) for group in mine for job in group]
+    failed = sum(1 for r in ended if r is not None and r.status == "failed")
+    if cancelled:
+        done = sum(1 for r in ended if r is not None and r.status != "failed")
+        return Cancelled(message=f"cancelled with {done} of {rows} rows done")
+    if failed:
+        return Failed(message=f"{failed} of {rows} rows failed")
+    return Completed(message=f"{rows} rows generated")
 
 
 async def _fleet_has(deployment: str) -> bool:

@@ -139,12 +139,12 @@ async def open_slots(backends: dict[str, Backend], configured: dict[str, int], m
     if mode == "local" or (mode == "auto" and not server_configured()):
         return local_slots(backends, configured)
     wanted = wanted_limits(backends, configured)
-    lease_s = settings().lease_s
+    lease_s, machine = settings().lease_s, settings().machine
 
     slots: dict[str, Slots] = {}
     async with get_client() as client:
         for name, engine in backends.items():
-            gcl = limit_name(name, getattr(engine, "limit_scope", "machine"))
+            gcl = limit_name(name, getattr(engine, "limit_scope", "machine"), machine)
             for attempt in range(1, ACQUIRE_TRIES + 1):
                 try:
                     limit, active = await _server_limit(client, gcl, wanted[name])

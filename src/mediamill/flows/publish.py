@@ -36,9 +36,13 @@ class Progress:
         return round(100.0 * self.done / self.total, 1)
 
     async def advance(self) -> None:
-        self.done += 1
+        await self.reach(self.done + 1)
+
+    async def reach(self, done: int) -> None:
+        """``done`` rows finished (by this run, or by its shards on other machines)."""
+        moved, self.done = done != self.done, done
         now = time.monotonic()
-        if now - self.last > 2.0 or self.done >= self.total:
+        if moved and (now - self.last > 2.0 or self.done >= self.total):
             self.last = now
             await aupdate_progress_artifact(artifact_id=self.id, progress=self.percent)
 

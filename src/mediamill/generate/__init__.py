@@ -3,7 +3,8 @@
 The stage's face: ``open_run`` and ``ProductionRun`` (a run's plan, store and
 results), ``make_batches`` and ``run_batch`` (rows in turn, each key under its
 claim), ``run_lanes`` (batches fanned out under each backend's slots) and the
-limits themselves. Nothing here knows Prefect: the flows pass in how a batch
+limits themselves; ``shards`` splits one production's rows over several
+runs of a fleet. Nothing here knows Prefect: the flows pass in how a batch
 runs and where server-side slots come from.
 """
 
@@ -24,6 +25,7 @@ from .limits import (
     wanted_limits,
 )
 from .run import ProductionRun, open_run
+from .shards import ShardLog, count_finished, own_groups, read_shards, shard_folder, shard_gone
 from .verification import expected_text, unchecked, verification_for
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Outcome",
     "ProductionRun",
     "RowOutcome",
+    "ShardLog",
     "SlotUnavailable",
     "Slots",
     "TakeChecker",
@@ -44,6 +47,7 @@ __all__ = [
     "Verification",
     "attempt_row",
     "batch_label",
+    "count_finished",
     "expected_text",
     "generate_job",
     "limit_name",
@@ -51,9 +55,13 @@ __all__ = [
     "local_slots",
     "make_batches",
     "open_run",
+    "own_groups",
+    "read_shards",
     "retry_delay",
     "run_batch",
     "run_lanes",
+    "shard_folder",
+    "shard_gone",
     "unchecked",
     "verification_for",
     "wanted_limits",

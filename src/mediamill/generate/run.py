@@ -95,6 +95,29 @@ class ProductionRun:
                 )
         return [self.results[job.id] for job in outcome.jobs]
 
+    def adopt(self, groups: list[list[Job]], made: dict[str, RowResult]) -> list[list[Job]]:
+        """Take the rows of ``groups`` that other runs of this production (its shards) made or failed.
+
+        ``made`` is their result rows by id. A row now in the store keeps the result of the shard that made
+        it (what it cost, how long it took), else it is ``cached``; a row a shard failed stays failed (it is
+        not tried again here: its takes may have been paid for). Returns the groups nobody finished."""
+        left = []
+        for jobs in groups:
+            entry = self.store.get(jobs[0].key)
+            if entry is not None:
+                self.entries[jobs[0].key] = entry
+                for job in jobs:
+                    got = made.get(job.id)
+                    if got is None or got.status != "done":
+                        got = stored_result(job, entry, "cached", self._link(entry, job), 0, 0.0)
+                    self.results[job.id] = got
+            elif all(made.get(j.id) is not None for j in jobs):
+                for job in jobs:
+                    self.results[job.id] = made[job.id]
+            else:
+                left.append(jobs)
+        return left
+
     def unreached(self, groups: list[list[Job]], message: str) -> list[RowOutcome]:
         """Outcomes for the rows of ``groups`` that have no result yet (no slot, a crashed task, a cancel)."""
         return [RowOutcome(jobs, attempts=0, error=message) for jobs in groups if jobs[0].id not in self.results]

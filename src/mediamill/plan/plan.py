@@ -60,6 +60,10 @@ class Plan:
     def backends(self) -> dict[str, Backend]:
         return {name: get_backend(name) for name in sorted({j.backend for j in self.jobs})}
 
+    def hardware(self) -> str:
+        """``gpu`` when an engine of its rows wants a GPU machine, else ``cpu`` (which pool runs it)."""
+        return "gpu" if any(engine.hardware == "gpu" for engine in self.backends().values()) else "cpu"
+
     def fingerprint(self, profiles: list[str] | None = None) -> str:
         """What decides this production's outputs: each row's content key, the settings, the profiles."""
         doc = {
