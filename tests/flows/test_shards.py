@@ -115,3 +115,43 @@ def test_a_shard_whose_process_died_is_known_gone_and_one_that_ended_is_not(tmp_
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert shard_gone(folder, 1)  # looking does not change the answer
+
+
+def test_how_many_shards_a_run_spreads_over(monkeypatch, tmp_path):
+    """Asked, or for a run a worker took: by MEDIAMILL_FLEET_ROWS and the rows pool's online workers, less the
+    parent's own worker when it is of that pool; never from a command line unasked, never without a fleet."""
+    import logging
+    import types
+
+    import mediamill.flows as flows
+
+    run = open_run(_book(tmp_path / "book.csv"), None, tmp_path / "out")
+    groups = [[job] for job in run.plan.jobs] * 250  # 2,000 groups, as many as keys would be
+    monkeypatch.setenv("MEDIAMILL_FLEET_ROWS", "100")
+    monkeypatch.setattr(flows, "get_run_logger", lambda: logging.getLogger("test"))
+    monkeypatch.setattr(flows, "server_configured", lambda: True)
+
+    async def exists(name: str) -> bool:
+        return True
+
+    async def workers(name: str) -> tuple[str, int]:
+        return "mediamill-cpu", 8
+
+    monkeypatch.setattr(flows, "deployment_exists", exists)
+    monkeypatch.setattr(flows, "pool_workers", workers)
+
+    def shards(asked: int | None, on: types.SimpleNamespace | None, rows: int = 400) -> int:
+        monkeypatch.setattr(flows, "_this_run", lambda: on)
+        return asyncio.run(flows._shards_for(run, groups[:rows], asked))[0]
+
+    worker_run = types.SimpleNamespace(deployment_id="d", work_pool_name="mediamill-cpu")
+    assert shards(None, worker_run) == 4  # 400 rows, 100 each, 7 workers free
+    assert shards(None, worker_run, rows=199) == 1  # under twice MEDIAMILL_FLEET_ROWS
+    assert shards(None, types.SimpleNamespace(deployment_id="d", work_pool_name="mediamill-gpu"), 2000) == 8
+    assert shards(None, worker_run, rows=2000) == 7  # the parent's worker is busy with the parent
+    assert shards(None, types.SimpleNamespace(deployment_id=None, work_pool_name=None)) == 1  # mediamill run
+    assert shards(3, types.SimpleNamespace(deployment_id=None, work_pool_name=None)) == 3  # ... unless asked
+    assert shards(1, worker_run) == 1
+    assert shards(500, worker_run, rows=5) == 5  # never more shards than rows
+    monkeypatch.setattr(flows, "server_configured", lambda: False)
+    assert shards(3, worker_run) == 1  # no fleet: every row here

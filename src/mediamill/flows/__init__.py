@@ -360,7 +360,8 @@ async def _shards_for(run: ProductionRun, waiting: list[list[Job]], asked: int |
     per = settings().fleet_rows
     if keys < 2 or (asked is not None and asked <= 1) or (asked is None and keys < 2 * per):
         return 1, ""
-    if asked is None and not _deployment_id():
+    here = _this_run()
+    if asked is None and (here is None or here.deployment_id is None):
         # Unasked, only a run that a worker took spreads: its children run where it runs, configured alike.
         # A command line's environment (keys, emulators, settings) may not be the workers'.
         return 1, ""
@@ -375,7 +376,10 @@ async def _shards_for(run: ProductionRun, waiting: list[list[Job]], asked: int |
         return 1, ""
     if asked:
         return min(asked, keys), deployment
-    return max(1, min(keys // per, await pool_workers(deployment))), deployment
+    pool, workers = await pool_workers(deployment)
+    if here is not None and here.work_pool_name == pool:
+        workers -= 1  # this run holds one of them while it waits
+    return max(1, min(keys // per, workers)), deployment
 
 
 async def _spread(
@@ -434,12 +438,12 @@ def _flow_run_id() -> str | None:
     return flow_run.id
 
 
-def _deployment_id() -> Any:
-    """The deployment this flow run belongs to (a worker runs it), else None."""
+def _this_run() -> Any:
+    """This flow run as Prefect has it (its deployment and pool, when a worker runs it), else None."""
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
-    return context.flow_run.deployment_id if context is not None and context.flow_run is not None else None
+    return context.flow_run if context is not None else None
 
 
 @flow(name="produce-rows", log_prints=False)

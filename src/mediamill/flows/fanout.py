@@ -62,14 +62,14 @@ async def deployment_exists(name: str) -> bool:
     return True
 
 
-async def pool_workers(deployment: str) -> int:
-    """How many workers of the pool that runs ``deployment`` are online now."""
+async def pool_workers(deployment: str) -> tuple[str | None, int]:
+    """The pool that runs ``deployment``, and how many of its workers are online now."""
     async with get_client() as client:
         pool = (await client.read_deployment_by_name(deployment)).work_pool_name
         if not pool:
-            return 0
+            return None, 0
         workers = await client.read_workers_for_work_pool(work_pool_name=pool)
-    return sum(1 for w in workers if w.status == WorkerStatus.ONLINE)
+    return pool, sum(1 for w in workers if w.status == WorkerStatus.ONLINE)
 
 
 async def hand_out(
