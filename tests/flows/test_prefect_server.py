@@ -227,6 +227,52 @@ def test_a_big_manifest_spreads_its_rows_over_both_workers_and_survives_a_killed
     assert not (fleet.outputs / "big" / ".shards").exists()
 
 
+def test_cancelling_a_sweep_cancels_its_children(fleet, tmp_path):
+    """The sweep deployment's run (on one worker) cancelled through the API, as the UI's Cancel does: its worker
+    stops it, its child runs are cancelled too (the one running is stopped by its worker, the one still waiting
+    for a worker never starts), and no row of theirs starts afterwards."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    long = '{""hold_s"": 60}'
+    for name in ("alpha", "beta"):
+        rows = "".join(f'{name}{i},Row {i} of {name}.,{SLOW},"{long}"\n' for i in range(3))
+        (inbox / f"{name}.csv").write_text("id,text,backend,options\n" + rows)
+    swept = fleet.trigger("sweep/sweep", inbox=str(inbox))
+    deadline = time.monotonic() + 240
+
+    def children() -> list[dict]:
+        names = {"any_": ["produce:alpha", "produce:beta"]}
+        return fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"name": names}})  # type: ignore[return-value]
+
+    def started() -> list[str]:
+        said = fleet.events.read_text() if fleet.events.exists() else ""
+        return [
+            e.split()[3] for e in said.splitlines() if e.split()[1] == "start" and e.split()[3][:4] in ("alph", "beta")
+        ]
+
+    while not started():  # a child is making its first row
+        assert time.monotonic() < deadline, [c["state"]["type"] for c in children()]
+        time.sleep(0.5)
+    fleet.api("POST", f"/flow_runs/{swept}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
+    while True:
+        states = {c["name"]: c["state"]["type"] for c in children()}
+        sweep_state = fleet.api("GET", f"/flow_runs/{swept}")["state"]["type"]
+        if sweep_state == "CANCELLED" and len(states) == 2 and set(states.values()) == {"CANCELLED"}:
+            break
+        assert time.monotonic() < deadline, (sweep_state, states)
+        time.sleep(1)
+    before = started()
+    time.sleep(5)
+    assert started() == before  # nothing of theirs starts after the cancel
+    assert len(before) <= LIMIT  # only the first rows had begun ...
+    made = [
+        e
+        for e in fleet.events.read_text().splitlines()
+        if e.split()[1] == "made" and e.split()[3][:4] in ("alph", "beta")
+    ]
+    assert made == []  # ... and none ran its 60 s to the end
+
+
 # -- hosted rows under a fleet-wide limit ----------------------------------------------------
 
 WIRO_LIMIT = 200

@@ -600,7 +600,12 @@ async def sweep(
             for path in todo
         ]
         logger.info("handing %d manifests to the pools' workers, %d at a time", len(children), in_flight)
-        for end in await hand_out(children, in_flight, CHILD_POLL_S):
+        try:
+            ends = await hand_out(children, in_flight, CHILD_POLL_S)
+        except ParentCancelled as exc:  # asked in the UI or API; the unfinished children were cancelled
+            logger.warning("sweep cancelled: %s were cancelled with it", exc)
+            return Cancelled(message=f"cancelled; {exc} were cancelled with it")
+        for end in ends:
             ended[Path(end.child.key)] = (end.state, end.message)
     elif todo:
         ended.update(await _produce_here(todo, in_flight, backend, root, profiles))
