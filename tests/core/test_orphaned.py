@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from tests.helpers.paths import ROOT
 
 GRANDCHILD = textwrap.dedent(
@@ -19,10 +21,11 @@ GRANDCHILD = textwrap.dedent(
 
     def stopped(*_):
         open({mark!r}, "w").write("SIGTERM")
-        sys.exit(0)
+        if {obeys!r}:
+            sys.exit(0)  # else the handler's exit is lost, as an exception swallowed in an event loop would be
 
     signal.signal(signal.SIGTERM, stopped)
-    end_when_orphaned(0.05)
+    end_when_orphaned(0.05, grace_s=1.0)
     print("ready", flush=True)
     time.sleep(120)
     """
@@ -45,9 +48,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path):
+@pytest.mark.parametrize("obeys", [True, False], ids=["ends-on-sigterm", "killed-after-the-grace"])
+def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, obeys):
+    """SIGTERM first; a process that does not end on it is SIGKILLed after the grace (its claims go with it)."""
     mark, ready, pid_file = tmp_path / "mark", tmp_path / "ready", tmp_path / "pid"
-    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark))
+    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark), obeys=obeys)
     parent = subprocess.Popen([sys.executable, "-c", PARENT.format(code=code, ready=str(ready), pid=str(pid_file))])
     try:
         deadline = time.monotonic() + 60
