@@ -34,7 +34,11 @@ HOLD = '{""hold_s"": 4}'  # a row's options (CSV-quoted JSON): it takes 4 s
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path_factory.mktemp("fleet"), MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}))
+    # Leases of the shortest allowed length: a flow run killed without giving its slots back (a killed worker's)
+    # holds them until its lease ends, and the tests that kill wait for that.
+    fleet = Fleet(
+        tmp_path_factory.mktemp("fleet"), MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}), MEDIAMILL_LEASE_S="60"
+    )
     try:
         fleet.start(workers=2)  # one flow run at a time each, so two runs land on two workers
         yield fleet

@@ -16,6 +16,7 @@ gone, so it ends the way a stopped run ends instead of running on unwatched.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -61,14 +62,17 @@ def child_options() -> dict[str, Any]:
     return {"preexec_fn": link} if link is not None else {}
 
 
-def end_when_orphaned(every_s: float = 1.0, grace_s: float = 30.0) -> threading.Thread:
+def end_when_orphaned(
+    every_s: float = 1.0, grace_s: float = 30.0, last_words: Callable[[], None] | None = None
+) -> threading.Thread:
     """Watch this process's parent from a daemon thread; when it is gone, SIGTERM this process.
 
     A parent's death re-parents the process (``getppid`` changes), which is checked every ``every_s``.
     SIGTERM, not SIGKILL: the process's own handler ends it in order and records why. If it is still
     alive ``grace_s`` later, SIGKILL: Prefect's handler raises in the main thread, and where that lands
     inside the event loop's machinery the exception can be swallowed, leaving an orphan that holds its
-    claims for good (seen on a killed worker's flow run)."""
+    claims for good (seen on a killed worker's flow run). ``last_words`` runs just before that SIGKILL
+    (to record why, where nothing else will)."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -76,6 +80,9 @@ def end_when_orphaned(every_s: float = 1.0, grace_s: float = 30.0) -> threading.
             time.sleep(every_s)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace_s)
+        if last_words is not None:
+            with contextlib.suppress(Exception):
+                last_words()
         os.kill(os.getpid(), signal.SIGKILL)
 
     thread = threading.Thread(target=watch, name="end-when-orphaned", daemon=True)

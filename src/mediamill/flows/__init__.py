@@ -257,9 +257,20 @@ def _end_with_worker() -> None:
     Losing the worker's pipes ends it only if it writes to them; a run waiting for fleet slots writes
     nothing. SIGTERM ends it as a stopped run ends, and Prefect records it as crashed."""
     global _watching_worker
-    if os.environ.get("PREFECT__FLOW_RUN_ID") and not _watching_worker:
+    run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if run_id and not _watching_worker:
         _watching_worker = True
-        end_when_orphaned()
+        end_when_orphaned(last_words=functools.partial(_record_crashed, run_id))
+
+
+def _record_crashed(run_id: str) -> None:
+    """Tell the server that this orphaned run is ending without its own report (else it stays Running)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        message = "its worker died, and it did not end on SIGTERM: stopped"
+        client.set_flow_run_state(run_id, Crashed(message=message), force=True)
 
 
 @flow(name="produce", log_prints=False)
