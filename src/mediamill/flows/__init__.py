@@ -404,7 +404,8 @@ async def _spread(
 ) -> list[list[Job]]:
     """Hand the rows to generate to ``shards`` child runs of ``deployment``; the rows none of them finished."""
     logger = get_run_logger()
-    parent = str(_flow_run_id() or uuid.uuid4())
+    here = _this_run()
+    parent = str(here.id if here is not None else uuid.uuid4())
     folder = shard_folder(run.out_dir, parent)
     already = len(run.results)
     # Absolute paths: the children run in the workers' folders, on the storage every machine mounts.
@@ -441,12 +442,6 @@ async def _spread(
         logger.info("%s: %d rows the shards did not finish; generating them here", run.name, sum(map(len, left)))
     await bar.reach(len(run.results))
     return left
-
-
-def _flow_run_id() -> str | None:
-    from prefect.runtime import flow_run
-
-    return flow_run.id
 
 
 def _this_run() -> Any:
