@@ -15,6 +15,10 @@ TOOLS_STAMP := $(VENV)/.installed-tools
 # sort files by their number of tests, which sends the one-test, four-minute crash chain out last).
 TEST_WORKERS ?= 3
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# The full install downloads several GB (torch's CUDA wheels, which torchaudio needs); a connection the registry
+# drops mid-wheel fails the whole step, so pip resumes a download many times and the step itself is tried thrice.
+INSTALL := for try in 1 2 3; do $(PIP) install --retries 10 --resume-retries 20
+RETRY   := && break; [ $$try = 3 ] && exit 1; echo "install failed, trying again in 20 s"; sleep 20; done
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_EXTRAS := piper,verify
 ALL_EXTRAS  := piper,verify,whisper,voxcpm,ingest,test
@@ -31,12 +35,12 @@ $(VENV)/bin/python:
 	$(PIP) install --upgrade pip
 
 $(DEMO_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) install -c constraints.txt -e '.[$(DEMO_EXTRAS)]'
+	$(INSTALL) -c constraints.txt -e '.[$(DEMO_EXTRAS)]' $(RETRY)
 	touch $@
 
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) install -c constraints.txt -e '.[$(ALL_EXTRAS)]'
-	$(PIP) install --no-deps $(BATCH_PKGS)
+	$(INSTALL) -c constraints.txt -e '.[$(ALL_EXTRAS)]' $(RETRY)
+	$(INSTALL) --no-deps $(BATCH_PKGS) $(RETRY)
 	touch $@
 
 # epubcheck (Java) checks the read-along books in the tests; Debian packages it.
