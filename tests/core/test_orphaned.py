@@ -15,17 +15,19 @@ from tests.helpers.paths import ROOT
 
 GRANDCHILD = textwrap.dedent(
     """
-    import signal, sys, time
+    import signal, sys, threading, time
     sys.path.insert(0, {src!r})
     from mediamill.core.processes import end_when_orphaned
 
     def stopped(*_):
         open({mark!r}, "w").write("SIGTERM")
-        if {obeys!r}:
+        if {how!r} != "ignores":
             sys.exit(0)  # else the handler's exit is lost, as an exception swallowed in an event loop would be
 
+    if {how!r} == "lingers":  # a thread that is no daemon keeps the process after its main thread ends
+        threading.Thread(target=time.sleep, args=(120,)).start()
     signal.signal(signal.SIGTERM, stopped)
-    end_when_orphaned(0.05, grace_s=1.0)
+    end_when_orphaned(0.05, grace_s={grace!r})
     print("ready", flush=True)
     time.sleep(120)
     """
@@ -48,11 +50,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("obeys", [True, False], ids=["ends-on-sigterm", "killed-after-the-grace"])
-def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, obeys):
-    """SIGTERM first; a process that does not end on it is SIGKILLed after the grace (its claims go with it)."""
+@pytest.mark.parametrize(
+    ("how", "grace"),
+    [("obeys", 1.0), ("ignores", 1.0), ("lingers", 60.0)],
+    ids=["ends-on-sigterm", "killed-after-the-grace", "killed-soon-after-its-main-thread-ends"],
+)
+def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, how, grace):
+    """SIGTERM first; a process that does not end on it is SIGKILLed after the grace (its claims go with it), or
+    a few seconds after its main thread has ended when other threads still hold it."""
     mark, ready, pid_file = tmp_path / "mark", tmp_path / "ready", tmp_path / "pid"
-    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark), obeys=obeys)
+    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark), how=how, grace=grace)
     parent = subprocess.Popen([sys.executable, "-c", PARENT.format(code=code, ready=str(ready), pid=str(pid_file))])
     try:
         deadline = time.monotonic() + 60
@@ -68,9 +75,11 @@ def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, obey
             assert time.monotonic() < deadline, "the orphan was not told to stop"
             time.sleep(0.05)
         assert mark.read_text() == "SIGTERM"
+        told = time.monotonic()
         while _alive(child):
             assert time.monotonic() < deadline, "the orphan did not end"
             time.sleep(0.05)
+        assert time.monotonic() - told < 20  # not the 60 s grace: its main thread was done
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -22,6 +22,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.emulators.wiro import WiroEmulator
 from tests.helpers.fleet import Fleet, stop_process
 from tests.helpers.paths import MANIFESTS, ROOT
 
@@ -33,17 +34,37 @@ HOLD = '{""hold_s"": 4}'  # a row's options (CSV-quoted JSON): it takes 4 s
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory) -> Iterator[Fleet]:
+def wiro() -> Iterator[WiroEmulator]:
+    """The Wiro the workers know (each test that runs hosted rows itself brings its own)."""
+    with WiroEmulator(queue_s=0.5, run_s=2.0) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, wiro) -> Iterator[Fleet]:
     # Leases of the shortest allowed length: a flow run killed without giving its slots back (a killed worker's)
     # holds them until its lease ends, and the tests that kill wait for that.
     fleet = Fleet(
-        tmp_path_factory.mktemp("fleet"), MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}), MEDIAMILL_LEASE_S="60"
+        tmp_path_factory.mktemp("fleet"),
+        MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}),
+        MEDIAMILL_LEASE_S="60",
+        **_wiro_env(wiro),
     )
     try:
         fleet.start(workers=2)  # one flow run at a time each, so two runs land on two workers
         yield fleet
     finally:
         fleet.stop()
+
+
+def _wiro_env(wiro: WiroEmulator) -> dict[str, str]:
+    return {
+        "WIRO_BASE_URL": wiro.url,
+        "WIRO_API_KEY": wiro.api_key,
+        "WIRO_API_SECRET": wiro.api_secret or "",
+        "WIRO_POLL_INITIAL_S": "0.5",
+        "WIRO_POLL_MAX_S": "1",
+    }
 
 
 def test_deployments_from_prefect_yaml(fleet):
@@ -299,11 +320,7 @@ def _wiro_limit(fleet: Fleet) -> dict:
 def _hosted_run(fleet: Fleet, wiro, manifest: Path, out: Path, log: Path, **env: str) -> subprocess.Popen:
     run_env = {
         **fleet.env,
-        "WIRO_BASE_URL": wiro.url,
-        "WIRO_API_KEY": wiro.api_key,
-        "WIRO_API_SECRET": wiro.api_secret,
-        "WIRO_POLL_INITIAL_S": "0.5",
-        "WIRO_POLL_MAX_S": "1",
+        **_wiro_env(wiro),
         "MEDIAMILL_CONCURRENCY": json.dumps({"wiro": WIRO_LIMIT}),
         **env,
     }
@@ -325,8 +342,6 @@ def _hosted_manifest(path: Path, rows: int) -> Path:
 
 def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, tmp_path):
     """Two runs (processes) share mediamill-wiro = 200: 200 tasks in flight at once, never more, in bounded time."""
-    from tests.helpers.emulators.wiro import WiroEmulator
-
     _set_wiro_limit(fleet, WIRO_LIMIT)
     out = tmp_path / "out"
     # Tasks long enough that both runs' first 200 are all in flight together, however slowly a busy
@@ -368,9 +383,83 @@ def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, t
     print(f"{2 * WIRO_ROWS} rows in {elapsed:.1f} s, {peak} tasks at once (limit {WIRO_LIMIT})")
 
 
-def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
-    from tests.helpers.emulators.wiro import WiroEmulator
+def test_a_shard_killed_with_hosted_tasks_in_flight_leaves_no_row_paid_twice(fleet, wiro, tmp_path):
+    """`--shards 2` over Wiro rows on the workers: worker-2 dies while every row's task is in flight at Wiro.
+    The manifest still completes, and each row is billed exactly once: the parent resumes the killed shard's
+    tasks from the store's journal rather than submitting them again."""
+    _set_wiro_limit(fleet, 8)
+    # Tasks that outlast the killed shard's process (it ends a few seconds after its worker, SIGKILLed at worst
+    # 30 s after its SIGTERM) and the parent's noticing that.
+    wiro.run_s = 30.0
+    rows = 8
+    book = tmp_path / "paid.csv"
+    book.write_text("id,text\n" + "".join(f"paid{i},Paid line {i} of the hosted book.\n" for i in range(rows)))
+    log = tmp_path / "paid.log"
+    with log.open("w") as fh:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "mediamill.cli", "run", str(book), "--backend", "wiro", "--shards", "2"],
+            cwd=ROOT,
+            env=fleet.env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    before = set(wiro.tasks)
+    journals = fleet.outputs / ".store" / "journal"
+    try:
+        worker = _worker(fleet, "worker-2")
+        deadline = time.monotonic() + 180
+        # Every row submitted and noted, none finished: both shards have paid tasks in flight.
+        while len(set(wiro.tasks) - before) < rows or len(list(journals.glob("*.json"))) < rows:
+            assert parent.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (len(wiro.tasks), log.read_text()[-2000:])
+            time.sleep(0.2)
+        children = fleet.api("POST", "/flow_runs/filter", json={"flow_runs": {"name": {"like_": "produce:paid:rows-"}}})
+        assert any(fleet.ran("worker-2", c["id"]) for c in children), [c["name"] for c in children]
+        assert not any(t.finished for tid, t in wiro.tasks.items() if tid not in before)
+        os.kill(worker.pid, signal.SIGKILL)  # mid-shard, its tasks running at Wiro
+        worker.wait()
+        (killed,) = [c for c in children if fleet.ran("worker-2", c["id"])]
+        while fleet.api("GET", f"/flow_runs/{killed['id']}")["state"]["type"] not in ("CRASHED", "FAILED"):
+            assert parent.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        # The shard's process is gone with its tasks unfinished; from here on only the parent asks about them.
+        # Shard K of 2 holds every other row from row K (distinct rows, in manifest order).
+        k = int(killed["name"].split("rows-")[1].split("-of-")[0]) - 1
+        theirs = [f"Paid line {i} of" for i in range(k, rows, 2)]
+        unfinished = {
+            tid
+            for tid, t in wiro.tasks.items()
+            if tid not in before and not t.finished and any(text in json.dumps(t.inputs) for text in theirs)
+        }
+        gone_at = len(wiro.requests)
+        parent.wait(timeout=300)
+    finally:
+        wiro.run_s = 2.0
+        stop_process(parent)
+        fleet.worker(2)
+    said = log.read_text(errors="replace")
+    assert parent.returncode == 0, said[-3000:]
 
+    results = pq.read_table(fleet.outputs / "paid" / "results.parquet").to_pylist()
+    assert [r["id"] for r in results] == [f"paid{i}" for i in range(rows)]
+    assert {r["status"] for r in results} == {"done"}
+    assert (fleet.outputs / "paid" / "paid.m4b").stat().st_size > 0
+    mine = {tid: t for tid, t in wiro.tasks.items() if tid not in before}
+    for i in range(rows):
+        tasks = [t for t in mine.values() if f"Paid line {i} of" in json.dumps(t.inputs)]
+        billed = [t for t in tasks if t.finished and t._charge(t.snapshot()) > 0]
+        assert len(billed) == 1, (i, [(t.taskid, t.status) for t in tasks])
+        (row,) = [r for r in results if r["id"] == f"paid{i}"]
+        assert row["task_id"] == billed[0].taskid and row["cost_usd"] == pytest.approx(wiro.cost_per_task)
+    # The killed shard's rows were made by the parent, from the tasks the shard had submitted: none anew.
+    resumed = {tid for op, tid in wiro.requests[gone_at:] if op == "Detail"} & unfinished
+    assert len(unfinished) == rows // 2 and resumed == unfinished and len(mine) == rows, (unfinished, resumed)
+    print(f"{rows} rows, {len(mine)} tasks at Wiro, {rows} billed, {len(resumed)} resumed by the parent")
+
+
+def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
     _set_wiro_limit(fleet, WIRO_LIMIT)
     with WiroEmulator(queue_s=0.5, run_s=600.0) as wiro:  # rows that stay in flight
         manifest = _hosted_manifest(tmp_path / "doomed.csv", 30)

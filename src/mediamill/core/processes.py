@@ -62,24 +62,33 @@ def child_options() -> dict[str, Any]:
     return {"preexec_fn": link} if link is not None else {}
 
 
+EXIT_S = 3.0  # what an orphan whose main thread has ended gets to exit on its own
+
+
 def end_when_orphaned(
     every_s: float = 1.0, grace_s: float = 30.0, last_words: Callable[[], None] | None = None
 ) -> threading.Thread:
     """Watch this process's parent from a daemon thread; when it is gone, SIGTERM this process.
 
     A parent's death re-parents the process (``getppid`` changes), which is checked every ``every_s``.
-    SIGTERM, not SIGKILL: the process's own handler ends it in order and records why. If it is still
-    alive ``grace_s`` later, SIGKILL: Prefect's handler raises in the main thread, and where that lands
-    inside the event loop's machinery the exception can be swallowed, leaving an orphan that holds its
-    claims for good (seen on a killed worker's flow run). ``last_words`` runs just before that SIGKILL
-    (to record why, where nothing else will)."""
+    SIGTERM, not SIGKILL: the process's own handler ends it in order and records why. It is SIGKILLed when it
+    is still alive ``grace_s`` later (Prefect's handler raises in the main thread, and where that lands inside
+    an event loop's machinery the exception can be swallowed), or ``EXIT_S`` after its main thread has ended:
+    a flow-run process whose handler ran is then held only by threads that are not daemons (Prefect's
+    heartbeat and event-loop threads; seen on a killed worker's flow run, holding its claims). ``last_words``
+    runs just before that SIGKILL (to record why, where nothing else will)."""
     parent = os.getppid()
+    main = threading.main_thread()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(grace_s)
+        ends = time.monotonic() + grace_s
+        while main.is_alive() and time.monotonic() < ends:
+            time.sleep(0.1)
+        if not main.is_alive():  # a moment for exit handlers (log flushes), which follow the threads' joins
+            time.sleep(max(0.0, min(EXIT_S, ends - time.monotonic())))
         if last_words is not None:
             with contextlib.suppress(Exception):
                 last_words()

@@ -269,7 +269,10 @@ def _record_crashed(run_id: str) -> None:
     from prefect.states import Crashed
 
     with get_client(sync_client=True) as client:
-        message = "its worker died, and it did not end on SIGTERM: stopped"
+        state = client.read_flow_run(run_id).state
+        if state is not None and state.is_final():  # it did report its end (or someone ended it)
+            return
+        message = "its worker died, and it did not end on its own: stopped"
         client.set_flow_run_state(run_id, Crashed(message=message), force=True)
 
 
