@@ -269,7 +269,7 @@ def _record_crashed(run_id: str) -> None:
     from prefect.states import Crashed
 
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
+        state = client.read_flow_run(uuid.UUID(run_id)).state
         if state is not None and state.is_final():  # it did report its end (or someone ended it)
             return
         message = "its worker died, and it did not end on its own: stopped"
