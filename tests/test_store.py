@@ -8,8 +8,9 @@ import pytest
 
 from mediamill.core.files import atomic_path
 from mediamill.core.redact import error_line, redact
-from mediamill.report import RowResult, read_results, write_results
+from mediamill.report import read_results, write_results
 from mediamill.store import Store
+from tests.helpers.runs import result_row
 
 
 def test_put_then_get_and_partial_entries_are_ignored(tmp_path):
@@ -39,35 +40,8 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
-def _row(**kw) -> RowResult:
-    base = dict(
-        id="r1",
-        row=1,
-        kind="tts",
-        chapter=None,
-        backend="piper",
-        model="m",
-        status="done",
-        attempts=1,
-        error=None,
-        output="segments/r1.wav",
-        audio_s=1.0,
-        sample_rate=22050,
-        elapsed_s=0.5,
-        compute_s=0.4,
-        queue_s=None,
-        cost_usd=0.0,
-        cost_source="free",
-        task_id=None,
-        key="k",
-        created_at="2026-01-01T00:00:00+00:00",
-    )
-    base.update(kw)
-    return RowResult(**base)
-
-
 def test_results_csv_escapes_formulas_and_parquet_round_trips(tmp_path):
-    write_results(tmp_path, [_row(chapter='=HYPERLINK("http://x")', error="-oops")])
+    write_results(tmp_path, [result_row(chapter='=HYPERLINK("http://x")', error="-oops")])
     text = (tmp_path / "results.csv").read_text()
     assert "'=HYPERLINK" in text and ",'-oops," in text
     (row,) = read_results(tmp_path)

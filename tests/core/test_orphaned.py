@@ -27,7 +27,7 @@ GRANDCHILD = textwrap.dedent(
     if {how!r} == "lingers":  # a thread that is no daemon keeps the process after its main thread ends
         threading.Thread(target=time.sleep, args=(120,)).start()
     signal.signal(signal.SIGTERM, stopped)
-    end_when_orphaned(0.05, grace_s={grace!r})
+    end_when_orphaned(0.05, grace_s={grace!r}, last_words=lambda: open({words!r}, "a").write("crashed\\n"))
     print("ready", flush=True)
     time.sleep(120)
     """
@@ -57,9 +57,10 @@ def _alive(pid: int) -> bool:
 )
 def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, how, grace):
     """SIGTERM first; a process that does not end on it is SIGKILLed after the grace (its claims go with it), or
-    a few seconds after its main thread has ended when other threads still hold it."""
-    mark, ready, pid_file = tmp_path / "mark", tmp_path / "ready", tmp_path / "pid"
-    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark), how=how, grace=grace)
+    a few seconds after its main thread has ended when other threads still hold it. Its last words (the crash
+    record) are said once in every case, an exit on its own included."""
+    mark, ready, pid_file, words = tmp_path / "mark", tmp_path / "ready", tmp_path / "pid", tmp_path / "words"
+    code = GRANDCHILD.format(src=str(ROOT / "src"), mark=str(mark), how=how, grace=grace, words=str(words))
     parent = subprocess.Popen([sys.executable, "-c", PARENT.format(code=code, ready=str(ready), pid=str(pid_file))])
     try:
         deadline = time.monotonic() + 60
@@ -80,6 +81,7 @@ def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, how,
             assert time.monotonic() < deadline, "the orphan did not end"
             time.sleep(0.05)
         assert time.monotonic() - told < 20  # not the 60 s grace: its main thread was done
+        assert words.read_text() == "crashed\n"  # its last words, said once, however it ended
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -383,6 +383,33 @@ def test_hundreds_of_hosted_rows_in_flight_never_exceed_the_fleet_limit(fleet, t
     print(f"{2 * WIRO_ROWS} rows in {elapsed:.1f} s, {peak} tasks at once (limit {WIRO_LIMIT})")
 
 
+def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
+    _set_wiro_limit(fleet, WIRO_LIMIT)
+    with WiroEmulator(queue_s=0.5, run_s=600.0) as wiro:  # rows that stay in flight
+        manifest = _hosted_manifest(tmp_path / "doomed.csv", 30)
+        proc = _hosted_run(fleet, wiro, manifest, tmp_path / "out", tmp_path / "doomed.log", MEDIAMILL_LEASE_S="60")
+        try:
+            deadline = time.monotonic() + 120
+            while _wiro_limit(fleet)["active_slots"] < 30:
+                assert proc.poll() is None, (tmp_path / "doomed.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the run never leased its slots"
+                time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGKILL)  # a worker dies: nothing gives the slots back ...
+            proc.wait(10)
+            killed = time.monotonic()
+            time.sleep(5)
+            assert _wiro_limit(fleet)["active_slots"] == 30
+            while _wiro_limit(fleet)["active_slots"] > 0:  # ... until the server ends the leases
+                assert time.monotonic() - killed < 150, "slots of a dead run never came back"
+                time.sleep(1)
+        finally:
+            stop_process(proc)
+    back_after = time.monotonic() - killed
+    print(f"slots of the killed run back {back_after:.0f} s after the kill")
+    # The lease was renewed at most RENEW_S before the kill; the server looks for ended leases every 15 s.
+    assert 60 - 60 * 0.25 <= back_after <= 60 + 20 + 5, f"{back_after:.0f} s"
+
+
 def test_a_shard_killed_with_hosted_tasks_in_flight_leaves_no_row_paid_twice(fleet, wiro, tmp_path):
     """`--shards 2` over Wiro rows on the workers: worker-2 dies while every row's task is in flight at Wiro.
     The manifest still completes, and each row is billed exactly once: the parent resumes the killed shard's
@@ -457,33 +484,6 @@ def test_a_shard_killed_with_hosted_tasks_in_flight_leaves_no_row_paid_twice(fle
     resumed = {tid for op, tid in wiro.requests[gone_at:] if op == "Detail"} & unfinished
     assert len(unfinished) == rows // 2 and resumed == unfinished and len(mine) == rows, (unfinished, resumed)
     print(f"{rows} rows, {len(mine)} tasks at Wiro, {rows} billed, {len(resumed)} resumed by the parent")
-
-
-def test_a_killed_run_gives_its_slots_back_when_its_leases_end(fleet, tmp_path):
-    _set_wiro_limit(fleet, WIRO_LIMIT)
-    with WiroEmulator(queue_s=0.5, run_s=600.0) as wiro:  # rows that stay in flight
-        manifest = _hosted_manifest(tmp_path / "doomed.csv", 30)
-        proc = _hosted_run(fleet, wiro, manifest, tmp_path / "out", tmp_path / "doomed.log", MEDIAMILL_LEASE_S="60")
-        try:
-            deadline = time.monotonic() + 120
-            while _wiro_limit(fleet)["active_slots"] < 30:
-                assert proc.poll() is None, (tmp_path / "doomed.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "the run never leased its slots"
-                time.sleep(0.5)
-            os.killpg(proc.pid, signal.SIGKILL)  # a worker dies: nothing gives the slots back ...
-            proc.wait(10)
-            killed = time.monotonic()
-            time.sleep(5)
-            assert _wiro_limit(fleet)["active_slots"] == 30
-            while _wiro_limit(fleet)["active_slots"] > 0:  # ... until the server ends the leases
-                assert time.monotonic() - killed < 150, "slots of a dead run never came back"
-                time.sleep(1)
-        finally:
-            stop_process(proc)
-    back_after = time.monotonic() - killed
-    print(f"slots of the killed run back {back_after:.0f} s after the kill")
-    # The lease was renewed at most RENEW_S before the kill; the server looks for ended leases every 15 s.
-    assert 60 - 60 * 0.25 <= back_after <= 60 + 20 + 5, f"{back_after:.0f} s"
 
 
 def test_a_worker_killed_mid_run_leaves_nothing_running_once_its_flow_run_ends(fleet, tmp_path):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from mediamill.flows import produce, produce_rows
-from mediamill.generate import open_run, own_groups, read_shards, shard_folder
-from tests.helpers.runs import results
+from mediamill.generate import ShardLog, ShardReader, open_run, own_groups, read_shards, shard_folder
+from mediamill.report import RowResult
+from tests.helpers.runs import result_row, results
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -155,3 +157,28 @@ def test_how_many_shards_a_run_spreads_over(monkeypatch, tmp_path):
     assert shards(500, worker_run, rows=5) == 5  # never more shards than rows
     monkeypatch.setattr(flows, "server_configured", lambda: False)
     assert shards(3, worker_run) == 1  # no fleet: every row here
+
+
+def _result(row: str, status: str) -> RowResult:
+    return result_row(id=row, status=status, key=f"k-{row}")
+
+
+def test_the_parent_reads_what_the_shards_append_and_a_line_only_once_it_is_whole(tmp_path):
+    folder = shard_folder(tmp_path, "parent")
+    reader = ShardReader(folder)
+    assert reader.read() == {}  # no shard has begun
+    with ShardLog(folder, 0) as first, ShardLog(folder, 1) as second:
+        first.add([_result("a", "done"), _result("b", "failed")])
+        assert set(reader.read()) == {"a", "b"}
+        line = json.dumps(asdict(_result("b", "done")), sort_keys=True) + "\n"
+        with (folder / "1.jsonl").open("a") as fh:  # a line half written: not a result yet
+            fh.write(line[:40])
+        assert reader.read()["b"].status == "failed"
+        with (folder / "1.jsonl").open("a") as fh:
+            fh.write(line[40:])
+        assert reader.read()["b"].status == "done"  # made in one shard beats failed in another
+        second.add([_result("c", "cached")])
+        first.add([_result("b", "failed")])  # and keeps beating it, whatever the order
+    made = reader.read()
+    assert {row: r.status for row, r in made.items()} == {"a": "done", "b": "done", "c": "cached"}
+    assert made == read_shards(folder)  # read in steps or at once, the same

@@ -16,6 +16,7 @@ gone, so it ends the way a stopped run ends instead of running on unwatched.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -76,22 +77,29 @@ def end_when_orphaned(
     an event loop's machinery the exception can be swallowed), or ``EXIT_S`` after its main thread has ended:
     a flow-run process whose handler ran is then held only by threads that are not daemons (Prefect's
     heartbeat and event-loop threads; seen on a killed worker's flow run, holding its claims). ``last_words``
-    runs just before that SIGKILL (to record why, where nothing else will)."""
+    runs once the main thread has ended or the grace is over (to record why, where nothing else will; it must
+    leave alone a run that did record its end)."""
     parent = os.getppid()
     main = threading.main_thread()
+    said = threading.Lock()
+
+    def say_last_words() -> None:
+        if last_words is not None and said.acquire(blocking=False):  # once, from here or from atexit
+            with contextlib.suppress(Exception):
+                last_words()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
+        atexit.register(say_last_words)  # a process that ends on its own before this thread speaks
         os.kill(os.getpid(), signal.SIGTERM)
         ends = time.monotonic() + grace_s
         while main.is_alive() and time.monotonic() < ends:
             time.sleep(0.1)
+        # Said at once: a process whose main thread has ended may end any moment now, this thread with it.
+        say_last_words()
         if not main.is_alive():  # a moment for exit handlers (log flushes), which follow the threads' joins
             time.sleep(max(0.0, min(EXIT_S, ends - time.monotonic())))
-        if last_words is not None:
-            with contextlib.suppress(Exception):
-                last_words()
         os.kill(os.getpid(), signal.SIGKILL)
 
     thread = threading.Thread(target=watch, name="end-when-orphaned", daemon=True)

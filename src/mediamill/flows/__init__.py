@@ -44,14 +44,13 @@ from ..generate import (
     ProductionRun,
     RowOutcome,
     ShardLog,
+    ShardReader,
     Turn,
     Verification,
     batch_label,
-    count_finished,
     make_batches,
     open_run,
     own_groups,
-    read_shards,
     run_batch,
     run_lanes,
     shard_folder,
@@ -423,8 +422,10 @@ async def _spread(
         for k in range(shards)
     ]
 
+    finished = ShardReader(folder)
+
     async def show_progress() -> None:
-        await bar.reach(already + count_finished(folder))
+        await bar.reach(already + len(finished.read()))
 
     logger.info("%s: %d rows spread over %d runs of %s", run.name, sum(map(len, waiting)), shards, deployment)
 
@@ -434,7 +435,7 @@ async def _spread(
     try:
         ends = await hand_out(children, shards, CHILD_POLL_S, show_progress, gone)
     finally:
-        left = run.adopt(waiting, read_shards(folder))  # what they made counts even if this run stops now
+        left = run.adopt(waiting, finished.read())  # what they made counts even if this run stops now
     for end in ends:
         if end.state != "COMPLETED":
             logger.warning("%s ended %s: %s", end.child.name, end.state.lower(), _brief(end.message) or "-")

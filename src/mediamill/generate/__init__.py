@@ -25,7 +25,7 @@ from .limits import (
     wanted_limits,
 )
 from .run import ProductionRun, open_run
-from .shards import ShardLog, count_finished, own_groups, read_shards, shard_folder, shard_gone
+from .shards import ShardLog, ShardReader, own_groups, read_shards, shard_folder, shard_gone
 from .verification import expected_text, unchecked, verification_for
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ProductionRun",
     "RowOutcome",
     "ShardLog",
+    "ShardReader",
     "SlotUnavailable",
     "Slots",
     "TakeChecker",
@@ -47,7 +48,6 @@ __all__ = [
     "Verification",
     "attempt_row",
     "batch_label",
-    "count_finished",
     "expected_text",
     "generate_job",
     "limit_name",

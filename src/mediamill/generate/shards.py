@@ -75,23 +75,45 @@ class ShardLog:
             os.fsync(fh.fileno())
 
 
-def read_shards(folder: Path) -> dict[str, RowResult]:
-    """Every result the shards of ``folder`` wrote, by row id; a row made by one shard beats its failure in another.
+class ShardReader:
+    """The results the shards of ``folder`` have written, by row id, read as they grow: each look reads only
+    what was appended since the last (a parent looks every few seconds while its shards run).
 
-    A torn last line (a shard killed while writing) is skipped."""
-    made: dict[str, RowResult] = {}
-    if not folder.is_dir():
-        return made
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                result = RowResult(**json.loads(line))
-            except (ValueError, TypeError):
-                continue
-            known = made.get(result.id)
-            if known is None or (known.status == "failed") or (known.status == "cached" and result.status == "done"):
-                made[result.id] = result
-    return made
+    A row made by one shard beats its failure in another. A line not yet ended (still being written, or torn
+    by a killed shard) is left for a later look."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.made: dict[str, RowResult] = {}
+        self._read: dict[str, int] = {}  # bytes read of each shard's file
+
+    def read(self) -> dict[str, RowResult]:
+        if not self.folder.is_dir():
+            return self.made
+        for path in sorted(self.folder.glob("*.jsonl")):
+            start = self._read.get(path.name, 0)
+            with path.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+            whole = data.rfind(b"\n") + 1
+            self._read[path.name] = start + whole
+            for line in data[:whole].decode("utf-8", errors="replace").splitlines():
+                self._add(line)
+        return self.made
+
+    def _add(self, line: str) -> None:
+        try:
+            result = RowResult(**json.loads(line))
+        except (ValueError, TypeError):
+            return
+        known = self.made.get(result.id)
+        if known is None or known.status == "failed" or (known.status == "cached" and result.status == "done"):
+            self.made[result.id] = result
+
+
+def read_shards(folder: Path) -> dict[str, RowResult]:
+    """Every result the shards of ``folder`` wrote, by row id (see ``ShardReader``)."""
+    return ShardReader(folder).read()
 
 
 def shard_gone(folder: Path, shard: int) -> bool:
@@ -112,8 +134,3 @@ def shard_gone(folder: Path, shard: int) -> bool:
     finally:
         os.close(fd)  # closing lets go of the lock too, and leaves the file for the next look
     return not (folder / f"{shard}.end").exists()
-
-
-def count_finished(folder: Path) -> int:
-    """How many rows the shards of ``folder`` have finished so far (for progress while they run)."""
-    return len(read_shards(folder))
