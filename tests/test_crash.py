@@ -79,8 +79,8 @@ def _unjournaled(new_runs: list[dict], out: Path) -> int:
     import json
 
     noted = set()
-    for path in (out / ".store" / "journal").glob("*.json"):
+    for path in (out / ".store" / "journal").glob("[!.]*.json"):  # hidden: a note being written
         noted.add(json.loads(path.read_text()).get("task_id"))
-    for record in (out / ".store" / "objects").rglob("*.json"):
+    for record in (out / ".store" / "objects").rglob("[!.]*.json"):
         noted.add(json.loads(record.read_text()).get("task_id"))
     return sum(1 for run in new_runs if run["taskid"] not in noted)

@@ -72,7 +72,7 @@ def _generating(done: int, journaled: int = 0) -> Callable[[Path, float], bool]:
             return False
         if journaled and sum(1 for _ in (store / "journal").glob("[!.]*.json")) < journaled:
             return False
-        return sum(1 for _ in (store / "objects").rglob("*.json")) >= done
+        return sum(1 for _ in (store / "objects").rglob("[!.]*.json")) >= done  # whole records only
 
     return holds
 
