@@ -24,8 +24,13 @@ GRANDCHILD = textwrap.dedent(
         if {how!r} != "ignores":
             sys.exit(0)  # else the handler's exit is lost, as an exception swallowed in an event loop would be
 
+    def work():  # as a flow's event-loop thread goes on making rows after the main thread has gone
+        for _ in range(2400):
+            open({words!r}, "a").write("working\\n")
+            time.sleep(0.05)
+
     if {how!r} == "lingers":  # a thread that is no daemon keeps the process after its main thread ends
-        threading.Thread(target=time.sleep, args=(120,)).start()
+        threading.Thread(target=work).start()
     signal.signal(signal.SIGTERM, stopped)
     end_when_orphaned(0.05, grace_s={grace!r}, last_words=lambda: open({words!r}, "a").write("crashed\\n"))
     print("ready", flush=True)
@@ -81,7 +86,10 @@ def test_a_process_sends_itself_sigterm_when_its_parent_is_killed(tmp_path, how,
             assert time.monotonic() < deadline, "the orphan did not end"
             time.sleep(0.05)
         assert time.monotonic() - told < 20  # not the 60 s grace: its main thread was done
-        assert words.read_text() == "crashed\n"  # its last words, said once, however it ended
+        said = [line for line in words.read_text().splitlines() if line != "working"]
+        assert said == ["crashed"]  # its last words, said once, however it ended ...
+        after = words.read_text().split("crashed\n")[1].splitlines()
+        assert len(after) <= 1, after  # ... and last: nothing of its work goes on once it is recorded crashed
     finally:
         if parent.poll() is None:
             parent.kill()

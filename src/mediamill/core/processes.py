@@ -77,8 +77,8 @@ def end_when_orphaned(
     an event loop's machinery the exception can be swallowed), or ``EXIT_S`` after its main thread has ended:
     a flow-run process whose handler ran is then held only by threads that are not daemons (Prefect's
     heartbeat and event-loop threads; seen on a killed worker's flow run, holding its claims). ``last_words``
-    runs once the main thread has ended or the grace is over (to record why, where nothing else will; it must
-    leave alone a run that did record its end)."""
+    runs just before that SIGKILL, or at exit when the process ends on its own first (to record why, where
+    nothing else will; it must leave alone a run that did record its end)."""
     parent = os.getppid()
     main = threading.main_thread()
     said = threading.Lock()
@@ -96,10 +96,11 @@ def end_when_orphaned(
         ends = time.monotonic() + grace_s
         while main.is_alive() and time.monotonic() < ends:
             time.sleep(0.1)
-        # Said at once: a process whose main thread has ended may end any moment now, this thread with it.
-        say_last_words()
         if not main.is_alive():  # a moment for exit handlers (log flushes), which follow the threads' joins
             time.sleep(max(0.0, min(EXIT_S, ends - time.monotonic())))
+        # Said last, just before the end: a Prefect flow's rows may still run on its event-loop thread after the
+        # main thread has gone, and a run recorded crashed has its rows made elsewhere at once.
+        say_last_words()
         os.kill(os.getpid(), signal.SIGKILL)
 
     thread = threading.Thread(target=watch, name="end-when-orphaned", daemon=True)
