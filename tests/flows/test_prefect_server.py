@@ -22,6 +22,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import hosted
 from tests.helpers.emulators.wiro import WiroEmulator
 from tests.helpers.fleet import Fleet, stop_process
 from tests.helpers.paths import MANIFESTS, ROOT
@@ -48,23 +49,13 @@ def fleet(tmp_path_factory, wiro) -> Iterator[Fleet]:
         tmp_path_factory.mktemp("fleet"),
         MEDIAMILL_CONCURRENCY=json.dumps({SLOW: LIMIT}),
         MEDIAMILL_LEASE_S="60",
-        **_wiro_env(wiro),
+        **hosted.wiro_env(wiro.url, WIRO_POLL_INITIAL_S="0.5", WIRO_POLL_MAX_S="1"),
     )
     try:
         fleet.start(workers=2)  # one flow run at a time each, so two runs land on two workers
         yield fleet
     finally:
         fleet.stop()
-
-
-def _wiro_env(wiro: WiroEmulator) -> dict[str, str]:
-    return {
-        "WIRO_BASE_URL": wiro.url,
-        "WIRO_API_KEY": wiro.api_key,
-        "WIRO_API_SECRET": wiro.api_secret or "",
-        "WIRO_POLL_INITIAL_S": "0.5",
-        "WIRO_POLL_MAX_S": "1",
-    }
 
 
 def test_deployments_from_prefect_yaml(fleet):
@@ -320,7 +311,7 @@ def _wiro_limit(fleet: Fleet) -> dict:
 def _hosted_run(fleet: Fleet, wiro, manifest: Path, out: Path, log: Path, **env: str) -> subprocess.Popen:
     run_env = {
         **fleet.env,
-        **_wiro_env(wiro),
+        **hosted.wiro_env(wiro.url, WIRO_POLL_INITIAL_S="0.5", WIRO_POLL_MAX_S="1"),
         "MEDIAMILL_CONCURRENCY": json.dumps({"wiro": WIRO_LIMIT}),
         **env,
     }

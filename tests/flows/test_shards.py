@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediamill.flows import produce, produce_rows
-from mediamill.generate import ShardLog, ShardReader, open_run, own_groups, read_shards, shard_folder
+from mediamill.generate import ShardLog, ShardReader, open_run, own_groups, shard_folder
 from mediamill.report import RowResult
 from tests.helpers.runs import result_row, results
 
@@ -62,7 +62,7 @@ def test_a_shard_makes_only_its_rows_and_the_parent_takes_them_with_what_they_co
     with (folder / "0.jsonl").open("a") as fh:
         fh.write('{"id": "r1", "status": "do')  # a shard killed while writing: the torn line is skipped
 
-    left = parent_run.adopt(waiting, read_shards(folder))
+    left = parent_run.adopt(waiting, ShardReader(folder).read())
     assert [[j.id for j in g] for g in left] == [["r1"], ["r3"], ["r5"]]  # the other shard's, still to make
     got = parent_run.results
     assert got["r0"].status == "done" and got["r0"].attempts == 1 and got["r0"].cost_usd == 0.01
@@ -181,4 +181,4 @@ def test_the_parent_reads_what_the_shards_append_and_a_line_only_once_it_is_whol
         first.add([_result("b", "failed")])  # and keeps beating it, whatever the order
     made = reader.read()
     assert {row: r.status for row, r in made.items()} == {"a": "done", "b": "done", "c": "cached"}
-    assert made == read_shards(folder)  # read in steps or at once, the same
+    assert made == ShardReader(folder).read()  # read in steps or at once, the same

@@ -254,7 +254,7 @@ def _end_with_worker() -> None:
     """A flow run that a worker started ends when the worker dies (a preempted or OOM-killed machine).
 
     Losing the worker's pipes ends it only if it writes to them; a run waiting for fleet slots writes
-    nothing. SIGTERM ends it as a stopped run ends, and Prefect records it as crashed."""
+    nothing. SIGTERM ends it as a stopped run ends; what Prefect does not record, ``_record_crashed`` does."""
     global _watching_worker
     run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
     if run_id and not _watching_worker:
@@ -267,12 +267,13 @@ def _record_crashed(run_id: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed
 
+    flow_run_id = uuid.UUID(run_id)
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(uuid.UUID(run_id)).state
+        state = client.read_flow_run(flow_run_id).state
         if state is not None and state.is_final():  # it did report its end (or someone ended it)
             return
         message = "its worker died, and it did not end on its own: stopped"
-        client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
 
 
 @flow(name="produce", log_prints=False)

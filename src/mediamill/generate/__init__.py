@@ -25,7 +25,7 @@ from .limits import (
     wanted_limits,
 )
 from .run import ProductionRun, open_run
-from .shards import ShardLog, ShardReader, own_groups, read_shards, shard_folder, shard_gone
+from .shards import ShardLog, ShardReader, own_groups, shard_folder, shard_gone
 from .verification import expected_text, unchecked, verification_for
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "make_batches",
     "open_run",
     "own_groups",
-    "read_shards",
     "retry_delay",
     "run_batch",
     "run_lanes",

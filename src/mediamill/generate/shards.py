@@ -111,11 +111,6 @@ class ShardReader:
             self.made[result.id] = result
 
 
-def read_shards(folder: Path) -> dict[str, RowResult]:
-    """Every result the shards of ``folder`` wrote, by row id (see ``ShardReader``)."""
-    return ShardReader(folder).read()
-
-
 def shard_gone(folder: Path, shard: int) -> bool:
     """Whether shard ``shard`` began, has not ended and nobody holds its claim: its process died.
 
